@@ -1,0 +1,158 @@
+"""Validate patient records against the SHACL shapes in ``shapes/``.
+
+Each result names the record (its ``patientId``), the field, the value and what to do.
+Violations block a recommendation for that record; warnings do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from pyshacl import validate as shacl_validate
+from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
+
+from jdm_kg.guideline import JDM, Guideline, load_guideline
+from jdm_kg.loading import load_rdf_file
+from jdm_kg.resources import resource_dir
+
+__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "load_shapes", "patients_in"]
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A patient record in a file: its node and its human-readable id."""
+
+    node: Node
+    patient_id: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One SHACL result, in words for the person who must fix the record."""
+
+    severity: str  # "violation" or "warning"
+    record: str
+    field: str
+    value: str | None
+    message: str
+
+    def line(self, source: str) -> str:
+        value = f" (value: {self.value})" if self.value is not None else ""
+        return f"{source}: {self.severity}: record {self.record}: {self.field}: {self.message}{value}"
+
+
+@dataclass
+class ValidationReport:
+    """What validating one file found."""
+
+    source: str
+    records: list[RecordRef]
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def conforms(self) -> bool:
+        return not any(i.severity == "violation" for i in self.issues)
+
+    def issues_for(self, record: RecordRef) -> list[Issue]:
+        return [i for i in self.issues if i.record == record.patient_id]
+
+    def blocked(self, record: RecordRef) -> bool:
+        return any(i.severity == "violation" for i in self.issues_for(record))
+
+
+@cache
+def load_shapes(directory: Path | None = None) -> Graph:
+    """The SHACL shapes graph (all ``*.ttl`` files of ``shapes/``)."""
+    graph = Graph()
+    for path in sorted((directory or resource_dir("shapes")).glob("*.ttl")):
+        graph += load_rdf_file(path)
+    return graph
+
+
+def patients_in(graph: Graph) -> list[RecordRef]:
+    """The patient records in ``graph``, in a stable order."""
+    refs = []
+    for node in set(graph.subjects(RDF.type, JDM.Patient)):
+        pid = graph.value(node, JDM.patientId)
+        refs.append(RecordRef(node, str(pid) if pid is not None else _short(node)))
+    return sorted(refs, key=lambda r: r.patient_id)
+
+
+def _short(node: Node) -> str:
+    if isinstance(node, BNode):
+        return "(record without patientId)"
+    return str(node)
+
+
+def _owner(patient_graph: Graph, node: Node, patients: dict[Node, RecordRef]) -> tuple[RecordRef | None, list[str]]:
+    """Walk up from ``node`` to the patient it belongs to; return the patient and the path names."""
+    trail: list[str] = []
+    seen: set[Node] = set()
+    current = node
+    while current not in patients and current not in seen:
+        seen.add(current)
+        parents = list(patient_graph.subject_predicates(current))
+        if not parents:
+            return None, trail
+        subject, predicate = parents[0]
+        trail.insert(0, _local(predicate))
+        current = subject
+    return patients.get(current), trail
+
+
+def _local(term: Node) -> str:
+    text = str(term)
+    for sep in ("#", "/"):
+        if sep in text:
+            text = text.rsplit(sep, 1)[1]
+    return text
+
+
+def _value_text(value: Node | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Literal):
+        return str(value)
+    if isinstance(value, BNode):
+        return None
+    return _local(value)
+
+
+def validate_graph(patient_graph: Graph, source: str, guideline: Guideline | None = None) -> ValidationReport:
+    """Validate every patient record in ``patient_graph`` (read from ``source``)."""
+    guideline = guideline or load_guideline()
+    records = patients_in(patient_graph)
+    report = ValidationReport(source=source, records=records)
+    data = Graph()
+    data += guideline.graph
+    data += patient_graph
+    _, results, _ = shacl_validate(
+        data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True
+    )
+    by_node = {r.node: r for r in records}
+    seen: set[tuple[str, str, str, str | None, str]] = set()
+    for result in results.subjects(RDF.type, SH.ValidationResult):
+        focus = results.value(result, SH.focusNode)
+        path = results.value(result, SH.resultPath)
+        severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
+        owner, trail = _owner(patient_graph, focus, by_node) if focus is not None else (None, [])
+        field_name = ".".join(trail + ([_local(path)] if isinstance(path, URIRef) else [])) or "record"
+        messages = [str(m) for m in results.objects(result, SH.resultMessage)]
+        message = messages[0] if messages else "does not conform"
+        raw_value = results.value(result, SH.value)
+        value = None if raw_value == focus else _value_text(raw_value)
+        record = owner.patient_id if owner else _short(focus) if focus is not None else "?"
+        key = (severity, record, field_name, value, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        report.issues.append(Issue(severity, record, field_name, value, message))
+    report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
+    return report
+
+
+def validate_file(path: str | Path, guideline: Guideline | None = None) -> ValidationReport:
+    """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read."""
+    return validate_graph(load_rdf_file(path), str(path), guideline)
