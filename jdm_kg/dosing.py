@@ -1,0 +1,171 @@
+"""Patient-specific doses from the guideline's structured regimens, with exact decimals.
+
+Body surface area by the Mosteller formula, BSA (m²) = sqrt(height cm × weight kg / 3600)
+(Mosteller RD, N Engl J Med 1987;317:1098). Doses are computed from the unrounded BSA and
+weight and rounded half-up to 0.1 of the dose unit; BSA is shown to 2 decimals. Practical
+rounding to vial or tablet sizes is left to the prescriber and said so.
+
+>>> mosteller_bsa(Decimal("140"), Decimal("35")).quantize(Decimal("0.01"))
+Decimal('1.17')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, getcontext
+
+__all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "ROUNDING_NOTE"]
+
+getcontext().prec = 28
+
+ROUNDING_NOTE = (
+    "Doses are calculated from unrounded weight and BSA and rounded half-up to 0.1 of the unit; "
+    "BSA is shown to 2 decimals. Rounding to available vial or tablet sizes is the prescriber's decision."
+)
+BSA_FORMULA = "BSA (m²) = sqrt(height cm × weight kg / 3600) (Mosteller 1987)"
+_TENTH = Decimal("0.1")
+
+
+def mosteller_bsa(height_cm: Decimal, weight_kg: Decimal) -> Decimal:
+    """Body surface area in m² by the Mosteller formula, unrounded."""
+    return (height_cm * weight_kg / Decimal(3600)).sqrt()
+
+
+def _round(value: Decimal) -> Decimal:
+    return value.quantize(_TENTH, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class BodyMeasures:
+    """Weight and height usable for dosing, or the reason each is not usable."""
+
+    weight_kg: Decimal | None
+    height_cm: Decimal | None
+    weight_problem: str | None = None
+    height_problem: str | None = None
+    weight_date: date | None = None
+    height_date: date | None = None
+
+    @property
+    def bsa(self) -> Decimal | None:
+        if self.weight_kg is None or self.height_cm is None:
+            return None
+        return mosteller_bsa(self.height_cm, self.weight_kg)
+
+
+@dataclass(frozen=True)
+class Regimen:
+    """A structured regimen from the graph (see ``queries/regimen.rq``)."""
+
+    iri: str
+    drug: str
+    drug_label: str
+    label: str
+    dose_given: bool
+    dose_min: Decimal | None = None
+    dose_max: Decimal | None = None
+    dose_unit: str | None = None  # UCUM, e.g. "mg/m2"
+    basis: str | None = None  # "kg" or "m2"
+    route: str | None = None
+    interval_min: Decimal | None = None
+    interval_max: Decimal | None = None
+    interval_unit: str | None = None
+    number_of_doses: int | None = None
+    administration_days: int | None = None
+    schedule_text: str | None = None
+    max_dose: Decimal | None = None
+    max_dose_unit: str | None = None
+    statement: str | None = None
+
+    @property
+    def amount_unit(self) -> str | None:
+        return self.dose_unit.split("/", 1)[0] if self.dose_unit else None
+
+
+@dataclass(frozen=True)
+class ComputedDose:
+    """The dose a regimen works out to for one patient, or why it could not be worked out."""
+
+    regimen: Regimen
+    status: str  # "computed", "missing-data", "not-given"
+    low: Decimal | None = None
+    high: Decimal | None = None
+    unit: str | None = None
+    per_day_low: Decimal | None = None
+    per_day_high: Decimal | None = None
+    basis_value: Decimal | None = None
+    basis_text: str | None = None
+    formula: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        r = self.regimen
+        if self.status == "not-given":
+            return f"{r.drug_label}: the guideline gives no dose."
+        if self.status == "missing-data":
+            return f"{r.drug_label}: {r.label}; dose not worked out: " + "; ".join(self.notes)
+        amount = f"{self.low} {self.unit}" if self.low == self.high else f"{self.low}-{self.high} {self.unit}"
+        text = f"{r.drug_label}: {amount} per dose ({r.label}; {self.basis_text})"
+        if self.per_day_low is not None:
+            per_day = (
+                f"{self.per_day_low} {self.unit}"
+                if self.per_day_low == self.per_day_high
+                else f"{self.per_day_low}-{self.per_day_high} {self.unit}"
+            )
+            text += f", given as {per_day} a day over {r.administration_days} days"
+        if r.number_of_doses:
+            text += f", {r.number_of_doses} doses"
+        return text
+
+
+def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
+    """Work out ``regimen`` for ``body``; never guesses a missing or stale measure."""
+    if not regimen.dose_given or regimen.dose_min is None or regimen.dose_max is None:
+        return ComputedDose(regimen, "not-given", notes=["The guideline gives no dose for this drug."])
+    if regimen.basis == "kg":
+        if body.weight_kg is None:
+            return ComputedDose(regimen, "missing-data", notes=[body.weight_problem or "no usable body weight"])
+        factor = body.weight_kg
+        basis_text = f"weight {body.weight_kg} kg"
+        formula = f"{regimen.dose_unit} × weight (kg)"
+    elif regimen.basis == "m2":
+        problems = [p for p in (body.weight_problem, body.height_problem) if p]
+        if body.bsa is None:
+            return ComputedDose(regimen, "missing-data", notes=problems or ["no usable weight and height for BSA"])
+        factor = body.bsa
+        basis_text = f"BSA {_bsa_text(body)} m² from {body.height_cm} cm and {body.weight_kg} kg"
+        formula = f"{regimen.dose_unit} × BSA; {BSA_FORMULA}"
+    else:
+        return ComputedDose(regimen, "missing-data", notes=[f"unknown dose basis {regimen.basis!r}"])
+    low, high = _round(regimen.dose_min * factor), _round(regimen.dose_max * factor)
+    notes = []
+    if regimen.max_dose is not None and regimen.max_dose_unit == regimen.amount_unit:
+        if high > regimen.max_dose:
+            notes.append(
+                f"capped at the maximum of {regimen.max_dose} {regimen.max_dose_unit} per dose "
+                f"(uncapped {low}-{high} {regimen.amount_unit})"
+            )
+            low, high = min(low, regimen.max_dose), regimen.max_dose
+    per_day_low = per_day_high = None
+    if regimen.administration_days and regimen.administration_days > 1:
+        days = Decimal(regimen.administration_days)
+        per_day_low, per_day_high = _round(low / days), _round(high / days)
+    return ComputedDose(
+        regimen,
+        "computed",
+        low=low,
+        high=high,
+        unit=regimen.amount_unit,
+        per_day_low=per_day_low,
+        per_day_high=per_day_high,
+        basis_value=factor,
+        basis_text=basis_text,
+        formula=formula,
+        notes=notes,
+    )
+
+
+def _bsa_text(body: BodyMeasures) -> str:
+    bsa = body.bsa
+    return str(bsa.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) if bsa is not None else "?"

@@ -1,0 +1,116 @@
+"""Run the bundled SPARQL queries (or a user's) with bound parameters, never pasted text.
+
+Queries are checked before they run: a ``SERVICE`` clause (which would make rdflib open a
+network connection) is refused unless explicitly allowed, and so is ``FROM``/``FROM NAMED``
+(which would make rdflib fetch the named graph).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pyparsing import ParseException
+from rdflib import Graph, Literal, URIRef, Variable
+from rdflib.plugins.sparql import prepareQuery
+from rdflib.plugins.sparql.parserutils import CompValue
+from rdflib.plugins.sparql.sparql import Query
+from rdflib.term import Node
+
+from jdm_kg.errors import InputError
+from jdm_kg.resources import resource_dir
+
+__all__ = ["Row", "bundled_queries", "query_source", "check_query", "prepared", "select", "parse_param"]
+
+Row = dict[str, Node]
+
+
+def bundled_queries() -> dict[str, Path]:
+    """Name (file stem) -> path of every bundled query in ``queries/`` (rules excluded)."""
+    return {p.stem: p for p in sorted(resource_dir("queries").glob("*.rq"))}
+
+
+def query_source(name_or_path: str) -> tuple[str, str]:
+    """Return (text, label) of a bundled query name or a query file path."""
+    bundled = bundled_queries()
+    if name_or_path in bundled:
+        path = bundled[name_or_path]
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            names = ", ".join(bundled)
+            raise InputError(name_or_path, f"no such query file or bundled query; bundled queries: {names}")
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(str(path), f"cannot read query: {err}") from None
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, CompValue):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _walk(item)
+
+
+def check_query(text: str, label: str, allow_service: bool = False) -> Query:
+    """Parse ``text``; refuse queries that would touch the network. Returns the prepared query."""
+    try:
+        query = prepareQuery(text)
+    except ParseException as err:
+        raise InputError(label, f"not a valid SPARQL query: {err.msg}", line=err.lineno) from None
+    except Exception as err:  # rdflib raises several types for bad queries
+        raise InputError(label, f"not a valid SPARQL query: {' '.join(str(err).split())[:300]}") from None
+    for comp in _walk(query.algebra):
+        if comp.name == "ServiceGraphPattern" and not allow_service:
+            raise InputError(
+                label,
+                "query contains a SERVICE clause, which would contact a remote endpoint; "
+                "pass --allow-service if you mean it",
+            )
+        if comp.name == "DatasetClause":
+            raise InputError(label, "FROM / FROM NAMED would fetch remote graphs; give the data with --data instead")
+    return query
+
+
+@cache
+def prepared(name: str) -> Query:
+    """The prepared (parsed and translated once) form of a bundled query."""
+    text, label = query_source(name)
+    return check_query(text, label)
+
+
+def select(graph: Graph, name: str, **bindings: Node) -> list[Row]:
+    """Run bundled SELECT query ``name`` on ``graph`` with ``bindings``; rows as dicts."""
+    result = graph.query(prepared(name), initBindings={Variable(k): v for k, v in bindings.items()})
+    names = [str(v) for v in result.vars or []]
+    return [{n: row[i] for i, n in enumerate(names) if row[i] is not None} for row in result]
+
+
+def parse_param(text: str) -> tuple[str, Node]:
+    """Parse ``name=value`` from the command line: ``<iri>`` or http(s)/urn IRIs become IRIs,
+    numbers become numbers, anything else a plain string literal.
+
+    >>> parse_param("patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>")[1]
+    rdflib.term.URIRef('https://w3id.org/jdm-kg/example/patient/P-SKIN')
+    """
+    if "=" not in text:
+        raise InputError("--param", f"{text!r} is not name=value")
+    name, value = text.split("=", 1)
+    name = name.strip().lstrip("?$")
+    if not name.isidentifier():
+        raise InputError("--param", f"{name!r} is not a valid variable name")
+    if value.startswith("<") and value.endswith(">"):
+        return name, URIRef(value[1:-1])
+    if value.startswith(("http://", "https://", "urn:")):
+        return name, URIRef(value)
+    for cast in (int, float):
+        try:
+            return name, Literal(cast(value))
+        except ValueError:
+            continue
+    return name, Literal(value)

@@ -1,0 +1,603 @@
+"""Turn a validated patient record into ranked, explained recommendations.
+
+The clinical logic is in the graph and the SPARQL files; this module runs the queries, works
+out doses and safety gates, and assembles the result. Everything that does not depend on the
+patient (regimens, safety actions, statement provenance) is computed once per guideline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from rdflib import Graph, Literal, URIRef
+from rdflib.term import Node
+
+from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
+from jdm_kg.guideline import JDM, Guideline, load_guideline
+from jdm_kg.queries import Row, select
+from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graph
+
+__all__ = [
+    "Provenance",
+    "Reason",
+    "Gate",
+    "OptionAssessment",
+    "PatientResult",
+    "recommend_graph",
+    "assess_patient",
+]
+
+
+def _s(row: Row, key: str) -> str | None:
+    value = row.get(key)
+    return str(value) if value is not None else None
+
+
+def _d(row: Row, key: str) -> Decimal | None:
+    value = row.get(key)
+    return Decimal(str(value)) if value is not None else None
+
+
+def _split(row: Row, key: str) -> list[str]:
+    value = _s(row, key)
+    return sorted(v for v in value.split("|") if v) if value else []
+
+
+def _date(node: Node | None) -> date | None:
+    if isinstance(node, Literal) and isinstance(node.toPython(), date):
+        return node.toPython()  # type: ignore[no-any-return]
+    return None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a statement comes from: quote, section, citation markers, sources, evidence."""
+
+    statement: str
+    label: str
+    quote: str | None
+    section: str | None
+    markers: list[str]
+    sources: list[dict[str, str]]
+    related_evidence: list[dict[str, str]]
+    evidence_types: list[str]
+    populations: list[str]
+    verification: str | None
+    derivation: str | None
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A reason for or against an option, tied to a patient fact and a guideline statement."""
+
+    direction: str  # "for" or "against"
+    text: str
+    contribution: int = 0
+    statement: Provenance | None = None
+    patient_fact: dict[str, str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"direction": self.direction, "text": self.text, "contribution": self.contribution}
+        if self.patient_fact:
+            out["patientFact"] = self.patient_fact
+        if self.statement:
+            out["statement"] = self.statement.as_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One screening gate for one option."""
+
+    condition: str
+    condition_label: str
+    state: str  # "passed", "required", "blocking"
+    text: str
+    statement: Provenance
+    result_date: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"condition": self.condition_label, "state": self.state, "text": self.text}
+        if self.result_date:
+            out["resultDate"] = self.result_date
+        out["statement"] = self.statement.statement  # type: ignore[assignment]
+        return out
+
+
+@dataclass(frozen=True)
+class Action:
+    """A safety or care action for an option."""
+
+    kind: str
+    timing: str | None
+    text: str
+    items: list[str]
+    statement: Provenance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "timing": self.timing,
+            "text": self.text,
+            "items": self.items,
+            "quote": self.statement.quote,
+            "statement": self.statement.statement,
+        }
+
+
+@dataclass
+class OptionAssessment:
+    """jdm-kg's verdict on one option for one patient."""
+
+    option: str
+    label: str
+    role: str
+    score: int
+    status: str = "offered"  # offered, blocked, excluded, not-applicable
+    rank: int | None = None
+    reasons: list[Reason] = field(default_factory=list)
+    doses: list[ComputedDose] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    caveats: list[Provenance] = field(default_factory=list)
+    gaps: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def reasons_for(self) -> list[Reason]:
+        return [r for r in self.reasons if r.direction == "for"]
+
+    @property
+    def reasons_against(self) -> list[Reason]:
+        return [r for r in self.reasons if r.direction == "against"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "option": self.option,
+            "label": self.label,
+            "role": self.role,
+            "status": self.status,
+            "rank": self.rank,
+            "score": self.score,
+            "reasonsFor": [r.as_dict() for r in self.reasons_for],
+            "reasonsAgainst": [r.as_dict() for r in self.reasons_against],
+            "doses": [_dose_dict(d) for d in self.doses],
+            "gates": [g.as_dict() for g in self.gates],
+            "actions": [a.as_dict() for a in self.actions],
+            "caveats": [{"statement": c.statement, "text": c.label, "quote": c.quote} for c in self.caveats],
+            "gaps": self.gaps,
+        }
+
+
+def _dose_dict(dose: ComputedDose) -> dict[str, Any]:
+    r = dose.regimen
+    out: dict[str, Any] = {
+        "drug": r.drug_label,
+        "regimen": r.iri,
+        "regimenLabel": r.label,
+        "status": dose.status,
+        "summary": dose.summary(),
+        "route": r.route,
+        "schedule": r.schedule_text,
+    }
+    if dose.status == "computed":
+        out.update(
+            low=str(dose.low),
+            high=str(dose.high),
+            unit=dose.unit,
+            basis=dose.basis_text,
+            formula=dose.formula,
+            rounding=ROUNDING_NOTE,
+        )
+        if r.number_of_doses:
+            out["numberOfDoses"] = r.number_of_doses
+        if dose.per_day_low is not None:
+            out.update(perDayLow=str(dose.per_day_low), perDayHigh=str(dose.per_day_high), days=r.administration_days)
+        if r.interval_min is not None:
+            out["interval"] = {"min": str(r.interval_min), "max": str(r.interval_max), "unit": r.interval_unit}
+    if dose.notes:
+        out["notes"] = dose.notes
+    if r.statement:
+        out["statement"] = r.statement
+    return out
+
+
+@dataclass
+class PatientResult:
+    """Everything jdm-kg says about one patient record."""
+
+    source: str
+    record: RecordRef
+    guideline_version: str
+    as_of: date
+    issues: list[Issue]
+    applicable: bool
+    applicability: str
+    jak_failures: list[dict[str, str]]
+    body: BodyMeasures | None
+    options: list[OptionAssessment]
+    caveats: list[Provenance]
+
+    @property
+    def blocked_by_validation(self) -> bool:
+        return any(i.severity == "violation" for i in self.issues)
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] | None = None
+        if self.body is not None:
+            body = {
+                "weightKg": str(self.body.weight_kg) if self.body.weight_kg is not None else None,
+                "heightCm": str(self.body.height_cm) if self.body.height_cm is not None else None,
+                "weightProblem": self.body.weight_problem,
+                "heightProblem": self.body.height_problem,
+            }
+            bsa = self.body.bsa
+            if bsa is not None:
+                body["bsaM2"] = str(bsa.quantize(Decimal("0.01")))
+                body["bsaFormula"] = "Mosteller 1987: sqrt(height cm × weight kg / 3600)"
+        return {
+            "source": self.source,
+            "patientId": self.record.patient_id,
+            "patient": str(self.record.node),
+            "guidelineVersion": self.guideline_version,
+            "asOf": self.as_of.isoformat(),
+            "applicable": self.applicable,
+            "applicability": self.applicability,
+            "jakInhibitorFailures": self.jak_failures,
+            "issues": [i.__dict__ for i in self.issues],
+            "body": body,
+            "options": [o.as_dict() for o in self.options],
+            "caveats": [{"statement": c.statement, "text": c.label, "quote": c.quote} for c in self.caveats],
+        }
+
+
+# --------------------------------------------------------------------------------------
+# Patient-independent facts, computed once per guideline
+
+
+@dataclass(frozen=True)
+class _Policy:
+    screening_max_age_days: int
+    measurement_max_age_days: int
+
+
+class _GuidelineFacts:
+    """Cached answers to the patient-independent queries over one compiled guideline."""
+
+    def __init__(self, guideline: Guideline) -> None:
+        self.guideline = guideline
+        self.graph = guideline.graph
+        self._provenance: dict[str, Provenance] = {}
+        self._per_option: dict[tuple[str, str], Any] = {}
+        rows = select(self.graph, "policy")
+        if not rows:
+            raise ValueError("the guideline graph has no jdm:RankingPolicy")
+        self.policy = _Policy(int(rows[0]["screeningMaxAgeDays"]), int(rows[0]["measurementMaxAgeDays"]))  # type: ignore[call-overload]
+
+    def source(self, iri: str) -> dict[str, str]:
+        rows = select(self.graph, "source", source=URIRef(iri))
+        out = {"iri": iri}
+        if rows:
+            out.update({k: str(v) for k, v in rows[0].items()})
+        return out
+
+    def provenance(self, statement: str) -> Provenance:
+        if statement not in self._provenance:
+            rows = select(self.graph, "statement-provenance", statement=URIRef(statement))
+            row = rows[0] if rows else {}
+            self._provenance[statement] = Provenance(
+                statement=statement,
+                label=_s(row, "label") or statement,
+                quote=_s(row, "quote"),
+                section=_s(row, "section"),
+                markers=_split(row, "markers"),
+                sources=[self.source(s) for s in _split(row, "sources")],
+                related_evidence=[self.source(s) for s in _split(row, "relatedEvidence")],
+                evidence_types=_split(row, "evidenceTypes"),
+                populations=_split(row, "populations"),
+                verification=_s(row, "verification"),
+                derivation=_s(row, "derivation"),
+                note=_s(row, "note"),
+            )
+        return self._provenance[statement]
+
+    def _cached(self, kind: str, option: str, compute: Any) -> Any:
+        key = (kind, option)
+        if key not in self._per_option:
+            self._per_option[key] = compute()
+        return self._per_option[key]
+
+    def regimens(self, option: str) -> list[Regimen]:
+        def compute() -> list[Regimen]:
+            out = []
+            for row in select(self.graph, "regimen", option=URIRef(option)):
+                basis = _s(row, "basis")
+                out.append(
+                    Regimen(
+                        iri=str(row["regimen"]),
+                        drug=str(row["drug"]),
+                        drug_label=str(row["drugLabel"]),
+                        label=str(row["regimenLabel"]),
+                        dose_given=bool(row["doseGiven"].toPython()),  # type: ignore[union-attr]
+                        dose_min=_d(row, "doseMin"),
+                        dose_max=_d(row, "doseMax"),
+                        dose_unit=_s(row, "doseUnit"),
+                        basis={str(JDM.PerKgBodyWeight): "kg", str(JDM.PerM2BodySurfaceArea): "m2"}.get(basis or ""),
+                        route=_s(row, "routeLabel"),
+                        interval_min=_d(row, "intervalMin"),
+                        interval_max=_d(row, "intervalMax"),
+                        interval_unit=_s(row, "intervalUnit"),
+                        number_of_doses=int(row["numberOfDoses"]) if "numberOfDoses" in row else None,  # type: ignore[call-overload]
+                        administration_days=int(row["administrationDays"]) if "administrationDays" in row else None,  # type: ignore[call-overload]
+                        schedule_text=_s(row, "scheduleText"),
+                        max_dose=_d(row, "maxDose"),
+                        max_dose_unit=_s(row, "maxDoseUnit"),
+                        statement=_s(row, "statement"),
+                    )
+                )
+            return out
+
+        return self._cached("regimens", option, compute)  # type: ignore[no-any-return]
+
+    def actions(self, option: str) -> list[tuple[Action, list[str]]]:
+        def compute() -> list[tuple[Action, list[str]]]:
+            out = []
+            for row in select(self.graph, "safety-actions", option=URIRef(option)):
+                kind = "safety" if row["kind"] == JDM.SafetyStatement else "care"
+                action = Action(
+                    kind=kind,
+                    timing=_s(row, "timingLabel"),
+                    text=str(row["action"]),
+                    items=_split(row, "items"),
+                    statement=self.provenance(str(row["statement"])),
+                )
+                out.append((action, _split(row, "screenings")))
+            return out
+
+        return self._cached("actions", option, compute)  # type: ignore[no-any-return]
+
+    def caveats(self, option: str) -> list[Provenance]:
+        return self._cached(  # type: ignore[no-any-return]
+            "caveats",
+            option,
+            lambda: [self.provenance(str(r["caveat"])) for r in select(self.graph, "caveats", option=URIRef(option))],
+        )
+
+    def gaps(self, option: str) -> list[dict[str, str]]:
+        return self._cached(  # type: ignore[no-any-return]
+            "gaps",
+            option,
+            lambda: [
+                {"gap": str(r["gap"]), "label": str(r["label"]), "text": str(r["definition"])}
+                for r in select(self.graph, "gaps", option=URIRef(option))
+            ],
+        )
+
+    def label(self, iri: str) -> str:
+        from rdflib import RDFS
+
+        value = self.graph.value(URIRef(iri), RDFS.label)
+        return str(value) if value is not None else iri.rsplit("/", 1)[-1]
+
+
+@cache
+def _facts(guideline: Guideline) -> _GuidelineFacts:
+    return _GuidelineFacts(guideline)
+
+
+# --------------------------------------------------------------------------------------
+# Per patient
+
+
+def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasures:
+    row = rows[0] if rows else {}
+
+    def usable(prefix: str, unit: str, label: str) -> tuple[Decimal | None, str | None, date | None]:
+        value = _d(row, f"{prefix}Value")
+        when = _date(row.get(f"{prefix}Date"))
+        if value is None:
+            return None, f"no {label} recorded", None
+        if _s(row, f"{prefix}Unit") != unit:
+            return None, f"{label} is not in {unit}", when
+        if when is None:
+            return None, f"{label} has no date, so it may be out of date: record when it was measured", None
+        age = (as_of - when).days
+        if age > max_age_days:
+            return None, f"{label} from {when.isoformat()} is {age} days old (limit {max_age_days}): measure again", when
+        return value, None, when
+
+    weight, weight_problem, weight_date = usable("weight", "kg", "body weight")
+    height, height_problem, height_date = usable("height", "cm", "body height")
+    return BodyMeasures(weight, height, weight_problem, height_problem, weight_date, height_date)
+
+
+def _gates(
+    facts: _GuidelineFacts, data: Graph, patient: Node, actions: list[tuple[Action, list[str]]], as_of: date
+) -> list[Gate]:
+    gates = []
+    max_age = facts.policy.screening_max_age_days
+    for action, conditions in actions:
+        for condition in conditions:
+            label = facts.label(condition)
+            rows = select(data, "screening", patient=patient, condition=URIRef(condition))
+            dated = [r for r in rows if _date(r.get("date"))]
+            latest = dated[0] if dated else (rows[0] if rows else None)
+            when = _date(latest.get("date")) if latest else None
+            when_text = when.isoformat() if when else None
+            if latest is None:
+                state, text = "required", f"No {label} screening recorded: required before starting."
+            elif latest["result"] == JDM.Positive:
+                state = "blocking"
+                text = f"{label} screening positive ({when_text or 'undated'}): specialist assessment needed before starting."
+            elif latest["result"] != JDM.Negative:
+                state, text = "required", f"{label} screening {latest['resultLabel']} ({when_text or 'undated'}): repeat before starting."
+            elif when is None:
+                state, text = "required", f"{label} screening negative but undated: cannot count as recent; repeat or record the date."
+            elif (as_of - when).days > max_age:
+                state = "required"
+                text = f"{label} screening negative on {when_text}, older than {max_age} days: repeat before starting."
+            else:
+                state, text = "passed", f"{label} screening negative on {when_text} (within {max_age} days)."
+            gates.append(Gate(condition, label, state, text, action.statement, when_text))
+    return gates
+
+
+def _as_of(rows: list[Row], today: date | None) -> date:
+    recorded = _date(rows[0].get("recordDate")) if rows else None
+    return recorded or today or date.today()
+
+
+def assess_patient(
+    data: Graph,
+    record: RecordRef,
+    source: str,
+    issues: list[Issue],
+    guideline: Guideline | None = None,
+    today: date | None = None,
+) -> PatientResult:
+    """Assess every option for one patient in ``data`` (guideline closure + patient triples)."""
+    guideline = guideline or load_guideline()
+    facts = _facts(guideline)
+    patient = record.node
+    fact_rows = select(data, "patient-facts", patient=patient)
+    as_of = _as_of(fact_rows, today)
+    failures = [
+        {
+            "drug": str(r["drugLabel"]),
+            "outcome": str(r["outcomeLabel"]),
+            "start": _s(r, "startDate") or "",
+            "end": _s(r, "endDate") or "",
+        }
+        for r in select(data, "jak-failure", patient=patient)
+    ]
+    blocked = any(i.severity == "violation" for i in issues)
+    if blocked:
+        applicable, applicability = False, "The record has violations (listed above); fix them to get a recommendation."
+    elif not failures:
+        applicable = False
+        applicability = (
+            "No JAK inhibitor failure is recorded (a JAK inhibitor episode with outcome inadequate response, "
+            "loss of response or intolerance). This guideline covers the next line of treatment after JAK "
+            "inhibitor failure, so it does not apply to this record."
+        )
+    else:
+        episodes = "; ".join(f"{f['drug']} ({f['outcome']})" for f in failures)
+        applicable, applicability = True, f"The guideline applies: JAK inhibitor failure recorded: {episodes}."
+
+    body = _body_measures(fact_rows, as_of, facts.policy.measurement_max_age_days) if not blocked else None
+    options: list[OptionAssessment] = []
+    if not blocked:
+        reason_rows = select(data, "option-reasons", patient=patient)
+        for row in select(data, "ranked-options", patient=patient):
+            option = str(row["option"])
+            assessment = OptionAssessment(
+                option=option,
+                label=str(row["optionLabel"]),
+                role=str(row["roleLabel"]),
+                score=int(row["score"]),  # type: ignore[call-overload]
+            )
+            actions = facts.actions(option)
+            assessment.actions = [a for a, _ in actions]
+            assessment.caveats = facts.caveats(option)
+            assessment.gaps = facts.gaps(option)
+            _add_reasons(facts, data, patient, assessment, [r for r in reason_rows if str(r["option"]) == option])
+            assessment.doses = [compute_dose(r, body) for r in facts.regimens(option)] if body else []
+            assessment.gates = _gates(facts, data, patient, actions, as_of)
+            _add_exclusions(data, patient, assessment)
+            if not applicable:
+                assessment.status = "not-applicable"
+            elif assessment.status != "excluded" and any(g.state == "blocking" for g in assessment.gates):
+                assessment.status = "blocked"
+                for gate in assessment.gates:
+                    if gate.state == "blocking":
+                        assessment.reasons.append(Reason("against", gate.text, statement=gate.statement))
+            options.append(assessment)
+        _rank(options)
+    caveats: dict[str, Provenance] = {}
+    for o in options:
+        for c in o.caveats:
+            caveats[c.statement] = c
+    return PatientResult(
+        source=source,
+        record=record,
+        guideline_version=guideline.version,
+        as_of=as_of,
+        issues=issues,
+        applicable=applicable,
+        applicability=applicability,
+        jak_failures=failures,
+        body=body,
+        options=options,
+        caveats=list(caveats.values()),
+    )
+
+
+def _add_reasons(
+    facts: _GuidelineFacts, data: Graph, patient: Node, assessment: OptionAssessment, rows: list[Row]
+) -> None:
+    for row in rows:
+        contribution = int(row["contribution"])  # type: ignore[call-overload]
+        prov = facts.provenance(str(row["statement"]))
+        level = str(row["levelLabel"])
+        fact = None
+        if "manifestation" in row:
+            predominant = bool(row["predominant"].toPython())  # type: ignore[union-attr]
+            manifestation = str(row["manifestationLabel"])
+            fact = {
+                "manifestation": manifestation,
+                "predominant": "yes" if predominant else "no",
+                "node": str(row.get("finding", "")),
+            }
+            where = f"{manifestation} ({'predominant' if predominant else 'present, not predominant'})"
+            text = f"{level.capitalize()} for {where}: {prov.label}"
+        else:
+            text = f"{level.capitalize()}: {prov.label}"
+        assessment.reasons.append(Reason("for" if contribution > 0 else "against", text, contribution, prov, fact))
+    for row in select(data, "unmatched-preferences", patient=patient, option=URIRef(assessment.option)):
+        if int(row["weight"]) <= 0:  # type: ignore[call-overload]
+            continue
+        prov = facts.provenance(str(row["statement"]))
+        text = f"{str(row['levelLabel']).capitalize()} for {row['manifestationLabel']}, which this patient does not have"
+        assessment.reasons.append(Reason("against", text, 0, prov, {"manifestation": str(row["manifestationLabel"]), "present": "no"}))
+    for gap in assessment.gaps:
+        assessment.reasons.append(Reason("against", f"Guideline gap: {gap['label']}. {gap['text']}"))
+
+
+def _add_exclusions(data: Graph, patient: Node, assessment: OptionAssessment) -> None:
+    for row in select(data, "prior-failures", patient=patient, option=URIRef(assessment.option)):
+        period = f"{_s(row, 'startDate') or '?'} to {_s(row, 'endDate') or '?'}"
+        text = f"Already tried and failed: {assessment.label} {period}, outcome {row['outcomeLabel']}. Not offered again."
+        assessment.status = "excluded"
+        assessment.reasons.append(
+            Reason("against", text, patient_fact={"episode": str(row["episode"]), "outcome": str(row["outcomeLabel"]), "period": period})
+        )
+
+
+def _rank(options: list[OptionAssessment]) -> None:
+    """Competition ranking (1, 2, 2, 4) by score among options that are not excluded."""
+    ranked = [o for o in options if o.status in ("offered", "blocked")]
+    for option in ranked:
+        option.rank = 1 + sum(1 for other in ranked if other.score > option.score)
+    options.sort(key=lambda o: (o.rank is None, o.rank or 0, -o.score, o.label))
+
+
+def recommend_graph(
+    patient_graph: Graph, source: str, guideline: Guideline | None = None, today: date | None = None
+) -> tuple[ValidationReport, list[PatientResult]]:
+    """Validate then assess every patient record in ``patient_graph``."""
+    guideline = guideline or load_guideline()
+    report = validate_graph(patient_graph, source, guideline)
+    data = Graph()
+    data += guideline.graph
+    data += patient_graph
+    results = [
+        assess_patient(data, record, source, report.issues_for(record), guideline, today) for record in report.records
+    ]
+    return report, results
