@@ -17,7 +17,7 @@ from jdm_kg.guideline import JDM, Guideline, load_guideline
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.resources import resource_dir
 
-__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "load_shapes", "patients_in"]
+__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "load_shapes", "patients_in", "validate_file"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class ValidationReport:
     source: str
     records: list[RecordRef]
     issues: list[Issue] = field(default_factory=list)
+    shacl_report: Graph | None = None
 
     @property
     def conforms(self) -> bool:
@@ -131,6 +132,7 @@ def validate_graph(patient_graph: Graph, source: str, guideline: Guideline | Non
     _, results, _ = shacl_validate(
         data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True
     )
+    report.shacl_report = results
     by_node = {r.node: r for r in records}
     seen: set[tuple[str, str, str, str | None, str]] = set()
     for result in results.subjects(RDF.type, SH.ValidationResult):

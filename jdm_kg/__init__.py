@@ -1,0 +1,38 @@
+"""jdm-kg: the guideline "Next line of treatment after JAK inhibitor failure in JDM" as a
+knowledge graph, with SHACL validation of patient records and explained recommendations.
+
+>>> from jdm_kg import load_guideline
+>>> load_guideline().version
+'v2026-11-24'
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import Guideline, load_guideline
+from jdm_kg.loading import load_rdf_file
+from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
+from jdm_kg.validation import ValidationReport, validate_file, validate_graph
+
+
+def recommend_file(path: str) -> tuple[ValidationReport, list[PatientResult]]:
+    """Validate and assess every patient record in the file at ``path``."""
+    return recommend_graph(load_rdf_file(path), str(path))
+
+
+__all__ = [
+    "__version__",
+    "InputError",
+    "Guideline",
+    "load_guideline",
+    "load_rdf_file",
+    "validate_file",
+    "validate_graph",
+    "ValidationReport",
+    "recommend_file",
+    "recommend_graph",
+    "PatientResult",
+    "OptionAssessment",
+]

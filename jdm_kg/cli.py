@@ -1,0 +1,242 @@
+"""``jdm-kg`` command line: a thin layer over the Python API.
+
+Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rdflib import Graph, URIRef
+
+from jdm_kg import __version__
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import JDMG, load_guideline
+from jdm_kg.loading import load_rdf_file
+from jdm_kg.netguard import NetworkBlocked, block_network
+from jdm_kg.queries import check_query, parse_param, query_source
+from jdm_kg.recommend import PatientResult, recommend_graph
+from jdm_kg.report import (
+    dumps_json,
+    explain_text,
+    results_graph,
+    results_json,
+    results_text,
+    validation_json,
+    validation_text,
+    validation_turtle,
+)
+from jdm_kg.validation import ValidationReport, validate_graph
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2 with one line, as argparse does
+        self.print_usage(sys.stderr)
+        print(f"jdm-kg: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    """Files as given; folders expand to the patient files inside them."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in {".ttl", ".jsonld", ".json", ".nt"})
+        else:
+            out.append(p)
+    return out
+
+
+def _each_file(paths: Sequence[str], work: Callable[[str], int]) -> int:
+    """Run ``work`` on each file; an unusable file is reported and the others still run."""
+    worst = EXIT_OK
+    for path in _expand(paths):
+        try:
+            code = work(path)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            code = EXIT_ERROR
+        worst = max(worst, code)
+    return worst
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    reports: list[ValidationReport] = []
+
+    def work(path: str) -> int:
+        report = validate_graph(load_rdf_file(path), path)
+        reports.append(report)
+        if not report.records:
+            raise InputError(path, "no patient record found (expected a node of type jdm:Patient)")
+        if args.format == "text":
+            print(validation_text(report))
+        return EXIT_OK if report.conforms else EXIT_VIOLATIONS
+
+    code = _each_file(args.files, work)
+    if args.format == "json":
+        print(dumps_json([validation_json(r) for r in reports]))
+    elif args.format == "turtle":
+        merged = Graph()
+        for r in reports:
+            merged += validation_turtle(r)
+        print(merged.serialize(format="turtle"))
+    return code
+
+
+def _recommend_all(paths: Sequence[str]) -> tuple[int, list[PatientResult]]:
+    results: list[PatientResult] = []
+
+    def work(path: str) -> int:
+        report, found = recommend_graph(load_rdf_file(path), path)
+        if not report.records:
+            raise InputError(path, "no patient record found (expected a node of type jdm:Patient)")
+        results.extend(found)
+        return EXIT_OK if report.conforms else EXIT_VIOLATIONS
+
+    return _each_file(paths, work), results
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    code, results = _recommend_all(args.files)
+    if args.format in ("text", "markdown"):
+        if results:
+            print(results_text(results, markdown=args.format == "markdown"))
+    elif args.format == "json":
+        print(dumps_json(results_json(results)))
+    else:
+        print(results_graph(results, load_guideline()).serialize(format="turtle"))
+    return code
+
+
+def _resolve_drug(name: str) -> str:
+    graph = load_guideline().graph
+    from rdflib import RDFS, SKOS
+
+    wanted = name.strip().lower()
+    for iri in (URIRef(name), JDMG[name]):
+        if (iri, None, None) in graph:
+            return str(iri)
+    for s, _, label in list(graph.triples((None, RDFS.label, None))) + list(graph.triples((None, SKOS.altLabel, None))):
+        if str(label).lower() == wanted and str(s).startswith(str(JDMG)):
+            return str(s)
+    raise InputError("DRUG", f"{name!r} is not a drug or option in the guideline graph")
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    drug = _resolve_drug(args.drug) if args.drug else None
+    code, results = _recommend_all([args.patient])
+    if args.patient_id:
+        results = [r for r in results if r.record.patient_id == args.patient_id]
+        if not results:
+            raise InputError(args.patient, f"no record with patientId {args.patient_id!r}")
+    for result in results:
+        if drug and result.options and drug not in {o.option for o in result.options}:
+            label = load_guideline().graph.value(URIRef(drug), URIRef("http://www.w3.org/2000/01/rdf-schema#label"))
+            role = load_guideline().graph.value(URIRef(drug), URIRef("https://w3id.org/jdm-kg/vocab#role"))
+            role_label = load_guideline().graph.value(role, URIRef("http://www.w3.org/2000/01/rdf-schema#label")) if role else None
+            print(f"Patient {result.record.patient_id}: {label} is not a treatment option this guideline offers "
+                  f"(its role in the guideline: {role_label or 'none'}).")
+            continue
+        if args.format == "json":
+            print(dumps_json([o for o in results_json([result])[0]["options"] if not drug or o["option"] == drug]))
+        else:
+            print(explain_text(result, drug))
+    return code
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    text, label = query_source(args.query)
+    query = check_query(text, label, allow_service=args.allow_service)
+    bindings = dict(parse_param(p) for p in args.param)
+    data = Graph()
+    if not args.no_guideline:
+        data += load_guideline().graph
+    for path in _expand(args.data):
+        data += load_rdf_file(path)
+    result = data.query(query, initBindings=bindings)
+    if result.type in ("CONSTRUCT", "DESCRIBE"):
+        print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
+        return EXIT_OK
+    if result.type == "ASK":
+        print("true" if result.askAnswer else "false")
+        return EXIT_OK
+    names = [str(v) for v in result.vars or []]
+    rows = [["" if v is None else str(v) for v in row] for row in result]  # type: ignore[union-attr]
+    if args.format == "json":
+        print(dumps_json([dict(zip(names, r)) for r in rows]))
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(names)
+        writer.writerows(rows)
+        print(buffer.getvalue(), end="")
+    else:
+        widths = [min(60, max([len(n)] + [len(r[i]) for r in rows])) for i, n in enumerate(names)]
+        print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+        for r in rows:
+            print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths)))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jdm-kg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
+    p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
+    p.add_argument("--format", choices=["text", "json", "turtle"], default="text")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("recommend", help="validate, then recommend the next line of treatment")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=["text", "markdown", "json", "turtle"], default="text")
+    p.set_defaults(func=_cmd_recommend)
+
+    p = sub.add_parser("explain", help="why each option was or was not offered, with sources")
+    p.add_argument("patient", metavar="PATIENT", help="patient file")
+    p.add_argument("drug", metavar="DRUG", nargs="?", help="one drug or option (e.g. rituximab)")
+    p.add_argument("--patient-id", help="the record to explain, when the file holds several")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("query", help="run a SPARQL query (bundled name or file) with bound parameters")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--data", nargs="*", default=[], metavar="FILE", help="patient files to query with the guideline")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="bind ?NAME to VALUE")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--no-guideline", action="store_true", help="query only the --data files")
+    p.add_argument("--allow-service", action="store_true", help="allow SERVICE clauses to contact remote endpoints")
+    p.set_defaults(func=_cmd_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    block_network(allow=getattr(args, "allow_service", False))
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except NetworkBlocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
