@@ -1,0 +1,177 @@
+"""Recommendations for each example: expected options and ranking, doses, gates, exclusions,
+reasons and provenance (Python API)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from rdflib import RDF, URIRef
+
+from jdm_kg.dosing import BodyMeasures, Regimen, compute_dose, mosteller_bsa
+from jdm_kg.guideline import JDM, JDMG
+from jdm_kg.report import results_graph
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def result(recommend, name):
+    report, results = recommend(name)
+    assert len(results) == 1
+    return results[0]
+
+
+def by_label(res):
+    return {o.option.rsplit("/", 1)[-1]: o for o in res.options}
+
+
+def top(res):
+    return {o.option.rsplit("/", 1)[-1] for o in res.options if o.rank == 1}
+
+
+def test_skin_predominant_favours_tnf_inhibitors_and_ivig(recommend):
+    res = result(recommend, "skin-predominant.ttl")
+    assert res.applicable
+    assert top(res) == {"infliximab", "adalimumab", "ivig"}
+    opts = by_label(res)
+    assert opts["rituximab"].rank == 4 and opts["combination-mtx-csa-ivig"].rank == 7
+    # why TNF inhibitors lose a point: muscle weakness is present
+    assert any(r.contribution == -1 and "muscle weakness" in r.text for r in opts["infliximab"].reasons_against)
+
+
+def test_scores_equal_the_sum_of_reasons(recommend):
+    for name in ["skin-predominant.ttl", "refractory-multisystem.ttl", "muscle-predominant.jsonld"]:
+        for option in result(recommend, name).options:
+            assert option.score == sum(r.contribution for r in option.reasons), (name, option.label)
+
+
+def test_muscle_predominant_favours_rituximab(recommend):
+    res = result(recommend, "muscle-predominant.jsonld")
+    assert top(res) == {"rituximab"}
+    assert by_label(res)["infliximab"].score < by_label(res)["tocilizumab"].score  # less favoured for muscle
+
+
+def test_ild_predominant_rituximab_first_but_blocked_by_positive_hepatitis_b(recommend):
+    res = result(recommend, "ild-predominant.ttl")
+    opts = by_label(res)
+    assert top(res) == {"rituximab"}
+    assert opts["rituximab"].status == "blocked"
+    gates = {g.condition_label: g.state for g in opts["rituximab"].gates}
+    assert gates == {"hepatitis B": "blocking", "hepatitis C": "passed", "tuberculosis": "passed"}
+    assert opts["ivig"].status == "offered"  # IVIG is not a bDMARD: no screening gate
+
+
+def test_calcinosis_gates_and_missing_height(recommend):
+    res = result(recommend, "calcinosis-predominant.ttl")
+    opts = by_label(res)
+    assert top(res) == {"ivig"}
+    tb = [g for g in opts["rituximab"].gates if g.condition_label == "tuberculosis"][0]
+    assert tb.state == "required" and "older than 365 days" in tb.text
+    dose = opts["rituximab"].doses[0]
+    assert dose.status == "missing-data" and "no body height" in " ".join(dose.notes)
+    assert opts["infliximab"].doses[0].status == "computed"  # weight alone suffices
+
+
+def test_refractory_excludes_failed_rituximab_with_episode(recommend):
+    res = result(recommend, "refractory-multisystem.ttl")
+    opts = by_label(res)
+    assert opts["rituximab"].status == "excluded" and opts["rituximab"].rank is None
+    assert any("2024-01-15 to 2024-09-01" in r.text for r in opts["rituximab"].reasons_against)
+    assert top(res) == {"combination-mtx-csa-ivig"}
+
+
+def test_no_jak_failure_does_not_apply(recommend):
+    res = result(recommend, "no-jak-failure.ttl")
+    assert not res.applicable and "does not apply" in res.applicability
+    assert all(o.status == "not-applicable" and o.rank is None for o in res.options)
+
+
+def test_major_organ_involvement_is_a_gap(recommend):
+    res = result(recommend, "major-organ.ttl")
+    assert res.applicable
+    # no statement favours any option for it: every bDMARD ties on the main recommendation
+    assert {o.option.rsplit("/", 1)[-1] for o in res.options if o.rank == 1} == {
+        "abatacept", "adalimumab", "infliximab", "rituximab", "tocilizumab"}
+    assert all(d.status != "computed" for o in res.options for d in o.doses)
+
+
+def test_violations_block_recommendation(recommend):
+    report, results = recommend("invalid/height-in-metres.ttl")
+    assert not report.conforms
+    assert not results[0].applicable and results[0].options == []
+
+
+def test_reasons_carry_quote_and_source(recommend):
+    res = result(recommend, "refractory-multisystem.ttl")
+    share = [r for o in res.options for r in o.reasons if r.statement and r.statement.statement.endswith("pref-share-refractory")]
+    assert share
+    prov = share[0].statement
+    assert "SHARE initiative" in prov.quote
+    assert prov.sources[0]["doi"] == "10.1136/annrheumdis-2016-209247"
+    assert "guideline citation 1" in prov.markers
+    assert prov.verification == "unverified"
+
+
+# ---------------------------------------------------------------- doses, worked by hand
+
+
+def _reg(**kw):
+    base = dict(iri="r", drug="d", drug_label="x", label="x", dose_given=True)
+    base.update(kw)
+    return Regimen(**base)
+
+
+def test_worked_example_35kg_140cm():
+    body = BodyMeasures(Decimal(35), Decimal(140))
+    # BSA = sqrt(140*35/3600) = sqrt(4900/3600) = 70/60 = 1.1666...
+    assert mosteller_bsa(Decimal(140), Decimal(35)).quantize(Decimal("0.0001")) == Decimal("1.1667")
+    rit = compute_dose(_reg(dose_min=Decimal(375), dose_max=Decimal(375), dose_unit="mg/m2", basis="m2", number_of_doses=4), body)
+    assert (rit.low, rit.high, rit.unit) == (Decimal("437.5"), Decimal("437.5"), "mg")  # 375 * 7/6
+    inf = compute_dose(_reg(dose_min=Decimal(3), dose_max=Decimal(5), dose_unit="mg/kg", basis="kg"), body)
+    assert (inf.low, inf.high) == (Decimal("105.0"), Decimal("175.0"))
+    ivig = compute_dose(_reg(dose_min=Decimal(2), dose_max=Decimal(2), dose_unit="g/kg", basis="kg", administration_days=2), body)
+    assert (ivig.low, ivig.per_day_low, ivig.unit) == (Decimal("70.0"), Decimal("35.0"), "g")
+    mtx = compute_dose(
+        _reg(dose_min=Decimal(15), dose_max=Decimal(20), dose_unit="mg/m2", basis="m2", max_dose=Decimal(40), max_dose_unit="mg"), body
+    )
+    assert (mtx.low, mtx.high) == (Decimal("17.5"), Decimal("23.3"))  # 15*7/6, 20*7/6
+
+
+def test_mtx_is_capped_at_the_share_maximum():
+    body = BodyMeasures(Decimal(100), Decimal(200))  # BSA 2.357
+    mtx = compute_dose(
+        _reg(dose_min=Decimal(15), dose_max=Decimal(20), dose_unit="mg/m2", basis="m2", max_dose=Decimal(40), max_dose_unit="mg"), body
+    )
+    assert mtx.high == Decimal(40) and "capped" in mtx.notes[0]
+
+
+def test_no_dose_from_missing_or_not_given():
+    body = BodyMeasures(None, Decimal(140), weight_problem="no body weight recorded")
+    assert compute_dose(_reg(dose_min=Decimal(3), dose_max=Decimal(5), dose_unit="mg/kg", basis="kg"), body).status == "missing-data"
+    assert compute_dose(_reg(dose_given=False), body).status == "not-given"
+
+
+def test_stale_weight_is_not_used(tmp_path):
+    from jdm_kg import recommend_file
+
+    text = (EXAMPLES / "skin-predominant.ttl").read_text()
+    stale = tmp_path / "stale.ttl"
+    stale.write_text(text.replace('jdm:value 35.0 ; jdm:unit "kg" ; jdm:date "2026-10-20"', 'jdm:value 35.0 ; jdm:unit "kg" ; jdm:date "2025-01-20"'))
+    res = recommend_file(str(stale))[1][0]
+    dose = by_label(res)["infliximab"].doses[0]
+    assert dose.status == "missing-data" and "days old" in dose.notes[0]
+
+
+def test_prov_graph(recommend, guideline):
+    res = result(recommend, "skin-predominant.ttl")
+    g = results_graph([res], guideline)
+    runs = list(g.subjects(RDF.type, JDM.RecommendationRun))
+    assert len(runs) == 1
+    used = set(g.objects(runs[0], URIRef("http://www.w3.org/ns/prov#used")))
+    assert guideline.version_iri in used and res.record.node in used
+    assessed = list(g.subjects(JDM.assessedOption, JDMG.infliximab))
+    derived = set(g.objects(assessed[0], URIRef("http://www.w3.org/ns/prov#wasDerivedFrom")))
+    assert JDMG["pref-tnfi-skin"] in derived
+    doses = list(g.objects(assessed[0], JDM.computedDose))
+    assert {str(g.value(d, JDM.amountHigh)) for d in doses} == {"175.0"}

@@ -1,0 +1,62 @@
+"""The SHACL shapes: each example is valid or invalid as intended, with the intended message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jdm_kg import validate_file
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+VALID = [
+    "skin-predominant.ttl",
+    "muscle-predominant.jsonld",
+    "ild-predominant.ttl",
+    "calcinosis-predominant.ttl",
+    "refractory-multisystem.ttl",
+    "no-jak-failure.ttl",
+    "major-organ.ttl",
+]
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_examples_conform(name):
+    report = validate_file(EXAMPLES / name)
+    assert report.conforms, [i.message for i in report.issues]
+    assert len(report.records) == 1
+
+
+def _issues(name):
+    return validate_file(EXAMPLES / "invalid" / name).issues
+
+
+@pytest.mark.parametrize(
+    "name, severity, field, value, words",
+    [
+        ("height-in-metres.ttl", "violation", "bodyHeight.value", "1.4", "metres"),
+        ("height-in-metres.ttl", "violation", "bodyWeight.value", "35000", "grams"),
+        ("unknown-drug-and-missing-outcome.ttl", "violation", "treatmentEpisode.drug", "anakinra", "not in the guideline graph"),
+        ("unknown-drug-and-missing-outcome.ttl", "violation", "treatmentEpisode.outcome", None, "no outcome"),
+        ("future-dates-and-adult.ttl", "violation", "treatmentEpisode.endDate", "2099-01-01", "future"),
+        ("future-dates-and-adult.ttl", "violation", "treatmentEpisode.startDate", "2099-03-01", "not after endDate"),
+        ("future-dates-and-adult.ttl", "warning", "birthDate", None, "juvenile"),
+        ("typo-and-grams.jsonld", "violation", "bodyWeigth", None, "spelling"),
+        ("typo-and-grams.jsonld", "violation", "bodyHeight.unit", "m", "cm"),
+        ("typo-and-grams.jsonld", "violation", "sex", "girl", "female"),
+        ("typo-and-grams.jsonld", "violation", "hasManifestation.manifestation", "Rash", "SkinDisease"),
+        ("typo-and-grams.jsonld", "warning", "bodyWeight", None, "No body weight"),
+    ],
+)
+def test_invalid_examples_name_record_field_value_and_fix(name, severity, field, value, words):
+    matches = [i for i in _issues(name) if i.field == field and i.severity == severity and words in i.message]
+    assert matches, [(i.severity, i.field, i.message) for i in _issues(name)]
+    assert matches[0].value == value
+    assert matches[0].record.startswith("P-BAD")
+
+
+def test_missing_measures_are_warnings_not_violations():
+    report = validate_file(EXAMPLES / "major-organ.ttl")
+    assert report.conforms
+    assert {i.field for i in report.issues if i.severity == "warning"} == {"bodyWeight", "bodyHeight"}
