@@ -1,0 +1,195 @@
+"""The command line as a user runs it (subprocess): outputs, exit codes, hostile input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EX = ROOT / "examples"
+
+# Runs the CLI with an audit hook that records every attempt to resolve or connect a socket
+# (before jdm-kg's own guard can refuse it), so a test can assert that none was attempted.
+WATCH = """
+import sys, json
+attempts = []
+def watch(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo"):
+        attempts.append(event)
+        with open(sys.argv[1], "w") as fh:
+            json.dump(attempts, fh)
+sys.addaudithook(watch)
+from jdm_kg.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run(*args: str, tmp_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    log = (tmp_path or Path("/tmp")) / "net-attempts.json"
+    if log.exists():
+        log.unlink()
+    proc = subprocess.run(
+        [sys.executable, "-c", WATCH, str(log), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    proc.net_attempts = json.loads(log.read_text()) if log.exists() else []  # type: ignore[attr-defined]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_validate_ok_and_violations():
+    ok = run("validate", str(EX / "skin-predominant.ttl"))
+    assert ok.returncode == 0 and "conforms" in ok.stdout
+    bad = run("validate", str(EX / "invalid" / "height-in-metres.ttl"))
+    assert bad.returncode == 1
+    assert "record P-BAD-UNITS: bodyHeight.value" in bad.stdout and "metres" in bad.stdout
+
+
+def test_validate_json_and_turtle():
+    out = json.loads(run("validate", "--format", "json", str(EX / "invalid" / "typo-and-grams.jsonld")).stdout)
+    assert out[0]["conforms"] is False and any(i["field"] == "sex" for i in out[0]["issues"])
+    ttl = run("validate", "--format", "turtle", str(EX / "invalid" / "height-in-metres.ttl")).stdout
+    assert "sh:ValidationReport" in ttl
+
+
+def test_recommend_text_report():
+    proc = run("recommend", str(EX / "skin-predominant.ttl"))
+    assert proc.returncode == 0
+    out = proc.stdout
+    assert "#1 infliximab [offered]" in out
+    assert "infliximab: 105.0-175.0 mg per dose" in out
+    assert "437.5 mg per dose" in out and "BSA 1.17" in out
+    assert 'quote: "More effective for skin manifestations than muscle disease"' in out
+    assert "Caveats stated by the guideline" in out
+
+
+def test_recommend_json_markdown_turtle():
+    data = json.loads(run("recommend", "--format", "json", str(EX / "refractory-multisystem.ttl")).stdout)
+    assert data[0]["options"][0]["label"].startswith("combination")
+    rit = [o for o in data[0]["options"] if o["label"] == "rituximab"][0]
+    assert rit["status"] == "excluded" and rit["reasonsAgainst"]
+    md = run("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout
+    assert md.startswith("# jdm-kg recommendations") and "## Patient P-SKIN" in md
+    ttl = run("recommend", "--format", "turtle", str(EX / "skin-predominant.ttl")).stdout
+    assert "jdm:RecommendationRun" in ttl and "prov:wasDerivedFrom" in ttl
+
+
+def test_recommend_not_applicable_says_so():
+    proc = run("recommend", str(EX / "no-jak-failure.ttl"))
+    assert proc.returncode == 0 and "does not apply" in proc.stdout
+
+
+def test_explain_three_patients():
+    skin = run("explain", str(EX / "skin-predominant.ttl"), "infliximab").stdout
+    assert "infliximab: OFFERED, rank 1" in skin and "patient fact: manifestation skin disease, predominant yes" in skin
+    ild = run("explain", str(EX / "ild-predominant.ttl")).stdout
+    assert "rituximab: BLOCKED" in ild and "hepatitis B screening positive" in ild
+    ref = run("explain", str(EX / "refractory-multisystem.ttl"), "rituximab").stdout
+    assert "EXCLUDED" in ref and "2024-01-15 to 2024-09-01" in ref
+    mtx = run("explain", str(EX / "skin-predominant.ttl"), "methotrexate").stdout
+    assert "not a treatment option" in mtx and "co-medication" in mtx
+
+
+def test_explain_unknown_drug_is_usage_error():
+    proc = run("explain", str(EX / "skin-predominant.ttl"), "aspirin")
+    assert proc.returncode == 2 and "'aspirin' is not a drug" in proc.stderr
+
+
+def test_query_bundled_with_bound_param():
+    proc = run(
+        "query", "ranked-options", "--data", str(EX / "skin-predominant.ttl"),
+        "--param", "patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>", "--format", "csv",
+    )
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("option,optionLabel") and "adalimumab" in lines[1]
+
+
+def test_query_param_is_bound_not_pasted():
+    # A value that would break out of the query if pasted is just a literal that matches nothing.
+    proc = run("query", "ranked-options", "--param", 'patient=x" } ; DROP ALL ; #', "--format", "json")
+    assert proc.returncode == 0
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 7  # every option, none matched to a (non-existent) patient's manifestations
+    assert all(int(row["score"]) <= 1 for row in rows)
+
+
+@pytest.mark.parametrize("cmd", ["validate", "recommend"])
+def test_remote_jsonld_context_refused_without_network(cmd, tmp_path):
+    proc = run(cmd, str(EX / "invalid" / "remote-context.jsonld"), tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "is remote; jdm-kg never fetches contexts" in proc.stderr
+    assert proc.net_attempts == []
+
+
+def test_query_service_refused_without_network(tmp_path):
+    q = tmp_path / "service.rq"
+    q.write_text("SELECT * WHERE { SERVICE <https://query.example.org/sparql> { ?s ?p ?o } }")
+    proc = run("query", str(q), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "SERVICE" in proc.stderr and "--allow-service" in proc.stderr
+    assert proc.net_attempts == []
+    q.write_text("SELECT * FROM <https://data.example.org/g> WHERE { ?s ?p ?o }")
+    proc = run("query", str(q), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "FROM" in proc.stderr and proc.net_attempts == []
+
+
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("empty.ttl", b"", "file is empty"),
+        ("binary.ttl", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binary"),
+        ("latin1.ttl", "# patient Müller\n".encode("latin-1"), "not UTF-8"),
+        ("truncated.jsonld", b'{"@context": "https://w3id.org/jdm-kg/context.jsonld", "patientId": "P', "not valid JSON"),
+        ("notes.txt", b"hello", "unknown file type"),
+        ("nopatient.ttl", b"<urn:a> <urn:b> <urn:c> .", "no patient record found"),
+    ],
+)
+def test_malformed_input_is_one_clear_line(tmp_path, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    for cmd in ("validate", "recommend"):
+        proc = run(cmd, str(path), tmp_path=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr and str(path) in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_syntax_error_names_the_line():
+    proc = run("validate", str(EX / "invalid" / "malformed.ttl"))
+    assert proc.returncode == 2 and "malformed.ttl:4:" in proc.stderr
+
+
+def test_missing_file_and_usage_errors():
+    assert run("validate", "does-not-exist.ttl").returncode == 2
+    assert run("validate").returncode == 2
+    assert run("frobnicate").returncode == 2
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path):
+    bad = tmp_path / "bad.ttl"
+    bad.write_text("@prefix : <x> . :a :b")
+    proc = run("recommend", str(bad), str(EX / "skin-predominant.ttl"), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "Patient P-SKIN" in proc.stdout and "bad.ttl" in proc.stderr
+
+
+def test_many_patients_one_broken(tmp_path):
+    skin = (EX / "skin-predominant.ttl").read_text()
+    broken = skin.replace("ex:P-SKIN", "ex:P-TWO").replace('"P-SKIN"', '"P-TWO"').replace("jdm:value 140.0", "jdm:value 1.40")
+    both = tmp_path / "two.ttl"
+    both.write_text(skin + "\n" + broken.split("\n", 6)[-1])
+    proc = run("recommend", "--format", "json", str(both), tmp_path=tmp_path)
+    assert proc.returncode == 1
+    data = {r["patientId"]: r for r in json.loads(proc.stdout)}
+    assert data["P-SKIN"]["applicable"] is True
+    assert data["P-TWO"]["applicable"] is False and data["P-TWO"]["issues"][0]["field"] == "bodyHeight.value"
+
+
+def test_huge_literal_is_handled(tmp_path):
+    skin = (EX / "skin-predominant.ttl").read_text()
+    big = tmp_path / "big.ttl"
+    big.write_text(skin.replace('jdm:patientId "P-SKIN"', 'jdm:patientId "' + "P" * 2_000_000 + '"'))
+    proc = run("validate", str(big), tmp_path=tmp_path)
+    assert proc.returncode == 0
