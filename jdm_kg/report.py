@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from rdflib import PROV, RDF, XSD, BNode, Graph, Literal, URIRef
 
 from jdm_kg import __version__
+from jdm_kg.dosing import ROUNDING_NOTE
 from jdm_kg.guideline import JDM, JDMG, Guideline
 from jdm_kg.recommend import OptionAssessment, PatientResult, Provenance, Reason
 from jdm_kg.validation import ValidationReport
@@ -124,7 +126,7 @@ def result_text(result: PatientResult, detail: bool = True) -> str:
             f"height {b.height_cm} cm" if b.height_cm is not None else f"height: {b.height_problem}",
         ]
         if bsa is not None:
-            bits.append(f"BSA {bsa.quantize(bsa.__class__('0.01'))} m² (Mosteller 1987)")
+            bits.append(f"BSA {bsa.quantize(Decimal('0.01'))} m² (Mosteller 1987)")
         lines.append("Body measures: " + "; ".join(bits))
     if result.applicable:
         lines.append("")
@@ -137,7 +139,7 @@ def result_text(result: PatientResult, detail: bool = True) -> str:
             for caveat in result.caveats:
                 lines.append(f"  - {' '.join((caveat.quote or caveat.label).split())}")
         lines.append("")
-        lines.append("Doses: " + __import__("jdm_kg.dosing", fromlist=["ROUNDING_NOTE"]).ROUNDING_NOTE)
+        lines.append("Doses: " + ROUNDING_NOTE)
     return "\n".join(lines)
 
 
@@ -154,6 +156,20 @@ def results_text(results: list[PatientResult], markdown: bool = False) -> str:
 
 def results_json(results: list[PatientResult]) -> list[dict[str, Any]]:
     return [r.as_dict() for r in results]
+
+
+def _add_child(
+    g: Graph, parent: URIRef, link: URIRef, cls: URIRef, text: str, derived: list[URIRef], values: dict[URIRef, Literal]
+) -> None:
+    """Add a typed child node (reason, dose, gate) with its text, values and prov:wasDerivedFrom."""
+    child = BNode()
+    g.add((parent, link, child))
+    g.add((child, RDF.type, cls))
+    g.add((child, JDM.text, Literal(text)))
+    for prop, value in values.items():
+        g.add((child, prop, value))
+    for source in derived:
+        g.add((child, PROV.wasDerivedFrom, source))
 
 
 def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
@@ -190,35 +206,27 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
             if option.rank is not None:
                 g.add((node, JDM.rank, Literal(option.rank)))
             for reason in option.reasons:
-                r = BNode()
-                g.add((node, JDM.reason, r))
-                g.add((r, RDF.type, JDM.Reason))
-                g.add((r, JDM.direction, Literal(reason.direction)))
-                g.add((r, JDM.text, Literal(reason.text)))
-                if reason.statement:
-                    g.add((r, PROV.wasDerivedFrom, URIRef(reason.statement.statement)))
-                    g.add((node, PROV.wasDerivedFrom, URIRef(reason.statement.statement)))
+                derived = [URIRef(reason.statement.statement)] if reason.statement else []
+                _add_child(g, node, JDM.reason, JDM.Reason, reason.text, derived, {JDM.direction: Literal(reason.direction)})
+                for statement in derived:
+                    g.add((node, PROV.wasDerivedFrom, statement))
             for dose in option.doses:
-                d = BNode()
-                g.add((node, JDM.computedDose, d))
-                g.add((d, RDF.type, JDM.ComputedDose))
-                g.add((d, JDM.status, Literal(dose.status)))
-                g.add((d, JDM.text, Literal(dose.summary())))
-                g.add((d, PROV.wasDerivedFrom, URIRef(dose.regimen.iri)))
+                values: dict[URIRef, Literal] = {JDM.status: Literal(dose.status)}
+                derived = [URIRef(dose.regimen.iri)]
                 if dose.status == "computed":
-                    g.add((d, JDM.amountLow, Literal(dose.low, datatype=XSD.decimal)))
-                    g.add((d, JDM.amountHigh, Literal(dose.high, datatype=XSD.decimal)))
-                    g.add((d, JDM.amountUnit, Literal(dose.unit)))
-                    if dose.regimen.basis == "m2" and result.body and result.body.bsa is not None:
-                        g.add((d, JDM.bodySurfaceArea, Literal(result.body.bsa.quantize(dose.low.__class__("0.0001")), datatype=XSD.decimal)))  # type: ignore[union-attr]
-                        g.add((d, PROV.wasDerivedFrom, JDMG["src-mosteller-1987"]))
+                    values[JDM.amountLow] = Literal(dose.low, datatype=XSD.decimal)
+                    values[JDM.amountHigh] = Literal(dose.high, datatype=XSD.decimal)
+                    values[JDM.amountUnit] = Literal(dose.unit)
+                    bsa = result.body.bsa if result.body else None
+                    if dose.regimen.basis == "m2" and bsa is not None:
+                        values[JDM.bodySurfaceArea] = Literal(bsa.quantize(Decimal("0.0001")), datatype=XSD.decimal)
+                        derived.append(JDMG["src-mosteller-1987"])
+                _add_child(g, node, JDM.computedDose, JDM.ComputedDose, dose.summary(), derived, values)
             for gate in option.gates:
-                gnode = BNode()
-                g.add((node, JDM.gate, gnode))
-                g.add((gnode, RDF.type, JDM.GateResult))
-                g.add((gnode, JDM.status, Literal(gate.state)))
-                g.add((gnode, JDM.text, Literal(gate.text)))
-                g.add((gnode, PROV.wasDerivedFrom, URIRef(gate.statement.statement)))
+                _add_child(
+                    g, node, JDM.gate, JDM.GateResult, gate.text,
+                    [URIRef(gate.statement.statement)], {JDM.status: Literal(gate.state)},
+                )
     return g
 
 
@@ -236,16 +244,13 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
         }[option.status]
         lines.append("")
         lines.append(f"{option.label}: {verdict}; score {option.score}")
-        lines.append("  Reasons for:" if option.reasons_for else "  Reasons for: none")
-        for reason in option.reasons_for:
-            lines += _reason_lines(reason, "    ", True)
-            if reason.patient_fact:
-                lines.append("        patient fact: " + ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k != "node"))
-        lines.append("  Reasons against:" if option.reasons_against else "  Reasons against: none")
-        for reason in option.reasons_against:
-            lines += _reason_lines(reason, "    ", True)
-            if reason.patient_fact:
-                lines.append("        patient fact: " + ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k != "node"))
+        for heading, reasons in (("Reasons for", option.reasons_for), ("Reasons against", option.reasons_against)):
+            lines.append(f"  {heading}:" if reasons else f"  {heading}: none")
+            for reason in reasons:
+                lines += _reason_lines(reason, "    ", True)
+                if reason.patient_fact:
+                    fact = ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k != "node")
+                    lines.append(f"        patient fact: {fact}")
     return "\n".join(lines)
 
 
