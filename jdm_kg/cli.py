@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rdflib import Graph, URIRef
+from rdflib import RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import JDMG, load_guideline
+from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.netguard import NetworkBlocked, block_network
 from jdm_kg.queries import check_query, parse_param, query_source
@@ -121,8 +121,6 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 def _resolve_drug(name: str) -> str:
     graph = load_guideline().graph
-    from rdflib import RDFS, SKOS
-
     wanted = name.strip().lower()
     for iri in (URIRef(name), JDMG[name]):
         if (iri, None, None) in graph:
@@ -142,9 +140,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             raise InputError(args.patient, f"no record with patientId {args.patient_id!r}")
     for result in results:
         if drug and result.options and drug not in {o.option for o in result.options}:
-            label = load_guideline().graph.value(URIRef(drug), URIRef("http://www.w3.org/2000/01/rdf-schema#label"))
-            role = load_guideline().graph.value(URIRef(drug), URIRef("https://w3id.org/jdm-kg/vocab#role"))
-            role_label = load_guideline().graph.value(role, URIRef("http://www.w3.org/2000/01/rdf-schema#label")) if role else None
+            graph = load_guideline().graph
+            label = graph.value(URIRef(drug), RDFS.label)
+            role = graph.value(URIRef(drug), JDM.role)
+            role_label = graph.value(role, RDFS.label) if role else None
             print(f"Patient {result.record.patient_id}: {label} is not a treatment option this guideline offers "
                   f"(its role in the guideline: {role_label or 'none'}).")
             continue
@@ -159,11 +158,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     query = check_query(text, label, allow_service=args.allow_service)
     bindings = dict(parse_param(p) for p in args.param)
-    data = Graph()
-    if not args.no_guideline:
-        data += load_guideline().graph
-    for path in _expand(args.data):
-        data += load_rdf_file(path)
+    patients = [load_rdf_file(path) for path in _expand(args.data)]
+    if args.no_guideline:
+        data = Graph()
+        for graph in patients:
+            data += graph
+    else:
+        data = with_guideline(load_guideline(), *patients)
     result = data.query(query, initBindings=bindings)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]

@@ -18,7 +18,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.resources import resource_dir
 
-__all__ = ["Guideline", "load_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
+__all__ = ["Guideline", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
 
 from rdflib import Namespace
 
@@ -80,3 +80,15 @@ def guideline_files(directory: Path | None = None) -> list[Path]:
 def load_guideline(directory: Path | None = None) -> Guideline:
     """Return the compiled guideline from ``directory`` (default: the bundled ``ontology/``)."""
     return compile_guideline(guideline_files(directory))
+
+
+def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
+    """A new graph holding the compiled guideline and ``graphs`` (the data queries and shapes run on).
+
+    A copy, not an aggregate: rdflib's ReadOnlyGraphAggregate repeats rows under subqueries.
+    """
+    data = Graph()
+    data += guideline.graph
+    for graph in graphs:
+        data += graph
+    return data

@@ -13,11 +13,11 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from rdflib import Graph, Literal, URIRef
+from rdflib import RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
-from jdm_kg.guideline import JDM, Guideline, load_guideline
+from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.queries import Row, select
 from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graph
 
@@ -381,8 +381,6 @@ class _GuidelineFacts:
         )
 
     def label(self, iri: str) -> str:
-        from rdflib import RDFS
-
         value = self.graph.value(URIRef(iri), RDFS.label)
         return str(value) if value is not None else iri.rsplit("/", 1)[-1]
 
@@ -593,10 +591,8 @@ def recommend_graph(
 ) -> tuple[ValidationReport, list[PatientResult]]:
     """Validate then assess every patient record in ``patient_graph``."""
     guideline = guideline or load_guideline()
-    report = validate_graph(patient_graph, source, guideline)
-    data = Graph()
-    data += guideline.graph
-    data += patient_graph
+    data = with_guideline(guideline, patient_graph)
+    report = validate_graph(patient_graph, source, guideline, data)
     results = [
         assess_patient(data, record, source, report.issues_for(record), guideline, today) for record in report.records
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyshacl import validate as shacl_validate
 from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
 
-from jdm_kg.guideline import JDM, Guideline, load_guideline
+from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.resources import resource_dir
 
@@ -121,14 +121,19 @@ def _value_text(value: Node | None) -> str | None:
     return _local(value)
 
 
-def validate_graph(patient_graph: Graph, source: str, guideline: Guideline | None = None) -> ValidationReport:
-    """Validate every patient record in ``patient_graph`` (read from ``source``)."""
+def validate_graph(
+    patient_graph: Graph, source: str, guideline: Guideline | None = None, data: Graph | None = None
+) -> ValidationReport:
+    """Validate every patient record in ``patient_graph`` (read from ``source``).
+
+    ``data`` is ``patient_graph`` already merged with the guideline (:func:`with_guideline`),
+    for callers that need that graph anyway; it is built here otherwise.
+    """
     guideline = guideline or load_guideline()
     records = patients_in(patient_graph)
     report = ValidationReport(source=source, records=records)
-    data = Graph()
-    data += guideline.graph
-    data += patient_graph
+    if data is None:
+        data = with_guideline(guideline, patient_graph)
     _, results, _ = shacl_validate(
         data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True
     )
