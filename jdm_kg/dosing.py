@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 from decimal import ROUND_HALF_UP, Decimal, getcontext
 
 __all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "ROUNDING_NOTE"]
@@ -46,6 +47,8 @@ class BodyMeasures:
     height_problem: str | None = None
     weight_date: date | None = None
     height_date: date | None = None
+    weight_node: Any = None
+    height_node: Any = None
 
     @property
     def bsa(self) -> Decimal | None:
@@ -98,6 +101,7 @@ class ComputedDose:
     basis_text: str | None = None
     formula: str | None = None
     notes: list[str] = field(default_factory=list)
+    measures_used: tuple[str, ...] = ()
 
     def summary(self) -> str:
         r = self.regimen
@@ -129,6 +133,7 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         factor = body.weight_kg
         basis_text = f"weight {body.weight_kg} kg"
         formula = f"{regimen.dose_unit} × weight (kg)"
+        used: tuple[str, ...] = ("weight",)
     elif regimen.basis == "m2":
         problems = [p for p in (body.weight_problem, body.height_problem) if p]
         if body.bsa is None:
@@ -136,6 +141,7 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         factor = body.bsa
         basis_text = f"BSA {_bsa_text(body)} m² from {body.height_cm} cm and {body.weight_kg} kg"
         formula = f"{regimen.dose_unit} × BSA; {BSA_FORMULA}"
+        used = ("weight", "height")
     else:
         return ComputedDose(regimen, "missing-data", notes=[f"unknown dose basis {regimen.basis!r}"])
     low, high = _round(regimen.dose_min * factor), _round(regimen.dose_max * factor)
@@ -163,6 +169,7 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         basis_text=basis_text,
         formula=formula,
         notes=notes,
+        measures_used=used,
     )
 
 

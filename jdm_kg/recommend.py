@@ -413,7 +413,10 @@ def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasu
 
     weight, weight_problem, weight_date = usable("weight", "kg", "body weight")
     height, height_problem, height_date = usable("height", "cm", "body height")
-    return BodyMeasures(weight, height, weight_problem, height_problem, weight_date, height_date)
+    return BodyMeasures(
+        weight, height, weight_problem, height_problem, weight_date, height_date,
+        weight_node=row.get("weight"), height_node=row.get("height"),
+    )
 
 
 def _gates(

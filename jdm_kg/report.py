@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from rdflib import PROV, RDF, XSD, BNode, Graph, Literal, URIRef
+from rdflib.term import Node
 
 from jdm_kg import __version__
 from jdm_kg.dosing import ROUNDING_NOTE
@@ -159,7 +160,7 @@ def results_json(results: list[PatientResult]) -> list[dict[str, Any]]:
 
 
 def _add_child(
-    g: Graph, parent: URIRef, link: URIRef, cls: URIRef, text: str, derived: list[URIRef], values: dict[URIRef, Literal]
+    g: Graph, parent: URIRef, link: URIRef, cls: URIRef, text: str, derived: list[Node], values: dict[URIRef, Literal]
 ) -> None:
     """Add a typed child node (reason, dose, gate) with its text, values and prov:wasDerivedFrom."""
     child = BNode()
@@ -170,6 +171,33 @@ def _add_child(
         g.add((child, prop, value))
     for source in derived:
         g.add((child, PROV.wasDerivedFrom, source))
+
+
+def _measurement_nodes(g: Graph, patient: Node, result: PatientResult) -> dict[str, Node]:
+    """The weight and height a dose was computed from, as PROV entities in the output graph.
+
+    A measurement with an IRI in the patient record keeps it; a blank node gets a fresh one here,
+    attached to the patient with the same property, value, UCUM unit and date as the input.
+    """
+    body = result.body
+    nodes: dict[str, Node] = {}
+    if body is None:
+        return nodes
+    for name, link, node, value, unit, when in (
+        ("weight", JDM.bodyWeight, body.weight_node, body.weight_kg, "kg", body.weight_date),
+        ("height", JDM.bodyHeight, body.height_node, body.height_cm, "cm", body.height_date),
+    ):
+        if value is None or node is None:
+            continue
+        out = node if isinstance(node, URIRef) else BNode()
+        g.add((patient, link, out))
+        g.add((out, RDF.type, PROV.Entity))
+        g.add((out, JDM.value, Literal(value, datatype=XSD.decimal)))
+        g.add((out, JDM.unit, Literal(unit)))
+        if when is not None:
+            g.add((out, JDM.date, Literal(when, datatype=XSD.date)))
+        nodes[name] = out
+    return nodes
 
 
 def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
@@ -195,6 +223,7 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, JDM.text, Literal(result.applicability)))
         g.add((guideline.version_iri, RDF.type, PROV.Entity))
         g.add((patient, JDM.patientId, Literal(result.record.patient_id)))
+        measures = _measurement_nodes(g, patient, result)
         for option in result.options:
             node = URIRef(f"{run}/{option.option.rsplit('/', 1)[-1]}")
             g.add((node, RDF.type, JDM.OptionAssessment))
@@ -212,15 +241,21 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
                     g.add((node, PROV.wasDerivedFrom, statement))
             for dose in option.doses:
                 values: dict[URIRef, Literal] = {JDM.status: Literal(dose.status)}
-                derived = [URIRef(dose.regimen.iri)]
+                derived: list[Node] = [URIRef(dose.regimen.iri)]
                 if dose.status == "computed":
                     values[JDM.amountLow] = Literal(dose.low, datatype=XSD.decimal)
                     values[JDM.amountHigh] = Literal(dose.high, datatype=XSD.decimal)
                     values[JDM.amountUnit] = Literal(dose.unit)
-                    bsa = result.body.bsa if result.body else None
-                    if dose.regimen.basis == "m2" and bsa is not None:
-                        values[JDM.bodySurfaceArea] = Literal(bsa.quantize(Decimal("0.0001")), datatype=XSD.decimal)
-                        derived.append(JDMG["src-mosteller-1987"])
+                    if dose.formula:
+                        values[JDM.formula] = Literal(dose.formula)
+                    body = result.body
+                    if body is not None:
+                        derived += [measures[name] for name in dose.measures_used if name in measures]
+                        if dose.regimen.basis == "m2" and body.bsa is not None:
+                            values[JDM.bodySurfaceArea] = Literal(
+                                body.bsa.quantize(Decimal("0.0001")), datatype=XSD.decimal
+                            )
+                            derived.append(JDMG["src-mosteller-1987"])
                 _add_child(g, node, JDM.computedDose, JDM.ComputedDose, dose.summary(), derived, values)
             for gate in option.gates:
                 _add_child(

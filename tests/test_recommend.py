@@ -175,3 +175,40 @@ def test_prov_graph(recommend, guideline):
     assert JDMG["pref-tnfi-skin"] in derived
     doses = list(g.objects(assessed[0], JDM.computedDose))
     assert {str(g.value(d, JDM.amountHigh)) for d in doses} == {"175.0"}
+
+
+def test_prov_dose_is_derived_from_the_measurements_and_formula(recommend, guideline):
+    """A computed dose names the regimen, the weight (and height for BSA) and the formula it used."""
+    prov = URIRef("http://www.w3.org/ns/prov#wasDerivedFrom")
+    res = result(recommend, "skin-predominant.ttl")
+    g = results_graph([res], guideline)
+    patient = res.record.node
+    weight = g.value(patient, JDM.bodyWeight)
+    height = g.value(patient, JDM.bodyHeight)
+    assert (str(g.value(weight, JDM.value)), str(g.value(weight, JDM.unit))) == ("35.0", "kg")
+    assert (str(g.value(height, JDM.value)), str(g.value(height, JDM.unit))) == ("140.0", "cm")
+    assert str(g.value(weight, JDM.date)) == "2026-10-20"
+
+    def dose_of(option):
+        node = next(g.subjects(JDM.assessedOption, option))
+        return next(g.objects(node, JDM.computedDose))
+
+    infliximab = dose_of(JDMG.infliximab)  # mg/kg: weight only
+    assert set(g.objects(infliximab, prov)) == {JDMG["regimen-infliximab"], weight}
+    assert "weight (kg)" in str(g.value(infliximab, JDM.formula))
+    rituximab = dose_of(JDMG.rituximab)  # mg/m2: weight, height and the Mosteller source
+    assert set(g.objects(rituximab, prov)) == {JDMG["regimen-rituximab"], weight, height, JDMG["src-mosteller-1987"]}
+    assert "sqrt(height cm × weight kg / 3600)" in str(g.value(rituximab, JDM.formula))
+    assert str(g.value(rituximab, JDM.bodySurfaceArea)) == "1.1667"
+
+
+def test_screening_not_documented_is_required_before_starting(recommend):
+    """P-MUSCLE has hepatitis results but no tuberculosis screening: TB is 'required', not blocking."""
+    res = result(recommend, "muscle-predominant.jsonld")
+    for option in res.options:
+        if not option.gates:
+            continue
+        gates = {g.condition_label: g for g in option.gates}
+        assert gates["tuberculosis"].state == "required", option.label
+        assert gates["tuberculosis"].text == "No tuberculosis screening recorded: required before starting."
+        assert option.status == "offered"  # a missing screen does not block, it is a task
