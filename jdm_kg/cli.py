@@ -191,6 +191,94 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _guideline_dir(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise InputError(value, "not a folder; give the folder holding the guideline's .ttl files (e.g. ontology/)")
+    return path
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from jdm_kg.check import check_guideline
+
+    directory = _guideline_dir(args.guideline)
+    problems = check_guideline(directory)
+    for problem in problems:
+        print(problem)
+    where = args.guideline or "the bundled guideline"
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}.", file=sys.stderr)
+        return EXIT_VIOLATIONS
+    print(f"{where}: no problems found (syntax, OWL RL consistency, guideline shapes, quality-control queries, quotes).")
+    return EXIT_OK
+
+
+def _cmd_fmt(args: argparse.Namespace) -> int:
+    from jdm_kg.fmt import format_files
+
+    paths: list[Path] = []
+    for given in args.files or [str(Path("ontology"))]:
+        path = Path(given)
+        if path.is_dir():
+            paths += sorted(path.glob("*.ttl"))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise InputError(given, "no such file or folder")
+    if not paths:
+        raise InputError(" ".join(args.files or ["ontology"]), "no .ttl files to format")
+    changed = [r.path for r in format_files(paths, check=args.check) if r.changed]
+    for path in changed:
+        print(f"{path}: {'would be reformatted' if args.check else 'reformatted'}")
+    if args.check and changed:
+        print(f"{len(changed)} file(s) not in canonical layout: run `jdm-kg fmt` to fix.", file=sys.stderr)
+        return EXIT_VIOLATIONS
+    if not changed:
+        print(f"{len(paths)} file(s) already in canonical layout.")
+    return EXIT_OK
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from jdm_kg.guideline import load_guideline as load
+    from jdm_kg.vignettes import results_table, run_vignettes
+
+    paths = args.vignettes or (["tests/vignettes"] if Path("tests/vignettes").is_dir() else [])
+    if not paths:
+        raise InputError("VIGNETTES", "no vignette folder given and no tests/vignettes/ here; give the folder or files")
+    results = run_vignettes(paths, load(_guideline_dir(args.guideline)))
+    if args.format == "json":
+        print(dumps_json([
+            {"vignette": r.name, "description": r.label, "file": r.file, "passed": r.passed, "differences": r.differences}
+            for r in results
+        ]))
+    else:
+        print(results_table(results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_VIOLATIONS
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from jdm_kg.diff import default_patients, diff_guidelines
+    from jdm_kg.vignettes import vignette_files
+
+    examples, vignettes = default_patients()
+    if args.patients is not None:
+        examples = [Path(p) for p in _expand(args.patients)]
+    if args.vignettes is not None:
+        vignettes = vignette_files(args.vignettes)
+    print(diff_guidelines(args.old, args.new, examples, vignettes).text())
+    return EXIT_OK
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from jdm_kg.docs import write_docs
+
+    pages = write_docs(load_guideline(_guideline_dir(args.guideline)), Path(args.output))
+    print(f"Wrote {len(pages)} pages to {args.output}/ (open {pages[0]} in a browser).")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jdm-kg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
@@ -221,6 +309,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-guideline", action="store_true", help="query only the --data files")
     p.add_argument("--allow-service", action="store_true", help="allow SERVICE clauses to contact remote endpoints")
     p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")
+    p.add_argument("guideline", metavar="FOLDER", nargs="?", help="guideline folder (default: the bundled ontology/)")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("fmt", help="rewrite Turtle files in the canonical layout (graph unchanged)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="Turtle files or folders (default: ontology/)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+    p.set_defaults(func=_cmd_fmt)
+
+    p = sub.add_parser("test", help="run the guideline vignettes (patients with expected outcomes)")
+    p.add_argument("vignettes", nargs="*", metavar="VIGNETTE", help="vignette files or folders (default: tests/vignettes/)")
+    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder to test (default: the bundled ontology/)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("diff", help="what changed between two guideline versions, and for which patients")
+    p.add_argument("old", metavar="OLD", help="folder, replacement .ttl file, or git revision (e.g. HEAD)")
+    p.add_argument("new", metavar="NEW", help="folder, replacement .ttl file, or git revision")
+    p.add_argument("--patients", nargs="*", metavar="FILE", help="patient files to compare (default: examples/)")
+    p.add_argument("--vignettes", nargs="*", metavar="FILE", help="vignettes to compare (default: tests/vignettes/)")
+    p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("docs", help="write a static HTML site of the guideline")
+    p.add_argument("-o", "--output", default="site", metavar="FOLDER", help="output folder (default: site/)")
+    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder (default: the bundled ontology/)")
+    p.set_defaults(func=_cmd_docs)
     return parser
 
 

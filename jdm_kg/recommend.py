@@ -29,6 +29,7 @@ __all__ = [
     "PatientResult",
     "recommend_graph",
     "assess_patient",
+    "guideline_facts",
 ]
 
 
@@ -386,7 +387,8 @@ class _GuidelineFacts:
 
 
 @cache
-def _facts(guideline: Guideline) -> _GuidelineFacts:
+def guideline_facts(guideline: Guideline) -> _GuidelineFacts:
+    """The patient-independent answers (regimens, safety actions, provenance) for ``guideline``, cached."""
     return _GuidelineFacts(guideline)
 
 
@@ -465,7 +467,7 @@ def assess_patient(
 ) -> PatientResult:
     """Assess every option for one patient in ``data`` (guideline closure + patient triples)."""
     guideline = guideline or load_guideline()
-    facts = _facts(guideline)
+    facts = guideline_facts(guideline)
     patient = record.node
     fact_rows = select(data, "patient-facts", patient=patient)
     as_of = _as_of(fact_rows, today)

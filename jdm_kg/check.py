@@ -1,0 +1,237 @@
+"""``jdm-kg check``: is the guideline graph well-formed, complete and consistent?
+
+Four kinds of check, all driven by data an author can read:
+
+1. every Turtle file parses (the parser's line number is reported);
+2. the OWL RL closure is consistent (owlrl's error messages);
+3. the SHACL shapes in ``shapes/guideline/`` hold (statements have quotes, sources and
+   evidence; regimens have amounts or an explicit gap, UCUM units, basis, route, interval;
+   drugs have a class and codes; sources have a citation);
+4. the quality-control queries in ``queries/qc/`` return no rows (dangling IRIs, duplicate
+   labels, contradictions, unused sources, malformed codes, missing labels); and every
+   statement's quote is found verbatim in the guideline text.
+
+Each problem is one line: ``file:line: rule: term: what is wrong. Fix: what to do.``
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pyshacl import validate as shacl_validate
+from rdflib import RDF, SH, Graph, URIRef
+from rdflib.term import Node
+
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import JDM, Guideline, compile_guideline, guideline_files
+from jdm_kg.loading import load_rdf_file
+from jdm_kg.queries import check_query
+from jdm_kg.resources import resource_dir
+
+__all__ = ["Problem", "QcRule", "qc_rules", "check_guideline", "SourceIndex"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the guideline, located where possible."""
+
+    rule: str
+    message: str
+    fix: str = ""
+    entity: str = ""
+    file: str = ""
+    line: int | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else (self.file or "guideline")
+        what = f"{self.entity}: " if self.entity else ""
+        fix = f" Fix: {self.fix}" if self.fix else ""
+        return f"{where}: {self.severity} [{self.rule}] {what}{self.message}.{fix}"
+
+
+@dataclass(frozen=True)
+class QcRule:
+    """A quality-control query: ``queries/qc/NAME.rq``, which must return no rows."""
+
+    name: str
+    path: Path
+    description: str
+    fix: str
+    graph: str  # "asserted" (as written) or "compiled" (after OWL RL and the rules)
+
+
+def _header(text: str, key: str) -> str:
+    """The value of a ``# key:`` header comment, continuation lines joined."""
+    lines, taking = [], False
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        body = line[1:].strip()
+        if re.match(r"^[a-z]+:", body):
+            taking = body.startswith(f"{key}:")
+            if taking:
+                lines.append(body[len(key) + 1 :].strip())
+        elif taking:
+            lines.append(body)
+    return " ".join(lines)
+
+
+@cache
+def qc_rules() -> tuple[QcRule, ...]:
+    """The bundled quality-control queries, in name order."""
+    rules = []
+    for path in sorted(resource_dir("queries").joinpath("qc").glob("*.rq")):
+        text = path.read_text(encoding="utf-8")
+        rules.append(
+            QcRule(path.stem, path, _header(text, "description"), _header(text, "fix"), _header(text, "graph") or "asserted")
+        )
+    return tuple(rules)
+
+
+class SourceIndex:
+    """Find the file and line where a term is defined (or first used) in the Turtle sources."""
+
+    _PREFIX = re.compile(r"^\s*(?:@prefix|PREFIX)\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", re.IGNORECASE)
+
+    def __init__(self, files: list[Path]) -> None:
+        self._files: list[tuple[Path, list[str], dict[str, str]]] = []
+        for path in files:
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            prefixes = {m.group(2): m.group(1) or "" for m in map(self._PREFIX.match, lines) if m}
+            self._files.append((path, lines, prefixes))
+
+    def _names(self, iri: str, prefixes: dict[str, str]) -> list[str]:
+        names = [f"<{iri}>"]
+        for namespace, prefix in prefixes.items():
+            local = iri[len(namespace) :]
+            if iri.startswith(namespace) and local and re.fullmatch(r"[\w.-]+", local):
+                names.append(f"{prefix}:{local}")
+        return names
+
+    def locate(self, iri: str) -> tuple[str, int] | tuple[str, None]:
+        """(file, line) of the term's definition, else of its first use, else ('', None)."""
+        first_use: tuple[str, int] | None = None
+        for path, lines, prefixes in self._files:
+            patterns = [re.compile(rf"(?<![\w:]){re.escape(n)}(?![\w:-])") for n in self._names(iri, prefixes)]
+            statement_start = True  # the next token is a subject (start of file, or after a '.')
+            for number, line in enumerate(lines, 1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                for pattern in patterns:
+                    found = pattern.search(line)
+                    if found and statement_start and not line[: found.start()].strip():
+                        return str(path), number
+                    if found and first_use is None:
+                        first_use = (str(path), number)
+                statement_start = text.endswith(".") and not text.endswith('."""')
+        return first_use or ("", None)
+
+    def short(self, iri: str) -> str:
+        for _, _, prefixes in self._files:
+            names = self._names(iri, prefixes)
+            if len(names) > 1:
+                return names[-1]
+        return f"<{iri}>"
+
+
+def _display_path(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+class _Checker:
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self.index = SourceIndex(files)
+        self.problems: list[Problem] = []
+
+    def add(self, rule: str, node: Node | None, message: str, fix: str = "", where: Node | None = None) -> None:
+        entity, file, line = "", "", None
+        if isinstance(node, URIRef):
+            entity = self.index.short(str(node))
+        target = where if isinstance(where, URIRef) else node
+        if isinstance(target, URIRef):
+            file, line = self.index.locate(str(target))
+        self.problems.append(Problem(rule, message.rstrip("."), fix.rstrip("."), entity, _display_path(file), line))
+
+    def syntax(self) -> bool:
+        for path in self.files:
+            try:
+                load_rdf_file(path)
+            except InputError as err:
+                self.problems.append(
+                    Problem(
+                        "syntax", err.problem.rstrip("."), "correct the Turtle at that line", "", _display_path(str(path)), err.line
+                    )
+                )
+        return not self.problems
+
+    def consistency(self, guideline: Guideline) -> None:
+        for message in guideline.inconsistencies:
+            named = re.findall(r"https://w3id\.org/jdm-kg/guideline/[\w.-]+", message)
+            where = URIRef(named[-1]) if named else None  # the individual owlrl names, usually last
+            self.add("consistency", where, " ".join(message.split()), "read the axioms named and remove the contradiction")
+
+    def shapes(self, guideline: Guideline) -> None:
+        shapes = Graph()
+        for path in sorted(resource_dir("shapes").joinpath("guideline").glob("*.ttl")):
+            shapes += load_rdf_file(path)
+        _, results, _ = shacl_validate(guideline.graph, shacl_graph=shapes, inference="none", advanced=True)
+        rows = []
+        for result in results.subjects(RDF.type, SH.ValidationResult):
+            focus = results.value(result, SH.focusNode)
+            message = str(results.value(result, SH.resultMessage) or "does not conform to its shape")
+            shape = results.value(result, SH.sourceShape)
+            rows.append((str(focus), message, focus, shape))
+        for _, message, focus, _shape in sorted(set(rows), key=lambda r: (r[0], r[1])):
+            text, _, fix = message.partition(": ")
+            if str(focus) in message:  # SPARQL constraint messages start with the focus node itself
+                text, _, fix = message.split(": ", 1)[1].partition(": ")
+            self.add("shape", focus, text, fix)
+
+    def qc(self, guideline: Guideline) -> None:
+        for rule in qc_rules():
+            query = check_query(rule.path.read_text(encoding="utf-8"), str(rule.path))
+            graph = guideline.graph if rule.graph == "compiled" else guideline.asserted
+            for row in graph.query(query):
+                values = row.asdict()  # type: ignore[union-attr]
+                self.add(f"qc:{rule.name}", values.get("entity"), str(values.get("detail", rule.description)), rule.fix,
+                         values.get("where"))
+
+    def quotes(self, guideline: Guideline) -> None:
+        texts = [p for p in (self.files[0].parent.glob("*.txt") if self.files else [])]
+        if not texts:
+            return
+        source = "\n".join(p.read_text(encoding="utf-8") for p in texts)
+        flat = " ".join(source.split())
+        for statement, quote in sorted(guideline.asserted.subject_objects(JDM.quote)):
+            if str(quote) not in source and " ".join(str(quote).split()) not in flat:
+                self.add(
+                    "quote", statement, "the jdm:quote is not found verbatim in the guideline text",
+                    f"copy the sentence exactly from {texts[0].name}",
+                )
+
+
+def check_guideline(directory: Path | None = None) -> list[Problem]:
+    """Run every check on the guideline in ``directory`` (default: the bundled ``ontology/``)."""
+    checker = _Checker(guideline_files(directory))
+    if not checker.syntax():
+        return checker.problems
+    guideline = compile_guideline(checker.files)
+    checker.consistency(guideline)
+    checker.shapes(guideline)
+    checker.qc(guideline)
+    checker.quotes(guideline)
+    return checker.problems

@@ -1,0 +1,256 @@
+"""The guideline authors' toolkit: check, test (vignettes), diff, fmt and docs, as authors run them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rdflib import Graph
+from rdflib.compare import isomorphic
+
+from jdm_kg.check import check_guideline, qc_rules
+from jdm_kg.diff import clinical_changes
+from jdm_kg.fmt import format_turtle
+from jdm_kg.loading import load_rdf_file
+from jdm_kg.vignettes import run_vignettes, vignette_files
+
+ROOT = Path(__file__).resolve().parent.parent
+ONTOLOGY = ROOT / "ontology"
+BROKEN = ROOT / "tests" / "fixtures" / "broken-guideline"
+VIGNETTES = ROOT / "tests" / "vignettes"
+
+
+def jdm(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def guideline_copy(tmp_path: Path, *extra: Path) -> Path:
+    """A copy of the bundled guideline folder, with ``extra`` files added to it."""
+    folder = tmp_path / "ontology"
+    shutil.copytree(ONTOLOGY, folder)
+    for path in extra:
+        shutil.copy(path, folder / f"zz-{path.name}")
+    return folder
+
+
+# ---------------------------------------------------------------- check
+
+
+def test_bundled_guideline_passes_check():
+    proc = jdm("check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no problems found" in proc.stdout
+
+
+def _expectation(path: Path) -> tuple[str, str]:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    rule, entity = first.split(":", 1)[1].split()
+    return rule, entity
+
+
+@pytest.mark.parametrize("fixture", sorted(BROKEN.glob("*.ttl")), ids=lambda p: p.stem)
+def test_each_deliberately_broken_guideline_is_caught(fixture, tmp_path):
+    """Each fixture adds one kind of mistake to a copy of the guideline; check names it."""
+    rule, entity = _expectation(fixture)
+    problems = check_guideline(guideline_copy(tmp_path, fixture))
+    hits = [p for p in problems if p.rule == rule and (entity == "-" or entity.split(":")[1] in str(p))]
+    assert hits, f"{rule} {entity} not reported; got: " + "\n".join(map(str, problems))
+    for problem in hits:
+        assert problem.fix or problem.rule == "consistency", problem
+        assert problem.file and problem.line, f"problem not located: {problem}"
+
+
+def test_every_qc_rule_and_check_kind_has_a_broken_fixture():
+    covered = {_expectation(p)[0] for p in BROKEN.glob("*.ttl")}
+    wanted = {f"qc:{rule.name}" for rule in qc_rules()} | {"syntax", "consistency", "shape", "quote"}
+    assert wanted <= covered, f"no broken-guideline fixture for: {sorted(wanted - covered)}"
+
+
+def test_check_cli_reports_file_line_and_fix_and_exits_1(tmp_path):
+    folder = guideline_copy(tmp_path, BROKEN / "shape-regimen.ttl")
+    proc = jdm("check", str(folder))
+    assert proc.returncode == 1
+    line = next(x for x in proc.stdout.splitlines() if "regimen-broken" in x and "interval" in x)
+    assert re.match(r".*zz-shape-regimen\.ttl:\d+: error \[shape\] jdmg:regimen-broken: .+ Fix: .+", line), line
+    assert "problems in" in proc.stderr
+
+
+def test_check_cli_bad_folder_is_usage_error(tmp_path):
+    proc = jdm("check", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+# ---------------------------------------------------------------- vignettes
+
+
+def test_there_are_at_least_twelve_vignettes_in_turtle_and_json():
+    files = vignette_files([VIGNETTES])
+    assert len(files) >= 12
+    assert {p.suffix for p in files} >= {".ttl", ".jsonld"}
+
+
+@pytest.mark.parametrize("vignette", vignette_files([VIGNETTES]), ids=lambda p: p.stem)
+def test_vignette(vignette):
+    results = run_vignettes([vignette])
+    assert results
+    for result in results:
+        assert result.passed, f"{result.name}: " + "; ".join(result.differences)
+
+
+def test_vignettes_cover_every_manifestation_gate_and_case():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in vignette_files([VIGNETTES]))
+    for needed in ("SkinDisease", "MuscleWeakness", "InterstitialLungDisease", "Calcinosis", "MajorOrganInvolvement",
+                   "RefractoryMultiSystemDisease", '"passed"', '"required"', '"blocking"', '"missing-data"',
+                   '"excluded"', "expectApplicable false", "expectValid false"):
+        assert needed in text or needed.strip('"') in text, needed
+
+
+def test_cli_test_prints_table_and_fails_on_a_wrong_expectation(tmp_path):
+    proc = jdm("test")
+    assert proc.returncode == 0, proc.stdout
+    assert re.search(r"\d+ passed, 0 failed", proc.stdout)
+    wrong = tmp_path / "v01-wrong.ttl"
+    wrong.write_text((VIGNETTES / "v01-skin-predominant.ttl").read_text().replace("437.5", "400.0"))
+    proc = jdm("test", str(wrong), "--format", "json")
+    assert proc.returncode == 1
+    [row] = json.loads(proc.stdout)
+    assert not row["passed"] and "rituximab dose: expected" in row["differences"][0] and "437.5 mg" in row["differences"][0]
+
+
+# ---------------------------------------------------------------- diff
+
+
+def _edit_rituximab_dose(folder: Path) -> None:
+    path = folder / "guideline.ttl"
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index("jdmg:regimen-rituximab\n"):]
+    block = block[: block.index("\n.\n")]
+    path.write_text(text.replace(block, block.replace("375.0", "500.0")), encoding="utf-8")
+
+
+def test_diff_names_the_dose_change_and_who_it_affects(tmp_path):
+    new = guideline_copy(tmp_path)
+    _edit_rituximab_dose(new)
+    proc = jdm("diff", "ontology", str(new), "--patients", "examples/skin-predominant.ttl",
+               "--vignettes", "tests/vignettes/v01-skin-predominant.ttl")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dose regimen 'rituximab 375 mg/m² weekly x4': dose (low end) changed from 375.0 to 500.0" in out
+    assert "P-SKIN (skin-predominant.ttl): rituximab: dose (rituximab): 437.5 mg per dose -> 583.3 mg per dose" in out
+    assert "V01: pass -> FAIL" in out
+    assert "infliximab" not in out.split("Who is affected")[1]  # only what changed is listed
+
+
+def test_diff_statement_added_and_removed():
+    old = Graph()
+    for path in ONTOLOGY.glob("*.ttl"):
+        old += load_rdf_file(path)
+    new = Graph()
+    new += old
+    new += load_rdf_file(BROKEN / "qc-unused-source.ttl")
+    changes = clinical_changes(old, new)
+    assert changes == ["added bibliographic source 'orphan source': A source no statement uses."], changes
+    assert clinical_changes(new, old) == ["removed bibliographic source 'orphan source'"]
+
+
+def test_diff_against_a_git_revision(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(ONTOLOGY, repo / "ontology")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], cwd=repo, check=True)
+    same = jdm("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
+    assert same.returncode == 0 and "nothing: the two graphs hold the same statements" in same.stdout
+    _edit_rituximab_dose(repo / "ontology")
+    changed = jdm("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
+    assert "changed from 375.0 to 500.0" in changed.stdout
+    bad = jdm("diff", "no-such-revision", "ontology", cwd=repo)
+    assert bad.returncode == 2 and "git revision" in bad.stderr
+
+
+# ---------------------------------------------------------------- fmt
+
+
+@pytest.mark.parametrize(
+    "path", sorted(ONTOLOGY.glob("*.ttl")) + sorted((ROOT / "shapes").rglob("*.ttl")), ids=lambda p: p.name
+)
+def test_formatting_never_changes_the_graph_and_is_stable(path):
+    text = path.read_text(encoding="utf-8")
+    graph = load_rdf_file(path)
+    once = format_turtle(text, graph, str(path))
+    again = Graph().parse(data=once, format="turtle")
+    assert isomorphic(graph, again)
+    assert format_turtle(once, again, str(path)) == once  # idempotent
+
+
+def test_fmt_check_passes_on_the_bundled_guideline_and_fixes_a_messy_copy(tmp_path):
+    proc = jdm("fmt", "--check", "ontology")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    messy = tmp_path / "terms.ttl"
+    graph = load_rdf_file(ONTOLOGY / "terms.ttl")
+    messy.write_text(graph.serialize(format="turtle"), encoding="utf-8")
+    assert jdm("fmt", "--check", str(messy)).returncode == 1
+    assert messy.read_text() == graph.serialize(format="turtle")  # --check changes nothing
+    assert jdm("fmt", str(messy)).returncode == 0
+    assert isomorphic(load_rdf_file(messy), graph)
+    assert jdm("fmt", "--check", str(messy)).returncode == 0
+
+
+# ---------------------------------------------------------------- docs
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _render(page: Path, profile: Path) -> str:
+    """The DOM of ``page`` after headless Chromium has loaded it from disk (no server)."""
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_docs_site_content_and_links(tmp_path):
+    proc = jdm("docs", "-o", str(tmp_path / "site"))
+    assert proc.returncode == 0, proc.stderr
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "site").glob("*.html")}
+    assert set(pages) == {"index.html", "drugs.html", "statements.html", "sources.html", "vocabulary.html"}
+    ids = {name: set(re.findall(r'id="([^"]+)"', text)) for name, text in pages.items()}
+    for name, text in pages.items():
+        for target, anchor in re.findall(r'href="([a-z]+\.html)#([^"]+)"', text):
+            assert anchor in ids[target], f"{name}: broken link {target}#{anchor}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package chromium)")
+def test_docs_render_in_a_browser(tmp_path):
+    assert jdm("docs", "-o", str(tmp_path / "site")).returncode == 0
+    index = _render(tmp_path / "site" / "index.html", tmp_path / "profile")
+    assert "Version <strong>v2026-11-24</strong>" in index
+    assert "Step 1: Evaluate Disease Manifestations" in index
+    assert "major organ involvement" in index and "guideline gap" in index
+    drugs = _render(tmp_path / "site" / "drugs.html", tmp_path / "profile")
+    assert "rituximab 375 mg/m² weekly x4" in drugs and "375.0-375.0 mg/m2" in drugs
+    assert "tocilizumab: no dose given in the guideline" in drugs
+    assert "RxNorm 121191" in drugs
+    statements = _render(tmp_path / "site" / "statements.html", tmp_path / "profile")
+    assert "Particularly effective for muscle involvement and ILD" in statements
+    assert "UNVERIFIED" in statements
+
+
+# ---------------------------------------------------------------- versioning
+
+
+def test_recommend_output_records_the_guideline_version():
+    proc = jdm("recommend", "examples/skin-predominant.ttl", "--format", "json")
+    assert json.loads(proc.stdout)[0]["guidelineVersion"] == "v2026-11-24"
+    assert "## v2026-11-24" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
