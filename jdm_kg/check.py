@@ -189,13 +189,12 @@ class _Checker:
         for path in sorted(resource_dir("shapes").joinpath("guideline").glob("*.ttl")):
             shapes += load_rdf_file(path)
         _, results, _ = shacl_validate(guideline.graph, shacl_graph=shapes, inference="none", advanced=True)
-        rows = []
+        rows = set()
         for result in results.subjects(RDF.type, SH.ValidationResult):
             focus = results.value(result, SH.focusNode)
             message = str(results.value(result, SH.resultMessage) or "does not conform to its shape")
-            shape = results.value(result, SH.sourceShape)
-            rows.append((str(focus), message, focus, shape))
-        for _, message, focus, _shape in sorted(set(rows), key=lambda r: (r[0], r[1])):
+            rows.add((focus, message))
+        for focus, message in sorted(rows, key=lambda r: (str(r[0]), r[1])):
             text, _, fix = message.partition(": ")
             if str(focus) in message:  # SPARQL constraint messages start with the focus node itself
                 text, _, fix = message.split(": ", 1)[1].partition(": ")

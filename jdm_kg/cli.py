@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from rdflib import RDFS, SKOS, Graph, URIRef
@@ -18,10 +18,11 @@ from rdflib import RDFS, SKOS, Graph, URIRef
 from jdm_kg import __version__
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.loading import load_rdf_file
+from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
 from jdm_kg.queries import check_query, parse_param, query_source
-from jdm_kg.recommend import PatientResult, recommend_graph
+from jdm_kg.batch import FileOutcome, Summary, run_batch
+from jdm_kg.recommend import PatientResult
 from jdm_kg.report import (
     dumps_json,
     explain_text,
@@ -32,7 +33,6 @@ from jdm_kg.report import (
     validation_text,
     validation_turtle,
 )
-from jdm_kg.validation import ValidationReport, validate_graph
 
 __all__ = ["main"]
 
@@ -48,42 +48,49 @@ class _Parser(argparse.ArgumentParser):
 
 def _expand(paths: Sequence[str]) -> list[str]:
     """Files as given; folders expand to the patient files inside them."""
-    out: list[str] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            out += sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in {".ttl", ".jsonld", ".json", ".nt"})
-        else:
-            out.append(p)
-    return out
+    return [str(p) for p in rdf_files(list(paths))]
 
 
-def _each_file(paths: Sequence[str], work: Callable[[str], int]) -> int:
-    """Run ``work`` on each file; an unusable file is reported and the others still run."""
+def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None) -> tuple[int, list[FileOutcome]]:
+    """Process every file (in parallel with --jobs); print JSON Lines as results arrive.
+
+    An unusable file is reported on stderr and the others still run. Returns the worst exit
+    code and the outcomes, in the order the files were given.
+    """
+    files = _expand(paths if paths is not None else args.files)
+    fmt = getattr(args, "format", "text")
+    summary = Summary()
+    outcomes: list[FileOutcome] = []
     worst = EXIT_OK
-    for path in _expand(paths):
-        try:
-            code = work(path)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            code = EXIT_ERROR
-        worst = max(worst, code)
-    return worst
+    progress = getattr(args, "progress", None)
+    show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
+    for outcome in run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show):
+        summary.add(outcome)
+        if outcome.error:
+            print(f"error: {outcome.error}", file=sys.stderr)
+            worst = max(worst, EXIT_ERROR)
+            continue
+        assert outcome.report is not None
+        worst = max(worst, EXIT_OK if outcome.report.conforms else EXIT_VIOLATIONS)
+        if fmt == "jsonl":
+            rows = (
+                [dict(r.as_dict(), file=outcome.path) for r in outcome.results]
+                if mode == "recommend"
+                else [dict(validation_json(outcome.report), file=outcome.path)]
+            )
+            for row in rows:
+                print(json.dumps(row, ensure_ascii=False))
+        elif fmt == "text" and mode == "validate" and not getattr(args, "summary_only", False):
+            print(validation_text(outcome.report))
+        outcomes.append(outcome)
+    if getattr(args, "summary", False):
+        print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
+    return worst, outcomes
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    reports: list[ValidationReport] = []
-
-    def work(path: str) -> int:
-        report = validate_graph(load_rdf_file(path), path)
-        reports.append(report)
-        if not report.records:
-            raise InputError(path, "no patient record found (expected a node of type jdm:Patient)")
-        if args.format == "text":
-            print(validation_text(report))
-        return EXIT_OK if report.conforms else EXIT_VIOLATIONS
-
-    code = _each_file(args.files, work)
+    code, outcomes = _run(args, "validate")
+    reports = [o.report for o in outcomes if o.report is not None]
     if args.format == "json":
         print(dumps_json([validation_json(r) for r in reports]))
     elif args.format == "turtle":
@@ -94,27 +101,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return code
 
 
-def _recommend_all(paths: Sequence[str]) -> tuple[int, list[PatientResult]]:
-    results: list[PatientResult] = []
-
-    def work(path: str) -> int:
-        report, found = recommend_graph(load_rdf_file(path), path)
-        if not report.records:
-            raise InputError(path, "no patient record found (expected a node of type jdm:Patient)")
-        results.extend(found)
-        return EXIT_OK if report.conforms else EXIT_VIOLATIONS
-
-    return _each_file(paths, work), results
+def _recommend_all(args: argparse.Namespace, paths: Sequence[str]) -> tuple[int, list[PatientResult]]:
+    code, outcomes = _run(args, "recommend", paths)
+    return code, [r for o in outcomes for r in o.results]
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    code, results = _recommend_all(args.files)
+    code, results = _recommend_all(args, args.files)
     if args.format in ("text", "markdown"):
         if results:
             print(results_text(results, markdown=args.format == "markdown"))
     elif args.format == "json":
         print(dumps_json(results_json(results)))
-    else:
+    elif args.format == "turtle":
         print(results_graph(results, load_guideline()).serialize(format="turtle"))
     return code
 
@@ -133,7 +132,7 @@ def _resolve_drug(name: str) -> str:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     drug = _resolve_drug(args.drug) if args.drug else None
-    code, results = _recommend_all([args.patient])
+    code, results = _recommend_all(args, [args.patient])
     if args.patient_id:
         results = [r for r in results if r.record.patient_id == args.patient_id]
         if not results:
@@ -284,14 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def batch_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--summary", action="store_true",
+                       help="print a summary table at the end (to stderr with --format json/jsonl/turtle)")
+        p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes; 0 = one per core (default 1)")
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: on a terminal with several files)")
+
     p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
     p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
-    p.add_argument("--format", choices=["text", "json", "turtle"], default="text")
+    p.add_argument("--format", choices=["text", "json", "jsonl", "turtle"], default="text",
+                   help="jsonl: one JSON object per file, as soon as it is done")
+    p.add_argument("--summary-only", action="store_true", help="with --summary: do not print each file's report")
+    batch_options(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("recommend", help="validate, then recommend the next line of treatment")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=["text", "markdown", "json", "turtle"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "json", "jsonl", "turtle", "none"], default="text",
+                   help="jsonl: one JSON object per patient, as soon as its file is done; none: only --summary")
+    batch_options(p)
     p.set_defaults(func=_cmd_recommend)
 
     p = sub.add_parser("explain", help="why each option was or was not offered, with sources")

@@ -24,10 +24,10 @@ from rdflib.term import Node
 from jdm_kg.dosing import ComputedDose
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, compile_guideline, guideline_files
-from jdm_kg.loading import load_rdf_file
+from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.recommend import PatientResult, recommend_graph
 from jdm_kg.resources import resource_dir
-from jdm_kg.vignettes import VignetteResult, run_vignettes, vignette_files
+from jdm_kg.vignettes import VignetteResult, run_vignettes
 
 __all__ = ["resolve_version", "clinical_changes", "impact", "GuidelineDiff", "diff_guidelines"]
 
@@ -239,6 +239,6 @@ def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignette
 
 def default_patients() -> tuple[list[Path], list[Path]]:
     """Example patients and vignettes next to the working directory, when present."""
-    examples = sorted(p for p in Path("examples").glob("*") if p.suffix in {".ttl", ".jsonld"}) if Path("examples").is_dir() else []
-    vignettes = vignette_files([Path("tests/vignettes")]) if Path("tests/vignettes").is_dir() else []
+    examples = [p for p in rdf_files(["examples"]) if p.parent.name == "examples"] if Path("examples").is_dir() else []
+    vignettes = rdf_files(["tests/vignettes"]) if Path("tests/vignettes").is_dir() else []
     return examples, vignettes

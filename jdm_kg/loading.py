@@ -18,7 +18,7 @@ from rdflib import Graph
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["load_rdf_file", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["rdf_files", "load_rdf_file", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -102,6 +102,18 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
         message = str(err) or type(err).__name__
         raise InputError(source, f"not valid {fmt}: {_first_line(message)}", line=_line_of(message)) from None
     return graph
+
+
+def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
+    """Files as given; a folder expands to the RDF files inside it (sorted, recursive)."""
+    out: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            out += sorted(f for f in path.rglob("*") if f.suffix.lower() in RDF_SUFFIXES)
+        else:
+            out.append(path)
+    return out
 
 
 def load_rdf_file(path: str | Path) -> Graph:

@@ -542,6 +542,13 @@ def assess_patient(
     )
 
 
+def _episode_fact(row: Row, period: str) -> dict[str, str]:
+    fact = {"outcome": str(row["outcomeLabel"]), "period": period}
+    if isinstance(row.get("episode"), URIRef):
+        fact["episode"] = str(row["episode"])
+    return fact
+
+
 def _add_reasons(
     facts: _GuidelineFacts, data: Graph, patient: Node, assessment: OptionAssessment, rows: list[Row]
 ) -> None:
@@ -553,11 +560,9 @@ def _add_reasons(
         if "manifestation" in row:
             predominant = bool(row["predominant"].toPython())  # type: ignore[union-attr]
             manifestation = str(row["manifestationLabel"])
-            fact = {
-                "manifestation": manifestation,
-                "predominant": "yes" if predominant else "no",
-                "node": str(row.get("finding", "")),
-            }
+            fact = {"manifestation": manifestation, "predominant": "yes" if predominant else "no"}
+            if isinstance(row.get("finding"), URIRef):  # blank-node ids mean nothing outside this run
+                fact["node"] = str(row["finding"])
             where = f"{manifestation} ({'predominant' if predominant else 'present, not predominant'})"
             text = f"{level.capitalize()} for {where}: {prov.label}"
         else:
@@ -579,7 +584,7 @@ def _add_exclusions(data: Graph, patient: Node, assessment: OptionAssessment) ->
         text = f"Already tried and failed: {assessment.label} {period}, outcome {row['outcomeLabel']}. Not offered again."
         assessment.status = "excluded"
         assessment.reasons.append(
-            Reason("against", text, patient_fact={"episode": str(row["episode"]), "outcome": str(row["outcomeLabel"]), "period": period})
+            Reason("against", text, patient_fact=_episode_fact(row, period))
         )
 
 

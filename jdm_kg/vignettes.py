@@ -31,7 +31,7 @@ from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, Guideline, load_guideline
-from jdm_kg.loading import RDF_SUFFIXES, load_rdf_file
+from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
 
 __all__ = ["VignetteResult", "vignette_files", "run_vignettes", "results_table"]
@@ -54,16 +54,11 @@ class VignetteResult:
 
 def vignette_files(paths: list[str | Path]) -> list[Path]:
     """Files as given; folders expand to the RDF files inside them (sorted)."""
-    out: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in RDF_SUFFIXES)
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise InputError(str(given), "no such vignette file or folder")
-    return out
+    files = rdf_files([str(p) for p in paths])
+    for path in files:
+        if not path.is_file():
+            raise InputError(str(path), "no such vignette file or folder")
+    return files
 
 
 def _local(node: Node | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,33 @@ def test_huge_literal_is_handled(tmp_path):
     big.write_text(skin.replace('jdm:patientId "P-SKIN"', 'jdm:patientId "' + "P" * 2_000_000 + '"'))
     proc = run("validate", str(big), tmp_path=tmp_path)
     assert proc.returncode == 0
+
+
+def test_batch_jsonl_summary_and_jobs(tmp_path):
+    """Many files: one JSON line per patient, a summary, the same output with 2 workers, bad files reported."""
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    for name in ("skin-predominant.ttl", "muscle-predominant.jsonld", "ild-predominant.ttl", "no-jak-failure.ttl"):
+        (folder / name).write_bytes((EX / name).read_bytes())
+    (folder / "height-in-metres.ttl").write_bytes((EX / "invalid" / "height-in-metres.ttl").read_bytes())
+    (folder / "broken.ttl").write_text("this is not turtle", encoding="utf-8")
+    one = run("recommend", str(folder), "--format", "jsonl", "--summary", "--jobs", "1", "--no-progress")
+    two = run("recommend", str(folder), "--format", "jsonl", "--summary", "--jobs", "2", "--no-progress")
+    assert one.returncode == two.returncode == 2  # an unusable file: exit 2, the others still processed
+    assert one.stdout == two.stdout
+    rows = [json.loads(line) for line in one.stdout.splitlines()]
+    assert [r["patientId"] for r in rows] == ["P-BAD-UNITS", "P-ILD", "P-MUSCLE", "P-NOJAK", "P-SKIN"]
+    assert {r["patientId"]: r["applicable"] for r in rows}["P-NOJAK"] is False
+    summary = one.stderr
+    assert "files: 6 (1 unusable)" in summary
+    assert "patient records: 5: 4 valid, 1 invalid" in summary
+    assert "bodyHeight.value: Body height is outside 30-230 cm" in summary
+    assert re.search(r"\n\s+1\s+rituximab\n", summary.split("ranked first and offered")[1])
+    assert "broken.ttl:1: not valid turtle" in summary
+
+
+def test_validate_summary_only(tmp_path):
+    proc = run("validate", str(EX), "--summary", "--summary-only", "--no-progress")
+    assert proc.returncode == 2  # examples/invalid holds unusable files too (malformed, remote context)
+    assert proc.stdout.lstrip().startswith("Summary")
+    assert "invalid, by reason:" in proc.stdout
