@@ -156,6 +156,7 @@ class _Checker:
         self.files = files
         self.index = SourceIndex(files)
         self.problems: list[Problem] = []
+        self.asserted = Graph()  # every file, parsed once by syntax()
 
     def add(self, rule: str, node: Node | None, message: str, fix: str = "", where: Node | None = None) -> None:
         entity, file, line = "", "", None
@@ -169,7 +170,7 @@ class _Checker:
     def syntax(self) -> bool:
         for path in self.files:
             try:
-                load_rdf_file(path)
+                self.asserted += load_rdf_file(path)
             except InputError as err:
                 self.problems.append(
                     Problem(
@@ -210,7 +211,7 @@ class _Checker:
                          values.get("where"))
 
     def quotes(self, guideline: Guideline) -> None:
-        texts = [p for p in (self.files[0].parent.glob("*.txt") if self.files else [])]
+        texts = sorted(self.files[0].parent.glob("*.txt")) if self.files else []
         if not texts:
             return
         source = "\n".join(p.read_text(encoding="utf-8") for p in texts)
@@ -228,7 +229,7 @@ def check_guideline(directory: Path | None = None) -> list[Problem]:
     checker = _Checker(guideline_files(directory))
     if not checker.syntax():
         return checker.problems
-    guideline = compile_guideline(checker.files)
+    guideline = compile_guideline(checker.files, checker.asserted)
     checker.consistency(guideline)
     checker.shapes(guideline)
     checker.qc(guideline)

@@ -16,12 +16,12 @@ from pathlib import Path
 from rdflib import RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
+from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
 from jdm_kg.queries import check_query, parse_param, query_source
-from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.recommend import PatientResult
 from jdm_kg.report import (
     dumps_json,
@@ -240,13 +240,12 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    from jdm_kg.guideline import load_guideline as load
     from jdm_kg.vignettes import results_table, run_vignettes
 
     paths = args.vignettes or (["tests/vignettes"] if Path("tests/vignettes").is_dir() else [])
     if not paths:
         raise InputError("VIGNETTES", "no vignette folder given and no tests/vignettes/ here; give the folder or files")
-    results = run_vignettes(paths, load(_guideline_dir(args.guideline)))
+    results = run_vignettes(paths, load_guideline(_guideline_dir(args.guideline)))
     if args.format == "json":
         print(dumps_json([
             {"vignette": r.name, "description": r.label, "file": r.file, "passed": r.passed, "differences": r.differences}

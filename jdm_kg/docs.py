@@ -144,7 +144,7 @@ class _Site:
                 out.append(f'<p><span class="tag gap">guideline gap</span> {_e(self.text(gap, SKOS.definition))}</p>')
             if not rows and not gaps:
                 out.append("<p>No statement names an option for this manifestation.</p>")
-        return self.page("index.html", self.label(GUIDELINE_IRI) if (GUIDELINE_IRI, RDFS.label, None) in g else "Guideline", "\n".join(out))
+        return self.page("index.html", self.label(GUIDELINE_IRI), "\n".join(out))
 
     def drugs(self) -> str:
         g = self.g

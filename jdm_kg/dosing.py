@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 from decimal import ROUND_HALF_UP, Decimal, getcontext
+from typing import Any
 
 __all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "ROUNDING_NOTE"]
 

@@ -51,11 +51,13 @@ def _read_rule(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def compile_guideline(files: list[Path]) -> Guideline:
-    """Parse ``files``, compute the OWL RL closure and apply the rules; report inconsistencies."""
-    asserted = Graph()
-    for path in files:
-        asserted += load_rdf_file(path)
+def compile_guideline(files: list[Path], asserted: Graph | None = None) -> Guideline:
+    """Parse ``files`` (unless ``asserted`` already holds them), compute the OWL RL closure and
+    apply the rules; report inconsistencies."""
+    if asserted is None:
+        asserted = Graph()
+        for path in files:
+            asserted += load_rdf_file(path)
     closure = Graph()
     closure += asserted
     owlrl.DeductiveClosure(owlrl.OWLRL_Semantics, axiomatic_triples=False, datatype_axioms=False).expand(closure)
