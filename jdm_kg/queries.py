@@ -7,13 +7,16 @@ network connection) is refused unless explicitly allowed, and so is ``FROM``/``F
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from pyparsing import ParseException
-from rdflib import Graph, Literal, URIRef, Variable
+from rdflib import Graph, Literal, URIRef, Variable, plugin
 from rdflib.plugins.sparql import prepareQuery
+from rdflib.plugins.sparql.processor import SPARQLProcessor
+from rdflib.query import Processor
 from rdflib.plugins.sparql.parserutils import CompValue
 from rdflib.plugins.sparql.sparql import Query
 from rdflib.term import Node
@@ -21,7 +24,16 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.resources import resource_dir
 
-__all__ = ["Row", "bundled_queries", "query_source", "check_query", "prepared", "select", "parse_param"]
+__all__ = [
+    "Row",
+    "bundled_queries",
+    "query_source",
+    "check_query",
+    "prepared",
+    "select",
+    "parse_param",
+    "use_query_cache",
+]
 
 Row = dict[str, Node]
 
@@ -114,3 +126,39 @@ def parse_param(text: str) -> tuple[str, Node]:
         except ValueError:
             continue
     return name, Literal(value)
+
+
+# --------------------------------------------------------------------------------------
+# Parse each query text once per process
+
+
+@lru_cache(maxsize=1024)
+def _prepare_text(text: str, base: str | None, namespaces: tuple[tuple[str, Any], ...]) -> Query:
+    return prepareQuery(text, dict(namespaces), base)
+
+
+class CachingSPARQLProcessor(SPARQLProcessor):
+    """rdflib's own SPARQL processor, except that a query given as text is parsed once and reused.
+
+    pySHACL sends the same SPARQL text for every focus node of a SPARQL-based constraint;
+    rdflib would parse it again each time (about 40 ms of pyparsing per node). Reusing the
+    prepared query is what :func:`rdflib.plugins.sparql.prepareQuery` is for: the results
+    are the same, only the parsing is skipped.
+    """
+
+    def query(  # type: ignore[override]
+        self,
+        strOrQuery: str | Query,  # noqa: N803 (rdflib's signature)
+        initBindings: Mapping[str, Any] | None = None,  # noqa: N803
+        initNs: Mapping[str, Any] | None = None,  # noqa: N803
+        base: str | None = None,
+        DEBUG: bool = False,  # noqa: N803
+    ) -> Any:
+        if isinstance(strOrQuery, str):
+            strOrQuery = _prepare_text(strOrQuery, base, tuple(sorted((initNs or {}).items())))
+        return super().query(strOrQuery, initBindings or {}, initNs or {}, base, DEBUG)
+
+
+def use_query_cache() -> None:
+    """Make rdflib's ``"sparql"`` query processor the caching one (idempotent, process-wide)."""
+    plugin.register("sparql", Processor, "jdm_kg.queries", "CachingSPARQLProcessor")

@@ -15,7 +15,10 @@ from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.loading import load_rdf_file
+from jdm_kg.queries import use_query_cache
 from jdm_kg.resources import resource_dir
+
+use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
 
 __all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "load_shapes", "patients_in", "validate_file"]
 
