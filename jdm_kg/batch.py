@@ -13,14 +13,19 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from jdm_kg.errors import InputError
-from jdm_kg.loading import load_rdf_file
-from jdm_kg.recommend import PatientResult, recommend_graph
-from jdm_kg.validation import ValidationReport, validate_graph
+from rdflib import Graph, URIRef
+from rdflib.term import Node
 
-__all__ = ["FileOutcome", "run_batch", "Summary"]
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import Guideline, load_guideline
+from jdm_kg.loading import load_patient_file
+from jdm_kg.recommend import PatientResult, recommend_graphs
+from jdm_kg.validation import ValidationReport, patients_in, validate_graphs
+
+__all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
 
 
 @dataclass
@@ -37,51 +42,121 @@ def _no_patient(path: str) -> InputError:
     return InputError(path, "no patient record found (expected a node of type jdm:Patient)")
 
 
-def process_file(path: str, mode: str, keep_shacl: bool = False) -> FileOutcome:
-    """Validate (``mode="validate"``) or validate and recommend (``"recommend"``) one file."""
-    try:
-        graph = load_rdf_file(path)
+#: Files validated in one SHACL run and queried in one store (in one worker process).
+GROUP_SIZE = 50
+
+
+def disjoint_groups(loaded: list[tuple[str, Graph]], guideline: Guideline, size: int = GROUP_SIZE) -> list[list[int]]:
+    """Indexes of ``loaded`` in groups of at most ``size`` whose graphs can be processed together.
+
+    Two files go in the same group only if neither says anything about a node the other
+    uses (shared IRIs would merge their records). A file that adds triples about a guideline
+    term is processed alone, so what it asserts reaches no other file.
+    """
+    guideline_subjects = _guideline_subjects(guideline)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    subjects: set[URIRef] = set()
+    nodes: set[URIRef] = set()
+    for index, (_, graph) in enumerate(loaded):
+        own_subjects = {s for s in graph.subjects() if isinstance(s, URIRef)}
+        own_nodes = own_subjects | {o for o in graph.objects() if isinstance(o, URIRef)}
+        alone = not own_subjects.isdisjoint(guideline_subjects)
+        clash = not own_subjects.isdisjoint(nodes) or not own_nodes.isdisjoint(subjects)
+        if current and (alone or clash or len(current) >= size):
+            groups.append(current)
+            current, subjects, nodes = [], set(), set()
+        current.append(index)
+        subjects |= own_subjects
+        nodes |= own_nodes
+        if alone:
+            groups.append(current)
+            current, subjects, nodes = [], set(), set()
+    if current:
+        groups.append(current)
+    return groups
+
+
+@cache
+def _guideline_subjects(guideline: Guideline) -> frozenset[Node]:
+    return frozenset(guideline.graph.subjects())
+
+
+def process_files(
+    paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: str = "rdflib"
+) -> list[FileOutcome]:
+    """Validate (``mode="validate"``) or validate and recommend (``"recommend"``) ``paths``.
+
+    Files are read one by one (an unusable one gives an outcome with its error), then
+    processed in groups (:func:`disjoint_groups`); with ``keep_shacl`` each file on its own,
+    so its SHACL report graph is its own.
+    """
+    guideline = load_guideline()
+    outcomes: dict[str, FileOutcome] = {}
+    loaded: list[tuple[str, Graph]] = []
+    for path in paths:
+        try:
+            graph = load_patient_file(path)
+            if not patients_in(graph):
+                raise _no_patient(path)
+        except InputError as err:
+            outcomes[path] = FileOutcome(path, error=str(err))
+            continue
+        loaded.append((path, graph))
+    groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
+    for group in groups:
+        sources = [loaded[i] for i in group]
         if mode == "validate":
-            report, results = validate_graph(graph, path), []
+            done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
         else:
-            report, results = recommend_graph(graph, path)
-        if not report.records:
-            raise _no_patient(path)
-    except InputError as err:
-        return FileOutcome(path, error=str(err))
-    if not keep_shacl:
-        report.shacl_report = None  # a large graph; only the Turtle output needs it
-    return FileOutcome(path, report, results)
+            done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
+        for (path, _), (report, results) in zip(sources, done):
+            outcomes[path] = FileOutcome(path, report, results)
+    return [outcomes[p] for p in paths]
 
 
-def _work(args: tuple[str, str, bool]) -> FileOutcome:
-    return process_file(*args)
+def process_file(path: str, mode: str, keep_shacl: bool = False, engine: str = "rdflib") -> FileOutcome:
+    """:func:`process_files` for one file."""
+    return process_files([path], mode, keep_shacl, engine)[0]
+
+
+def _work(args: tuple[list[str], str, bool, str]) -> list[FileOutcome]:
+    return process_files(*args)
 
 
 def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool = False,
-              progress: bool = False) -> Iterator[FileOutcome]:
-    """Yield one :class:`FileOutcome` per file, in the order given."""
-    jobs = (os.cpu_count() or 1) if jobs <= 0 else jobs
-    tasks = [(p, mode, keep_shacl) for p in paths]
-    total = len(tasks)
+              progress: bool = False, engine: str = "rdflib") -> Iterator[FileOutcome]:
+    """Yield one :class:`FileOutcome` per file, in the order given.
 
-    def report(done: int, path: str) -> None:
+    Files go to the workers in groups of :data:`GROUP_SIZE` (one SHACL run and one store load
+    per group); with ``jobs`` > 1 each group runs in a worker process.
+    """
+    jobs = (os.cpu_count() or 1) if jobs <= 0 else jobs
+    total = len(paths)
+    tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine) for i in range(0, total, GROUP_SIZE)]
+    done = 0
+
+    def report(path: str) -> None:
         if progress:
             width = 30
             filled = width * done // max(total, 1)
             print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {os.path.basename(path)[:40]:<40}",
                   end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    if jobs == 1 or total < 2:
-        for done, task in enumerate(tasks, 1):
-            outcome = _work(task)
-            report(done, task[0])
-            yield outcome
+    if jobs == 1 or len(tasks) < 2:
+        results: Iterator[list[FileOutcome]] = map(_work, tasks)
+        for outcomes in results:
+            for outcome in outcomes:
+                done += 1
+                report(outcome.path)
+                yield outcome
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, total)) as pool:
-        for done, outcome in enumerate(pool.map(_work, tasks, chunksize=max(1, total // (jobs * 8))), 1):
-            report(done, outcome.path)
-            yield outcome
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        for outcomes in pool.map(_work, tasks):
+            for outcome in outcomes:
+                done += 1
+                report(outcome.path)
+                yield outcome
 
 
 @dataclass

@@ -17,6 +17,7 @@ from rdflib import RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
+from jdm_kg.engines import ENGINES
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_rdf_file, rdf_files
@@ -64,7 +65,9 @@ def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None
     worst = EXIT_OK
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
-    for outcome in run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show):
+    batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
+                      engine=getattr(args, "engine", "rdflib"))
+    for outcome in batch:
         summary.add(outcome)
         if outcome.error:
             print(f"error: {outcome.error}", file=sys.stderr)
@@ -288,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes; 0 = one per core (default 1)")
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr (default: on a terminal with several files)")
+        engine_options(p)
+
+    def engine_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--engine", choices=ENGINES, default="oxigraph",
+                       help="what runs the SPARQL queries: oxigraph (embedded, fast; default) or rdflib; same results")
 
     p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
     p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
@@ -309,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("drug", metavar="DRUG", nargs="?", help="one drug or option (e.g. rituximab)")
     p.add_argument("--patient-id", help="the record to explain, when the file holds several")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    engine_options(p)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("query", help="run a SPARQL query (bundled name or file) with bound parameters")

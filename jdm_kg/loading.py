@@ -18,7 +18,7 @@ from rdflib import Graph
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -116,13 +116,9 @@ def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
     return out
 
 
-def load_rdf_file(path: str | Path) -> Graph:
-    """Read one RDF file into a graph, with a clear :class:`InputError` for any problem."""
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    """The text of ``path``, or a clear :class:`InputError` (missing, too big, binary, not UTF-8)."""
     source = str(path)
-    fmt = RDF_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(source, f"unknown file type {path.suffix!r}; use .ttl, .nt, .jsonld or .json")
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -137,10 +133,46 @@ def load_rdf_file(path: str | Path) -> Graph:
     if not raw.strip():
         raise InputError(source, "file is empty; expected a patient record")
     if b"\x00" in raw[:8192]:
-        raise InputError(source, "looks like a binary file, not text; expected Turtle or JSON-LD")
+        raise InputError(source, "looks like a binary file, not text; expected Turtle, JSON-LD or FHIR JSON")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise InputError(source, f"not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8", line=line) from None
-    return parse_rdf_text(text, fmt, source)
+
+
+def _format_of(path: Path) -> str:
+    fmt = RDF_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(str(path), f"unknown file type {path.suffix!r}; use .ttl, .nt, .jsonld or .json")
+    return fmt
+
+
+def load_rdf_file(path: str | Path) -> Graph:
+    """Read one RDF file into a graph, with a clear :class:`InputError` for any problem."""
+    path = Path(path)
+    fmt = _format_of(path)
+    return parse_rdf_text(_read_text(path), fmt, str(path))
+
+
+def is_fhir(text: str) -> bool:
+    """Whether JSON ``text`` is FHIR (a resource: an object with ``resourceType``) rather than JSON-LD.
+
+    >>> is_fhir('{"resourceType": "Bundle", "type": "collection"}'), is_fhir('{"@context": {}}')
+    (True, False)
+    """
+    head = text.lstrip()[:4096]
+    return head.startswith("{") and '"resourceType"' in head and '"@context"' not in head
+
+
+def load_patient_file(path: str | Path) -> Graph:
+    """Read a patient file: Turtle, N-Triples, JSON-LD, or FHIR R4 JSON (a Bundle or a resource),
+    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`."""
+    path = Path(path)
+    fmt = _format_of(path)
+    text = _read_text(path)
+    if fmt == "json-ld" and is_fhir(text):
+        from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
+
+        return fhir_to_graph(text, str(path))
+    return parse_rdf_text(text, fmt, str(path))

@@ -17,9 +17,10 @@ from rdflib import RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
+from jdm_kg.engines import QueryEngine, RdflibEngine, as_engine, query_engine
 from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
-from jdm_kg.queries import Row, select
-from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graph
+from jdm_kg.queries import Row
+from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graphs
 
 __all__ = [
     "Provenance",
@@ -28,6 +29,7 @@ __all__ = [
     "OptionAssessment",
     "PatientResult",
     "recommend_graph",
+    "recommend_graphs",
     "assess_patient",
     "guideline_facts",
 ]
@@ -39,8 +41,13 @@ def _s(row: Row, key: str) -> str | None:
 
 
 def _d(row: Row, key: str) -> Decimal | None:
+    """The number in ``row[key]``, in canonical form (``43.0`` and ``43`` both give ``43``), so
+    that results do not depend on how a store writes numbers back."""
     value = row.get(key)
-    return Decimal(str(value)) if value is not None else None
+    if value is None:
+        return None
+    number = Decimal(str(value))
+    return number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
 
 
 def _split(row: Row, key: str) -> list[str]:
@@ -272,26 +279,27 @@ class _Policy:
 class _GuidelineFacts:
     """Cached answers to the patient-independent queries over one compiled guideline."""
 
-    def __init__(self, guideline: Guideline) -> None:
+    def __init__(self, guideline: Guideline, engine: QueryEngine) -> None:
         self.guideline = guideline
         self.graph = guideline.graph
+        self.select = engine.select
         self._provenance: dict[str, Provenance] = {}
         self._per_option: dict[tuple[str, str], Any] = {}
-        rows = select(self.graph, "policy")
+        rows = self.select("policy")
         if not rows:
             raise ValueError("the guideline graph has no jdm:RankingPolicy")
         self.policy = _Policy(int(rows[0]["screeningMaxAgeDays"]), int(rows[0]["measurementMaxAgeDays"]))  # type: ignore[call-overload]
 
     def source(self, iri: str) -> dict[str, str]:
-        rows = select(self.graph, "source", source=URIRef(iri))
+        rows = self.select("source", source=URIRef(iri))
         out = {"iri": iri}
         if rows:
-            out.update({k: str(v) for k, v in rows[0].items()})
+            out.update({k: str(v) for k, v in rows[0].items() if k != "source"})
         return out
 
     def provenance(self, statement: str) -> Provenance:
         if statement not in self._provenance:
-            rows = select(self.graph, "statement-provenance", statement=URIRef(statement))
+            rows = self.select("statement-provenance", statement=URIRef(statement))
             row = rows[0] if rows else {}
             self._provenance[statement] = Provenance(
                 statement=statement,
@@ -318,7 +326,7 @@ class _GuidelineFacts:
     def regimens(self, option: str) -> list[Regimen]:
         def compute() -> list[Regimen]:
             out = []
-            for row in select(self.graph, "regimen", option=URIRef(option)):
+            for row in self.select("regimen", option=URIRef(option)):
                 basis = _s(row, "basis")
                 out.append(
                     Regimen(
@@ -350,7 +358,7 @@ class _GuidelineFacts:
     def actions(self, option: str) -> list[tuple[Action, list[str]]]:
         def compute() -> list[tuple[Action, list[str]]]:
             out = []
-            for row in select(self.graph, "safety-actions", option=URIRef(option)):
+            for row in self.select("safety-actions", option=URIRef(option)):
                 kind = "safety" if row["kind"] == JDM.SafetyStatement else "care"
                 action = Action(
                     kind=kind,
@@ -368,7 +376,7 @@ class _GuidelineFacts:
         return self._cached(  # type: ignore[no-any-return]
             "caveats",
             option,
-            lambda: [self.provenance(str(r["caveat"])) for r in select(self.graph, "caveats", option=URIRef(option))],
+            lambda: [self.provenance(str(r["caveat"])) for r in self.select("caveats", option=URIRef(option))],
         )
 
     def gaps(self, option: str) -> list[dict[str, str]]:
@@ -377,7 +385,7 @@ class _GuidelineFacts:
             option,
             lambda: [
                 {"gap": str(r["gap"]), "label": str(r["label"]), "text": str(r["definition"])}
-                for r in select(self.graph, "gaps", option=URIRef(option))
+                for r in self.select("gaps", option=URIRef(option))
             ],
         )
 
@@ -387,9 +395,10 @@ class _GuidelineFacts:
 
 
 @cache
-def guideline_facts(guideline: Guideline) -> _GuidelineFacts:
-    """The patient-independent answers (regimens, safety actions, provenance) for ``guideline``, cached."""
-    return _GuidelineFacts(guideline)
+def guideline_facts(guideline: Guideline, view: QueryEngine | None = None) -> _GuidelineFacts:
+    """The patient-independent answers (regimens, safety actions, provenance) for ``guideline``,
+    cached; asked of ``view`` (an engine over the guideline alone), by default rdflib."""
+    return _GuidelineFacts(guideline, view or RdflibEngine(guideline.graph))
 
 
 # --------------------------------------------------------------------------------------
@@ -422,14 +431,14 @@ def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasu
 
 
 def _gates(
-    facts: _GuidelineFacts, data: Graph, patient: Node, actions: list[tuple[Action, list[str]]], as_of: date
+    facts: _GuidelineFacts, screenings: dict[str, list[Row]], actions: list[tuple[Action, list[str]]], as_of: date
 ) -> list[Gate]:
     gates = []
     max_age = facts.policy.screening_max_age_days
     for action, conditions in actions:
         for condition in conditions:
             label = facts.label(condition)
-            rows = select(data, "screening", patient=patient, condition=URIRef(condition))
+            rows = screenings.get(condition, [])
             dated = [r for r in rows if _date(r.get("date"))]
             latest = dated[0] if dated else (rows[0] if rows else None)
             when = _date(latest.get("date")) if latest else None
@@ -457,19 +466,30 @@ def _as_of(rows: list[Row], today: date | None) -> date:
     return recorded or today or date.today()
 
 
+def _by(rows: list[Row], key: str) -> dict[str, list[Row]]:
+    """Rows grouped by the value of ``key``, each group in query order."""
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(str(row[key]), []).append(row)
+    return out
+
+
 def assess_patient(
-    data: Graph,
+    data: Graph | QueryEngine,
     record: RecordRef,
     source: str,
     issues: list[Issue],
     guideline: Guideline | None = None,
     today: date | None = None,
 ) -> PatientResult:
-    """Assess every option for one patient in ``data`` (guideline closure + patient triples)."""
+    """Assess every option for one patient in ``data`` (guideline closure + patient triples, as a
+    graph or a :class:`~jdm_kg.engines.QueryEngine` over them)."""
     guideline = guideline or load_guideline()
-    facts = guideline_facts(guideline)
+    engine = as_engine(data)
+    select = engine.select
+    facts = guideline_facts(guideline, engine.guideline_view)
     patient = record.node
-    fact_rows = select(data, "patient-facts", patient=patient)
+    fact_rows = select("patient-facts", patient=patient)
     as_of = _as_of(fact_rows, today)
     failures = [
         {
@@ -478,7 +498,7 @@ def assess_patient(
             "start": _s(r, "startDate") or "",
             "end": _s(r, "endDate") or "",
         }
-        for r in select(data, "jak-failure", patient=patient)
+        for r in select("jak-failure", patient=patient)
     ]
     blocked = any(i.severity == "violation" for i in issues)
     if blocked:
@@ -497,8 +517,11 @@ def assess_patient(
     body = _body_measures(fact_rows, as_of, facts.policy.measurement_max_age_days) if not blocked else None
     options: list[OptionAssessment] = []
     if not blocked:
-        reason_rows = select(data, "option-reasons", patient=patient)
-        for row in select(data, "ranked-options", patient=patient):
+        reasons = _by(select("option-reasons", patient=patient), "option")
+        unmatched = _by(select("unmatched-preferences", patient=patient), "option")
+        prior_failures = _by(select("prior-failures", patient=patient), "option")
+        screenings = _by(select("screening", patient=patient), "condition")
+        for row in select("ranked-options", patient=patient):
             option = str(row["option"])
             assessment = OptionAssessment(
                 option=option,
@@ -510,10 +533,10 @@ def assess_patient(
             assessment.actions = [a for a, _ in actions]
             assessment.caveats = facts.caveats(option)
             assessment.gaps = facts.gaps(option)
-            _add_reasons(facts, data, patient, assessment, [r for r in reason_rows if str(r["option"]) == option])
+            _add_reasons(facts, assessment, reasons.get(option, []), unmatched.get(option, []))
             assessment.doses = [compute_dose(r, body) for r in facts.regimens(option)] if body else []
-            assessment.gates = _gates(facts, data, patient, actions, as_of)
-            _add_exclusions(data, patient, assessment)
+            assessment.gates = _gates(facts, screenings, actions, as_of)
+            _add_exclusions(assessment, prior_failures.get(option, []))
             if not applicable:
                 assessment.status = "not-applicable"
             elif assessment.status != "excluded" and any(g.state == "blocking" for g in assessment.gates):
@@ -550,7 +573,7 @@ def _episode_fact(row: Row, period: str) -> dict[str, str]:
 
 
 def _add_reasons(
-    facts: _GuidelineFacts, data: Graph, patient: Node, assessment: OptionAssessment, rows: list[Row]
+    facts: _GuidelineFacts, assessment: OptionAssessment, rows: list[Row], unmatched: list[Row]
 ) -> None:
     for row in rows:
         contribution = int(row["contribution"])  # type: ignore[call-overload]
@@ -568,7 +591,7 @@ def _add_reasons(
         else:
             text = f"{level.capitalize()}: {prov.label}"
         assessment.reasons.append(Reason("for" if contribution > 0 else "against", text, contribution, prov, fact))
-    for row in select(data, "unmatched-preferences", patient=patient, option=URIRef(assessment.option)):
+    for row in unmatched:
         if int(row["weight"]) <= 0:  # type: ignore[call-overload]
             continue
         prov = facts.provenance(str(row["statement"]))
@@ -578,8 +601,8 @@ def _add_reasons(
         assessment.reasons.append(Reason("against", f"Guideline gap: {gap['label']}. {gap['text']}"))
 
 
-def _add_exclusions(data: Graph, patient: Node, assessment: OptionAssessment) -> None:
-    for row in select(data, "prior-failures", patient=patient, option=URIRef(assessment.option)):
+def _add_exclusions(assessment: OptionAssessment, rows: list[Row]) -> None:
+    for row in rows:
         period = f"{_s(row, 'startDate') or '?'} to {_s(row, 'endDate') or '?'}"
         text = f"Already tried and failed: {assessment.label} {period}, outcome {row['outcomeLabel']}. Not offered again."
         assessment.status = "excluded"
@@ -597,13 +620,32 @@ def _rank(options: list[OptionAssessment]) -> None:
 
 
 def recommend_graph(
-    patient_graph: Graph, source: str, guideline: Guideline | None = None, today: date | None = None
+    patient_graph: Graph,
+    source: str,
+    guideline: Guideline | None = None,
+    today: date | None = None,
+    engine: str = "rdflib",
 ) -> tuple[ValidationReport, list[PatientResult]]:
-    """Validate then assess every patient record in ``patient_graph``."""
-    guideline = guideline or load_guideline()
-    data = with_guideline(guideline, patient_graph)
-    report = validate_graph(patient_graph, source, guideline, data)
-    results = [
-        assess_patient(data, record, source, report.issues_for(record), guideline, today) for record in report.records
-    ]
+    """Validate then assess every patient record in ``patient_graph``; ``engine`` runs the
+    queries ("rdflib" or "oxigraph": the same results)."""
+    report, results = recommend_graphs([(source, patient_graph)], guideline, today, engine, keep_shacl=True)[0]
     return report, results
+
+
+def recommend_graphs(
+    sources: list[tuple[str, Graph]],
+    guideline: Guideline | None = None,
+    today: date | None = None,
+    engine: str = "rdflib",
+    keep_shacl: bool = False,
+) -> list[tuple[ValidationReport, list[PatientResult]]]:
+    """:func:`recommend_graph` for several (source, graph) pairs that share no nodes, validated
+    in one SHACL run and queried in one store: the batch path, with the same results."""
+    guideline = guideline or load_guideline()
+    data = with_guideline(guideline, *(graph for _, graph in sources))
+    reports = validate_graphs(sources, guideline, data, keep_shacl)
+    with query_engine(engine, guideline, data, [graph for _, graph in sources]) as queries:
+        return [
+            (report, [assess_patient(queries, r, source, report.issues_for(r), guideline, today) for r in report.records])
+            for (source, _), report in zip(sources, reports)
+        ]

@@ -106,7 +106,7 @@ def test_query_bundled_with_bound_param():
     )
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("option,optionLabel") and "adalimumab" in lines[1]
+    assert lines[0].startswith("patient,option,optionLabel") and "adalimumab" in lines[1]
 
 
 def test_query_param_is_bound_not_pasted():

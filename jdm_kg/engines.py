@@ -1,0 +1,234 @@
+"""Where the bundled SPARQL queries run.
+
+Three engines answer the same queries with the same rows:
+
+- :class:`RdflibEngine`: rdflib's evaluator over an in-memory graph (guideline closure plus
+  patient triples). The default for a few files; no extra package.
+- :class:`OxigraphStore`: `pyoxigraph <https://pyoxigraph.readthedocs.io>`_, an embedded
+  store written in Rust. The compiled guideline is loaded once into its own named graph;
+  each batch of patient files goes into another named graph and is dropped when done.
+  Queries see the two as one default graph. Used for batch runs (``--engine oxigraph``).
+- :class:`jdm_kg.endpoint.EndpointEngine`: a SPARQL 1.1 server (``--endpoint URL``).
+
+Parameters are always bound as RDF terms (rdflib ``initBindings``, Oxigraph
+``substitutions``), never pasted into the query text.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, Protocol
+
+from rdflib import XSD, BNode, Graph, Literal, URIRef
+from rdflib.term import Node
+
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import GUIDELINE_IRI, Guideline
+from jdm_kg.queries import Row, prepared, query_source, select
+
+__all__ = [
+    "QueryEngine",
+    "RdflibEngine",
+    "OxigraphStore",
+    "OxigraphEngine",
+    "ENGINES",
+    "oxigraph_available",
+    "oxigraph_store",
+    "query_engine",
+]
+
+ENGINES = ("rdflib", "oxigraph")
+
+#: The named graph the compiled guideline is kept in (embedded store and SPARQL servers).
+GUIDELINE_GRAPH = str(GUIDELINE_IRI)
+
+
+class QueryEngine(Protocol):
+    """Runs a bundled SELECT query with bound parameters and returns rdflib terms."""
+
+    #: An engine over the guideline alone, for the patient-independent queries (None: use
+    #: the local compiled guideline with rdflib, cached per process).
+    guideline_view: QueryEngine | None
+
+    def select(self, name: str, **bindings: Node) -> list[Row]: ...
+
+
+class RdflibEngine:
+    """rdflib's SPARQL evaluator over one graph."""
+
+    guideline_view = None
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def select(self, name: str, **bindings: Node) -> list[Row]:
+        return select(self.graph, name, **bindings)
+
+
+def as_engine(data: Graph | QueryEngine) -> QueryEngine:
+    """``data`` itself if it is an engine; an :class:`RdflibEngine` over it if it is a graph."""
+    return RdflibEngine(data) if isinstance(data, Graph) else data
+
+
+# --------------------------------------------------------------------------------------
+# Oxigraph
+
+
+def oxigraph_available() -> bool:
+    try:
+        import pyoxigraph  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ox() -> Any:
+    try:
+        import pyoxigraph
+    except ImportError:
+        raise InputError(
+            "--engine oxigraph", "pyoxigraph is not installed: pip install 'jdm-kg[fast]' (or use --engine rdflib)"
+        ) from None
+    return pyoxigraph
+
+
+@cache
+def _query_text(name: str) -> str:
+    prepared(name)  # the same checks as for rdflib: valid SPARQL, no SERVICE, no FROM
+    return query_source(name)[0]
+
+
+class _Terms:
+    """rdflib <-> pyoxigraph terms. Blank nodes keep their identity both ways within one store."""
+
+    def __init__(self, ox: Any) -> None:
+        self.ox = ox
+        self._to_ox: dict[BNode, Any] = {}
+        self._from_ox: dict[str, BNode] = {}
+        self._counter = itertools.count()
+
+    def to_ox(self, term: Node) -> Any:
+        ox = self.ox
+        if isinstance(term, URIRef):
+            return ox.NamedNode(str(term))
+        if isinstance(term, BNode):
+            node = self._to_ox.get(term)
+            if node is None:
+                node = ox.BlankNode(f"b{next(self._counter)}")
+                self._to_ox[term] = node
+                self._from_ox[node.value] = term
+            return node
+        if isinstance(term, Literal):
+            if term.language:
+                return ox.Literal(str(term), language=term.language)
+            if term.datatype is not None:
+                return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
+            return ox.Literal(str(term))
+        raise TypeError(f"cannot store {term!r} in Oxigraph")
+
+    def from_ox(self, term: Any) -> Node:
+        ox = self.ox
+        if isinstance(term, ox.NamedNode):
+            return URIRef(term.value)
+        if isinstance(term, ox.BlankNode):
+            return self._from_ox.get(term.value) or BNode(term.value)
+        if isinstance(term, ox.Literal):
+            if term.language:
+                return Literal(term.value, lang=term.language)
+            datatype = term.datatype.value
+            return Literal(term.value) if datatype == str(XSD.string) else Literal(term.value, datatype=URIRef(datatype))
+        raise TypeError(f"unexpected Oxigraph term {term!r}")
+
+    def forget(self, nodes: Iterable[BNode]) -> None:
+        for node in nodes:
+            ox_node = self._to_ox.pop(node, None)
+            if ox_node is not None:
+                self._from_ox.pop(ox_node.value, None)
+
+
+class OxigraphEngine:
+    """The bundled queries over some graphs of an :class:`OxigraphStore`, as one default graph."""
+
+    def __init__(self, store: OxigraphStore, graphs: list[Any], guideline_view: OxigraphEngine | None) -> None:
+        self._store = store
+        self._graphs = graphs
+        self.guideline_view = guideline_view
+
+    def select(self, name: str, **bindings: Node) -> list[Row]:
+        terms = self._store.terms
+        ox = terms.ox
+        solutions = self._store.store.query(
+            _query_text(name),
+            default_graph=self._graphs,
+            substitutions={ox.Variable(k): terms.to_ox(v) for k, v in bindings.items()},
+        )
+        names = [v.value for v in solutions.variables]
+        rows = []
+        for solution in solutions:
+            row: Row = {}
+            for n in names:
+                value = solution[n]
+                if value is not None:
+                    row[n] = terms.from_ox(value)
+            rows.append(row)
+        return rows
+
+
+class OxigraphStore:
+    """An in-memory Oxigraph store holding one compiled guideline; patient graphs come and go."""
+
+    def __init__(self, guideline: Guideline) -> None:
+        ox = _ox()
+        self.guideline = guideline
+        self.store = ox.Store()
+        self.terms = _Terms(ox)
+        self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
+        self.store.bulk_extend(self._quads(guideline.graph, self._guideline_graph))
+        self._names = itertools.count()
+        self.guideline_view: OxigraphEngine = OxigraphEngine(self, [self._guideline_graph], None)
+
+    def _quads(self, graph: Graph, name: Any) -> list[Any]:
+        to_ox, quad = self.terms.to_ox, self.terms.ox.Quad
+        return [quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph if not isinstance(s, Literal)]
+
+    def add(self, *graphs: Graph) -> Any:
+        """Load ``graphs`` into a new named graph; return its name (for :meth:`engine`, :meth:`drop`)."""
+        name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(self._names)}")
+        for graph in graphs:
+            self.store.bulk_extend(self._quads(graph, name))
+        return name
+
+    def engine(self, name: Any) -> OxigraphEngine:
+        """Queries over the guideline plus the graph ``name``."""
+        return OxigraphEngine(self, [self._guideline_graph, name], self.guideline_view)
+
+    def drop(self, name: Any, *graphs: Graph) -> None:
+        """Remove the named graph loaded from ``graphs`` (and forget their blank nodes)."""
+        self.store.remove_graph(name)
+        self.terms.forget(n for graph in graphs for triple in graph for n in triple if isinstance(n, BNode))
+
+
+@cache
+def oxigraph_store(guideline: Guideline) -> OxigraphStore:
+    """The process's Oxigraph store for ``guideline`` (loaded once)."""
+    return OxigraphStore(guideline)
+
+
+@contextmanager
+def query_engine(kind: str, guideline: Guideline, data: Graph, graphs: list[Graph]) -> Iterator[QueryEngine]:
+    """An engine of ``kind`` over the guideline and ``graphs`` (``data`` is their merged rdflib
+    graph, used as is by the rdflib engine); what it loaded is removed on exit."""
+    if kind == "rdflib":
+        yield RdflibEngine(data)
+    elif kind == "oxigraph":
+        store = oxigraph_store(guideline)
+        name = store.add(*graphs)
+        try:
+            yield store.engine(name)
+        finally:
+            store.drop(name, *graphs)
+    else:
+        raise InputError("--engine", f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
