@@ -12,14 +12,14 @@ __version__ = "0.1.0"
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.loading import load_rdf_file
+from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.validation import ValidationReport, validate_file, validate_graph
 
 
-def recommend_file(path: str) -> tuple[ValidationReport, list[PatientResult]]:
-    """Validate and assess every patient record in the file at ``path``."""
-    return recommend_graph(load_rdf_file(path), str(path))
+def recommend_file(path: str, engine: str = "rdflib") -> tuple[ValidationReport, list[PatientResult]]:
+    """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON)."""
+    return recommend_graph(load_patient_file(path), str(path), engine=engine)
 
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Guideline",
     "load_guideline",
     "load_rdf_file",
+    "load_patient_file",
     "validate_file",
     "validate_graph",
     "ValidationReport",

@@ -20,7 +20,7 @@ from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.engines import ENGINES
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.loading import load_rdf_file, rdf_files
+from jdm_kg.loading import load_patient_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
 from jdm_kg.queries import check_query, parse_param, query_source
 from jdm_kg.recommend import PatientResult
@@ -160,7 +160,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     query = check_query(text, label, allow_service=args.allow_service)
     bindings = dict(parse_param(p) for p in args.param)
-    patients = [load_rdf_file(path) for path in _expand(args.data)]
+    patients = [load_patient_file(path) for path in _expand(args.data)]
     if args.no_guideline:
         data = Graph()
         for graph in patients:

@@ -361,7 +361,7 @@ def _resources(document: dict[str, Any], source: str) -> tuple[list[dict[str, An
         return entries, _day(bundle.timestamp)
     try:
         model = get_fhir_model_class(str(kind))
-    except KeyError:
+    except (KeyError, ValueError):
         raise InputError(source, f"resourceType {kind!r} is not a FHIR R4 resource") from None
     try:
         resource = model.model_validate(document)

@@ -15,7 +15,7 @@ from pyshacl import validate as shacl_validate
 from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
-from jdm_kg.loading import load_rdf_file
+from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.queries import use_query_cache
 from jdm_kg.resources import resource_dir
 
@@ -205,4 +205,4 @@ def _report_holding(
 
 def validate_file(path: str | Path, guideline: Guideline | None = None) -> ValidationReport:
     """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read."""
-    return validate_graph(load_rdf_file(path), str(path), guideline)
+    return validate_graph(load_patient_file(path), str(path), guideline)

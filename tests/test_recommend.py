@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from rdflib import RDF, URIRef
 
 from jdm_kg.dosing import BodyMeasures, Regimen, compute_dose, mosteller_bsa
@@ -185,8 +184,8 @@ def test_prov_dose_is_derived_from_the_measurements_and_formula(recommend, guide
     patient = res.record.node
     weight = g.value(patient, JDM.bodyWeight)
     height = g.value(patient, JDM.bodyHeight)
-    assert (str(g.value(weight, JDM.value)), str(g.value(weight, JDM.unit))) == ("35.0", "kg")
-    assert (str(g.value(height, JDM.value)), str(g.value(height, JDM.unit))) == ("140.0", "cm")
+    assert (Decimal(str(g.value(weight, JDM.value))), str(g.value(weight, JDM.unit))) == (Decimal(35), "kg")
+    assert (Decimal(str(g.value(height, JDM.value))), str(g.value(height, JDM.unit))) == (Decimal(140), "cm")
     assert str(g.value(weight, JDM.date)) == "2026-10-20"
 
     def dose_of(option):
