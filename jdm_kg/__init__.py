@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file, load_rdf_file
@@ -17,7 +18,7 @@ from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.validation import ValidationReport, validate_file, validate_graph
 
 
-def recommend_file(path: str, engine: str = "rdflib") -> tuple[ValidationReport, list[PatientResult]]:
+def recommend_file(path: str, engine: EngineChoice = "rdflib") -> tuple[ValidationReport, list[PatientResult]]:
     """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON)."""
     return recommend_graph(load_patient_file(path), str(path), engine=engine)
 

@@ -19,6 +19,7 @@ from typing import Any
 from rdflib import Graph, URIRef
 from rdflib.term import Node
 
+from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
@@ -43,7 +44,7 @@ def _no_patient(path: str) -> InputError:
 
 
 #: Files validated in one SHACL run and queried in one store (in one worker process).
-GROUP_SIZE = 50
+GROUP_SIZE = 200
 
 
 def disjoint_groups(loaded: list[tuple[str, Graph]], guideline: Guideline, size: int = GROUP_SIZE) -> list[list[int]]:
@@ -83,7 +84,7 @@ def _guideline_subjects(guideline: Guideline) -> frozenset[Node]:
 
 
 def process_files(
-    paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: str = "rdflib"
+    paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib"
 ) -> list[FileOutcome]:
     """Validate (``mode="validate"``) or validate and recommend (``"recommend"``) ``paths``.
 
@@ -115,7 +116,7 @@ def process_files(
     return [outcomes[p] for p in paths]
 
 
-def process_file(path: str, mode: str, keep_shacl: bool = False, engine: str = "rdflib") -> FileOutcome:
+def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib") -> FileOutcome:
     """:func:`process_files` for one file."""
     return process_files([path], mode, keep_shacl, engine)[0]
 
@@ -125,7 +126,7 @@ def _work(args: tuple[list[str], str, bool, str]) -> list[FileOutcome]:
 
 
 def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool = False,
-              progress: bool = False, engine: str = "rdflib") -> Iterator[FileOutcome]:
+              progress: bool = False, engine: EngineChoice = "rdflib") -> Iterator[FileOutcome]:
     """Yield one :class:`FileOutcome` per file, in the order given.
 
     Files go to the workers in groups of :data:`GROUP_SIZE` (one SHACL run and one store load

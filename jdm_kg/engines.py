@@ -26,7 +26,7 @@ from rdflib import XSD, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import GUIDELINE_IRI, Guideline
+from jdm_kg.guideline import GUIDELINE_IRI, Guideline, with_guideline
 from jdm_kg.queries import Row, prepared, query_source, select
 
 __all__ = [
@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 ENGINES = ("rdflib", "oxigraph")
+
+#: What runs the queries: "rdflib", "oxigraph", or a :class:`jdm_kg.endpoint.Endpoint`.
+EngineChoice = Any
 
 #: The named graph the compiled guideline is kept in (embedded store and SPARQL servers).
 GUIDELINE_GRAPH = str(GUIDELINE_IRI)
@@ -109,6 +112,7 @@ class _Terms:
         self._to_ox: dict[BNode, Any] = {}
         self._from_ox: dict[str, BNode] = {}
         self._counter = itertools.count()
+        self._seen: dict[Any, Node] = {}  # Oxigraph term -> rdflib term (labels, IRIs repeat a lot)
 
     def to_ox(self, term: Node) -> Any:
         ox = self.ox
@@ -130,6 +134,14 @@ class _Terms:
         raise TypeError(f"cannot store {term!r} in Oxigraph")
 
     def from_ox(self, term: Any) -> Node:
+        node = self._seen.get(term)
+        if node is None:
+            if len(self._seen) > 200_000:
+                self._seen.clear()
+            node = self._seen[term] = self._convert(term)
+        return node
+
+    def _convert(self, term: Any) -> Node:
         ox = self.ox
         if isinstance(term, ox.NamedNode):
             return URIRef(term.value)
@@ -147,6 +159,7 @@ class _Terms:
             ox_node = self._to_ox.pop(node, None)
             if ox_node is not None:
                 self._from_ox.pop(ox_node.value, None)
+                self._seen.pop(ox_node, None)
 
 
 class OxigraphEngine:
@@ -218,11 +231,12 @@ def oxigraph_store(guideline: Guideline) -> OxigraphStore:
 
 
 @contextmanager
-def query_engine(kind: str, guideline: Guideline, data: Graph, graphs: list[Graph]) -> Iterator[QueryEngine]:
-    """An engine of ``kind`` over the guideline and ``graphs`` (``data`` is their merged rdflib
-    graph, used as is by the rdflib engine); what it loaded is removed on exit."""
+def query_engine(kind: EngineChoice, guideline: Guideline, data: Graph | None, graphs: list[Graph]) -> Iterator[QueryEngine]:
+    """An engine of ``kind`` ("rdflib", "oxigraph" or a :class:`jdm_kg.endpoint.Endpoint`) over
+    the guideline and ``graphs`` (``data`` is their merged rdflib graph, used as is by the rdflib
+    engine); what it loaded is removed on exit."""
     if kind == "rdflib":
-        yield RdflibEngine(data)
+        yield RdflibEngine(data if data is not None else with_guideline(guideline, *graphs))
     elif kind == "oxigraph":
         store = oxigraph_store(guideline)
         name = store.add(*graphs)
@@ -230,5 +244,10 @@ def query_engine(kind: str, guideline: Guideline, data: Graph, graphs: list[Grap
             yield store.engine(name)
         finally:
             store.drop(name, *graphs)
+    elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
+        from jdm_kg.endpoint import endpoint_engine
+
+        with endpoint_engine(kind, guideline, graphs) as engine:
+            yield engine
     else:
         raise InputError("--engine", f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")

@@ -6,6 +6,8 @@ every validation and recommendation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,7 +20,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.resources import resource_dir
 
-__all__ = ["Guideline", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
+__all__ = ["Guideline", "load_guideline", "with_guideline", "guideline_plus", "GUIDELINE_IRI", "JDM", "JDMG"]
 
 from rdflib import Namespace
 
@@ -94,3 +96,25 @@ def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
     for graph in graphs:
         data += graph
     return data
+
+
+@cache
+def _scratch(guideline: Guideline) -> Graph:
+    graph = Graph()
+    graph += guideline.graph
+    return graph
+
+
+@contextmanager
+def guideline_plus(guideline: Guideline, *graphs: Graph) -> Iterator[Graph]:
+    """The compiled guideline with ``graphs`` added, in one graph kept per process: the added
+    triples are taken out again on exit, so the guideline is copied once, not once per batch.
+    Not for use by two callers at once (one batch at a time per process)."""
+    data = _scratch(guideline)
+    added = {t for graph in graphs for t in graph if t not in guideline.graph}
+    data.addN((s, p, o, data) for s, p, o in added)
+    try:
+        yield data
+    finally:
+        for triple in added:
+            data.remove(triple)

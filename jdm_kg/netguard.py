@@ -7,12 +7,13 @@ passed an explicit flag such as ``--allow-service``.
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Any
 
-__all__ = ["NetworkBlocked", "block_network"]
+__all__ = ["NetworkBlocked", "block_network", "allow_hosts"]
 
-_state = {"installed": False, "allowed": False}
+_state: dict[str, Any] = {"installed": False, "allowed": False, "hosts": frozenset()}
 
 
 class NetworkBlocked(RuntimeError):
@@ -24,6 +25,9 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         return
     if event in ("socket.connect", "socket.getaddrinfo"):
         target = args[1] if event == "socket.connect" and len(args) > 1 else args[0] if args else "?"
+        host = target[0] if isinstance(target, tuple) and target else target
+        if isinstance(host, (str, bytes)) and (host.decode() if isinstance(host, bytes) else host) in _state["hosts"]:
+            return  # a SPARQL server the user named (--endpoint / --update)
         raise NetworkBlocked(f"jdm-kg refused a network connection to {target!r}; nothing is fetched at run time")
 
 
@@ -33,3 +37,19 @@ def block_network(allow: bool = False) -> None:
     if not _state["installed"]:
         sys.addaudithook(_hook)
         _state["installed"] = True
+
+
+def allow_hosts(hosts: set[str]) -> None:
+    """Let connections through to ``hosts`` only (and their addresses): the servers the user named."""
+    allowed = set(_state["hosts"]) | set(hosts)
+    previous = _state["allowed"]
+    _state["allowed"] = True  # resolve the names themselves before the hook checks addresses
+    try:
+        for host in hosts:
+            try:
+                allowed |= {info[4][0] for info in socket.getaddrinfo(host, None)}
+            except OSError:
+                pass  # the connection attempt will report it
+    finally:
+        _state["allowed"] = previous
+    _state["hosts"] = frozenset(allowed)

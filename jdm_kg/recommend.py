@@ -17,7 +17,7 @@ from rdflib import RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
-from jdm_kg.engines import QueryEngine, RdflibEngine, as_engine, query_engine
+from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, query_engine
 from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.queries import Row
 from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graphs
@@ -624,7 +624,7 @@ def recommend_graph(
     source: str,
     guideline: Guideline | None = None,
     today: date | None = None,
-    engine: str = "rdflib",
+    engine: EngineChoice = "rdflib",
 ) -> tuple[ValidationReport, list[PatientResult]]:
     """Validate then assess every patient record in ``patient_graph``; ``engine`` runs the
     queries ("rdflib" or "oxigraph": the same results)."""
@@ -636,15 +636,16 @@ def recommend_graphs(
     sources: list[tuple[str, Graph]],
     guideline: Guideline | None = None,
     today: date | None = None,
-    engine: str = "rdflib",
+    engine: EngineChoice = "rdflib",
     keep_shacl: bool = False,
 ) -> list[tuple[ValidationReport, list[PatientResult]]]:
     """:func:`recommend_graph` for several (source, graph) pairs that share no nodes, validated
     in one SHACL run and queried in one store: the batch path, with the same results."""
     guideline = guideline or load_guideline()
-    data = with_guideline(guideline, *(graph for _, graph in sources))
+    graphs = [graph for _, graph in sources]
+    data = with_guideline(guideline, *graphs) if engine == "rdflib" else None  # rdflib queries need a copy
     reports = validate_graphs(sources, guideline, data, keep_shacl)
-    with query_engine(engine, guideline, data, [graph for _, graph in sources]) as queries:
+    with query_engine(engine, guideline, data, graphs) as queries:
         return [
             (report, [assess_patient(queries, r, source, report.issues_for(r), guideline, today) for r in report.records])
             for (source, _), report in zip(sources, reports)
