@@ -9,6 +9,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,8 @@ from rdflib import RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
-from jdm_kg.engines import ENGINES
+from jdm_kg.endpoint import Endpoint, file_graph_name, load_guideline_graph, load_patient_graph, values_block
+from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, rdf_files
@@ -66,7 +68,7 @@ def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
-                      engine=getattr(args, "engine", "rdflib"))
+                      engine=_engine(args))
     for outcome in batch:
         summary.add(outcome)
         if outcome.error:
@@ -89,6 +91,16 @@ def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
+
+
+def _engine(args: argparse.Namespace) -> EngineChoice:
+    """What runs the queries: the embedded engine chosen, or the SPARQL server named."""
+    if getattr(args, "endpoint", None):
+        if not args.update:
+            raise InputError("--endpoint", "recommending on a SPARQL server loads the patient data there for the "
+                             "run: give the server's update URL too (--update URL)")
+        return Endpoint(args.endpoint, args.update)
+    return getattr(args, "engine", "rdflib")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -158,16 +170,23 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
-    query = check_query(text, label, allow_service=args.allow_service)
     bindings = dict(parse_param(p) for p in args.param)
-    patients = [load_patient_file(path) for path in _expand(args.data)]
-    if args.no_guideline:
-        data = Graph()
-        for graph in patients:
-            data += graph
+    if args.endpoint:
+        if args.data:
+            raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
+                             "jdm-kg load")
+        check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
+        result = Endpoint(args.endpoint).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
     else:
-        data = with_guideline(load_guideline(), *patients)
-    result = data.query(query, initBindings=bindings)
+        query = check_query(text, label, allow_service=args.allow_service)
+        patients = [load_patient_file(path) for path in _expand(args.data)]
+        if args.no_guideline:
+            data = Graph()
+            for graph in patients:
+                data += graph
+        else:
+            data = with_guideline(load_guideline(), *patients)
+        result = data.query(query, initBindings=bindings)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK
@@ -191,6 +210,27 @@ def _cmd_query(args: argparse.Namespace) -> int:
             print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths)))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return EXIT_OK
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    endpoint = Endpoint(args.endpoint, args.update)
+    guideline = load_guideline()
+    if not args.no_guideline:
+        count = load_guideline_graph(endpoint, guideline)
+        print(f"guideline {guideline.version}: {count} triples (compiled closure) -> graph <{GUIDELINE_GRAPH}>")
+    worst = EXIT_OK
+    for path in _expand(args.files):
+        try:
+            graph = load_patient_file(path)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            worst = EXIT_ERROR
+            continue
+        name = file_graph_name(Path(path))
+        endpoint.drop(name)
+        load_patient_graph(endpoint, graph, name)
+        print(f"{path}: {len(graph)} triples -> graph <{name}>")
+    return worst
 
 
 def _guideline_dir(value: str | None) -> Path | None:
@@ -296,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--engine", choices=ENGINES, default="oxigraph",
                        help="what runs the SPARQL queries: oxigraph (embedded, fast; default) or rdflib; same results")
+        endpoint_options(p)
+
+    def endpoint_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+        p.add_argument("--endpoint", metavar="URL", required=required,
+                       help="run the queries on this SPARQL 1.1 server (query URL) instead of the embedded engine")
+        p.add_argument("--update", metavar="URL", required=required and p.prog.endswith("load"),
+                       help="the server's SPARQL Update URL, to load the patient data (and with load, the guideline)")
 
     p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
     p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
@@ -327,7 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--no-guideline", action="store_true", help="query only the --data files")
     p.add_argument("--allow-service", action="store_true", help="allow SERVICE clauses to contact remote endpoints")
+    p.add_argument("--endpoint", metavar="URL", help="run the query on this SPARQL 1.1 server's data instead")
+    p.add_argument("--graph", action="append", default=[], metavar="IRI",
+                   help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}); "
+                        "default: the server's default graph")
     p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("load", help="load the compiled guideline and patient files into a SPARQL 1.1 server")
+    p.add_argument("files", nargs="*", metavar="FILE", help="patient files or folders (each into its own named graph)")
+    endpoint_options(p, required=True)
+    p.add_argument("--no-guideline", action="store_true", help="load only the patient files")
+    p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")
     p.add_argument("guideline", metavar="FOLDER", nargs="?", help="guideline folder (default: the bundled ontology/)")
@@ -371,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head, less...: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ IRIs, and results map them back: the output is the same as embedded.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import urllib.error
@@ -23,6 +24,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rdflib import BNode, Graph, Literal, URIRef, Variable
 from rdflib.query import Result
@@ -34,7 +36,15 @@ from jdm_kg.guideline import GUIDELINE_IRI, Guideline
 from jdm_kg.netguard import allow_hosts
 from jdm_kg.queries import Row, prepared, query_source
 
-__all__ = ["Endpoint", "EndpointEngine", "endpoint_engine", "load_guideline_graph", "load_patient_graph"]
+__all__ = [
+    "Endpoint",
+    "EndpointEngine",
+    "endpoint_engine",
+    "file_graph_name",
+    "load_guideline_graph",
+    "load_patient_graph",
+    "values_block",
+]
 
 _BAD_IRI = re.compile(r'[\s<>"{}|^`\\]')
 _BATCH_TRIPLES = 2000
@@ -174,6 +184,11 @@ def load_guideline_graph(endpoint: Endpoint, guideline: Guideline) -> int:
     endpoint.drop(name)
     endpoint.insert(guideline.graph, name)
     return len(guideline.graph)
+
+
+def file_graph_name(path: Path) -> str:
+    """The named graph ``jdm-kg load`` puts a file in: by its content, so loading again replaces it."""
+    return f"urn:jdm-kg:file:{hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
 def load_patient_graph(endpoint: Endpoint, graph: Graph, name: str) -> dict[URIRef, BNode]:

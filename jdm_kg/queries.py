@@ -69,8 +69,10 @@ def _walk(node: Any) -> Any:
             yield from _walk(item)
 
 
-def check_query(text: str, label: str, allow_service: bool = False) -> Query:
-    """Parse ``text``; refuse queries that would touch the network. Returns the prepared query."""
+def check_query(text: str, label: str, allow_service: bool = False, allow_dataset: bool = False) -> Query:
+    """Parse ``text``; refuse queries that would touch the network. Returns the prepared query.
+
+    ``allow_dataset`` lets FROM / FROM NAMED through: on a SPARQL server they name its graphs."""
     try:
         query = prepareQuery(text)
     except ParseException as err:
@@ -84,7 +86,7 @@ def check_query(text: str, label: str, allow_service: bool = False) -> Query:
                 "query contains a SERVICE clause, which would contact a remote endpoint; "
                 "pass --allow-service if you mean it",
             )
-        if comp.name == "DatasetClause":
+        if comp.name == "DatasetClause" and not allow_dataset:
             raise InputError(label, "FROM / FROM NAMED would fetch remote graphs; give the data with --data instead")
     return query
 
