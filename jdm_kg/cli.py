@@ -54,11 +54,14 @@ def _expand(paths: Sequence[str]) -> list[str]:
     return [str(p) for p in rdf_files(list(paths))]
 
 
-def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None) -> tuple[int, list[FileOutcome]]:
-    """Process every file (in parallel with --jobs); print JSON Lines as results arrive.
+def _run(
+    args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None, stream: bool = False
+) -> tuple[int, list[FileOutcome]]:
+    """Process every file (in parallel with --jobs); print JSON Lines (and, with ``stream``, text
+    reports) as results arrive, so memory does not grow with the number of files.
 
     An unusable file is reported on stderr and the others still run. Returns the worst exit
-    code and the outcomes, in the order the files were given.
+    code and the outcomes that the caller still has to print, in the order the files were given.
     """
     files = _expand(paths if paths is not None else args.files)
     fmt = getattr(args, "format", "text")
@@ -85,9 +88,14 @@ def _run(args: argparse.Namespace, mode: str, paths: Sequence[str] | None = None
             )
             for row in rows:
                 print(json.dumps(row, ensure_ascii=False))
-        elif fmt == "text" and mode == "validate" and not getattr(args, "summary_only", False):
-            print(validation_text(outcome.report))
-        outcomes.append(outcome)
+        elif fmt == "text" and mode == "validate":
+            if not getattr(args, "summary_only", False):
+                print(validation_text(outcome.report))
+        elif fmt == "text" and stream:
+            if outcome.results:
+                print(results_text(outcome.results), end="\n\n", flush=False)
+        elif fmt != "none":
+            outcomes.append(outcome)
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
@@ -122,10 +130,11 @@ def _recommend_all(args: argparse.Namespace, paths: Sequence[str]) -> tuple[int,
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    code, results = _recommend_all(args, args.files)
-    if args.format in ("text", "markdown"):
+    code, outcomes = _run(args, "recommend", args.files, stream=True)
+    results = [r for o in outcomes for r in o.results]
+    if args.format == "markdown":
         if results:
-            print(results_text(results, markdown=args.format == "markdown"))
+            print(results_text(results, markdown=True))
     elif args.format == "json":
         print(dumps_json(results_json(results)))
     elif args.format == "turtle":

@@ -39,7 +39,7 @@ from jdm_kg.queries import Row, prepared, query_source
 __all__ = [
     "Endpoint",
     "EndpointEngine",
-    "endpoint_engine",
+    "endpoint_engines",
     "file_graph_name",
     "load_guideline_graph",
     "load_patient_graph",
@@ -214,19 +214,22 @@ def check_guideline_loaded(endpoint: Endpoint, guideline: Guideline) -> None:
 
 
 @contextmanager
-def endpoint_engine(endpoint: Endpoint, guideline: Guideline, graphs: list[Graph]) -> Iterator[QueryEngine]:
-    """An engine over the server's guideline graph plus ``graphs``, loaded into a temporary
-    named graph that is dropped on exit."""
-    name = f"urn:jdm-kg:run:{uuid.uuid4().hex}"
-    merged = Graph()
-    for graph in graphs:
-        merged += graph
-    back = load_patient_graph(endpoint, merged, name)
+def endpoint_engines(endpoint: Endpoint, guideline: Guideline, graphs: list[Graph]) -> Iterator[list[QueryEngine]]:
+    """One engine per graph of ``graphs``, over the server's guideline graph plus that graph,
+    loaded into a temporary named graph; the temporary graphs are dropped on exit."""
     view = _views(endpoint, guideline)
+    run = uuid.uuid4().hex
+    names: list[str] = []
     try:
-        yield EndpointEngine(endpoint, [GUIDELINE_GRAPH, name], back, view)
+        engines: list[QueryEngine] = []
+        for graph in graphs:
+            names.append(f"urn:jdm-kg:run:{run}:{len(names)}")
+            back = load_patient_graph(endpoint, graph, names[-1])
+            engines.append(EndpointEngine(endpoint, [GUIDELINE_GRAPH, names[-1]], back, view))
+        yield engines
     finally:
-        endpoint.drop(name)
+        for name in names:
+            endpoint.drop(name)
 
 
 _VIEWS: dict[tuple[str, int], EndpointEngine] = {}

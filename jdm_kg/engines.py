@@ -17,7 +17,7 @@ Parameters are always bound as RDF terms (rdflib ``initBindings``, Oxigraph
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, Protocol
@@ -37,7 +37,8 @@ __all__ = [
     "ENGINES",
     "oxigraph_available",
     "oxigraph_store",
-    "query_engine",
+    "group_store",
+    "query_engines",
 ]
 
 ENGINES = ("rdflib", "oxigraph")
@@ -107,8 +108,9 @@ def _query_text(name: str) -> str:
 class _Terms:
     """rdflib <-> pyoxigraph terms. Blank nodes keep their identity both ways within one store."""
 
-    def __init__(self, ox: Any) -> None:
+    def __init__(self, ox: Any, prefix: str = "b") -> None:
         self.ox = ox
+        self.prefix = prefix
         self._to_ox: dict[BNode, Any] = {}
         self._from_ox: dict[str, BNode] = {}
         self._counter = itertools.count()
@@ -121,7 +123,7 @@ class _Terms:
         if isinstance(term, BNode):
             node = self._to_ox.get(term)
             if node is None:
-                node = ox.BlankNode(f"b{next(self._counter)}")
+                node = ox.BlankNode(f"{self.prefix}{next(self._counter)}")
                 self._to_ox[term] = node
                 self._from_ox[node.value] = term
             return node
@@ -154,13 +156,6 @@ class _Terms:
             return Literal(term.value) if datatype == str(XSD.string) else Literal(term.value, datatype=URIRef(datatype))
         raise TypeError(f"unexpected Oxigraph term {term!r}")
 
-    def forget(self, nodes: Iterable[BNode]) -> None:
-        for node in nodes:
-            ox_node = self._to_ox.pop(node, None)
-            if ox_node is not None:
-                self._from_ox.pop(ox_node.value, None)
-                self._seen.pop(ox_node, None)
-
 
 class OxigraphEngine:
     """The bundled queries over some graphs of an :class:`OxigraphStore`, as one default graph."""
@@ -191,63 +186,80 @@ class OxigraphEngine:
 
 
 class OxigraphStore:
-    """An in-memory Oxigraph store holding one compiled guideline; patient graphs come and go."""
+    """An in-memory Oxigraph store: the compiled guideline in its own named graph, and patient
+    graphs added beside it, each in a named graph of its own.
 
-    def __init__(self, guideline: Guideline) -> None:
+    Oxigraph's in-memory store keeps what is removed from it (it grows, and queries slow down,
+    as graphs come and go), so graphs are never removed: a batch gets a fresh store
+    (:func:`group_store`, cheap: the guideline's quads are converted once per process) and drops
+    it whole.
+    """
+
+    def __init__(self, guideline: Guideline, guideline_view: OxigraphEngine | None = None) -> None:
         ox = _ox()
         self.guideline = guideline
         self.store = ox.Store()
         self.terms = _Terms(ox)
         self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
-        self.store.bulk_extend(self._quads(guideline.graph, self._guideline_graph))
+        self.store.bulk_extend(_guideline_quads(guideline))
         self._names = itertools.count()
-        self.guideline_view: OxigraphEngine = OxigraphEngine(self, [self._guideline_graph], None)
-
-    def _quads(self, graph: Graph, name: Any) -> list[Any]:
-        to_ox, quad = self.terms.to_ox, self.terms.ox.Quad
-        return [quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph if not isinstance(s, Literal)]
+        self.guideline_view: OxigraphEngine = guideline_view or OxigraphEngine(self, [self._guideline_graph], None)
 
     def add(self, *graphs: Graph) -> Any:
-        """Load ``graphs`` into a new named graph; return its name (for :meth:`engine`, :meth:`drop`)."""
+        """Load ``graphs`` into a new named graph; return its name (for :meth:`engine`)."""
         name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(self._names)}")
+        to_ox, quad = self.terms.to_ox, self.terms.ox.Quad
         for graph in graphs:
-            self.store.bulk_extend(self._quads(graph, name))
+            self.store.bulk_extend([quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph])
         return name
 
     def engine(self, name: Any) -> OxigraphEngine:
         """Queries over the guideline plus the graph ``name``."""
         return OxigraphEngine(self, [self._guideline_graph, name], self.guideline_view)
 
-    def drop(self, name: Any, *graphs: Graph) -> None:
-        """Remove the named graph loaded from ``graphs`` (and forget their blank nodes)."""
-        self.store.remove_graph(name)
-        self.terms.forget(n for graph in graphs for triple in graph for n in triple if isinstance(n, BNode))
+
+@cache
+def _guideline_quads(guideline: Guideline) -> list[Any]:
+    """The compiled guideline as Oxigraph quads in the guideline graph (its blank nodes get ids
+    of their own, "g...", that no patient blank node ("b...") can take)."""
+    terms = _Terms(_ox(), prefix="g")
+    name = terms.ox.NamedNode(GUIDELINE_GRAPH)
+    return [
+        terms.ox.Quad(terms.to_ox(s), terms.to_ox(p), terms.to_ox(o), name)
+        for s, p, o in guideline.graph
+        if not isinstance(s, Literal)  # OWL RL's generalised triples: not RDF, and no query asks for them
+    ]
 
 
 @cache
 def oxigraph_store(guideline: Guideline) -> OxigraphStore:
-    """The process's Oxigraph store for ``guideline`` (loaded once)."""
+    """The process's Oxigraph store for ``guideline`` alone (never modified): its guideline view
+    answers the patient-independent queries for every batch."""
     return OxigraphStore(guideline)
 
 
-@contextmanager
-def query_engine(kind: EngineChoice, guideline: Guideline, data: Graph | None, graphs: list[Graph]) -> Iterator[QueryEngine]:
-    """An engine of ``kind`` ("rdflib", "oxigraph" or a :class:`jdm_kg.endpoint.Endpoint`) over
-    the guideline and ``graphs`` (``data`` is their merged rdflib graph, used as is by the rdflib
-    engine); what it loaded is removed on exit."""
-    if kind == "rdflib":
-        yield RdflibEngine(data if data is not None else with_guideline(guideline, *graphs))
-    elif kind == "oxigraph":
-        store = oxigraph_store(guideline)
-        name = store.add(*graphs)
-        try:
-            yield store.engine(name)
-        finally:
-            store.drop(name, *graphs)
-    elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
-        from jdm_kg.endpoint import endpoint_engine
+def group_store(guideline: Guideline) -> OxigraphStore:
+    """A fresh store for one batch of patient files, sharing the process's guideline view."""
+    return OxigraphStore(guideline, oxigraph_store(guideline).guideline_view)
 
-        with endpoint_engine(kind, guideline, graphs) as engine:
-            yield engine
+
+@contextmanager
+def query_engines(
+    kind: EngineChoice, guideline: Guideline, data: Graph | None, graphs: list[Graph]
+) -> Iterator[list[QueryEngine]]:
+    """One engine of ``kind`` ("rdflib", "oxigraph" or a :class:`jdm_kg.endpoint.Endpoint`) per
+    graph of ``graphs``, over the guideline and that graph (``data``: the guideline merged with
+    all ``graphs``, which the rdflib engine uses as is). What was loaded is dropped on exit."""
+    if kind == "rdflib":
+        shared = RdflibEngine(data if data is not None else with_guideline(guideline, *graphs))
+        yield [shared] * len(graphs)
+    elif kind == "oxigraph":
+        store = group_store(guideline)
+        yield [store.engine(store.add(graph)) for graph in graphs]
+    elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
+        from jdm_kg.endpoint import endpoint_engines
+
+        with endpoint_engines(kind, guideline, graphs) as engines:
+            yield engines
     else:
         raise InputError("--engine", f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")

@@ -70,11 +70,11 @@ class CodeMap:
     """(FHIR system, code) -> guideline concepts, from the SKOS mappings in the graph."""
 
     def __init__(self, guideline: Guideline) -> None:
-        from jdm_kg.queries import select
+        from jdm_kg.engines import oxigraph_store  # rdflib takes seconds on this query; Oxigraph, ms
 
         self._codes: dict[tuple[str, str], list[_Concept]] = defaultdict(list)
         self.systems: set[str] = set()
-        for row in select(guideline.graph, "fhir-codes"):
+        for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
             key = (str(row["system"]), str(row["code"]))
             self.systems.add(key[0])
             self._codes[key].append(_Concept(str(row["concept"]), str(row["conceptLabel"]), str(row["kind"]),
