@@ -6,6 +6,10 @@ every validation and recommendation.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import owlrl
 from owlrl.Namespaces import ERRNS
-from rdflib import OWL, RDF, Graph, URIRef
+from rdflib import OWL, RDF, Dataset, Graph, Literal, URIRef
 
 from jdm_kg.errors import InputError
 from jdm_kg.loading import load_rdf_file
@@ -66,10 +70,76 @@ def compile_guideline(files: list[Path], asserted: Graph | None = None) -> Guide
     errors = tuple(sorted(str(m) for m in closure.objects(None, ERRNS.error)))
     for node in list(closure.subjects(RDF.type, ERRNS.ErrorMessage)):
         closure.remove((node, None, None))
-    for rule in sorted(resource_dir("queries").joinpath("rules").glob("*.rq")):
+    for rule in _rule_files():
         for triple in closure.query(_read_rule(rule)):
             closure.add(triple)  # type: ignore[arg-type]
+    for triple in [t for t in closure if isinstance(t[0], Literal)]:
+        closure.remove(triple)  # OWL RL's generalised triples (a literal as subject): not RDF; no query uses them
     return Guideline(asserted=asserted, graph=closure, files=tuple(files), inconsistencies=errors)
+
+
+def _rule_files() -> list[Path]:
+    return sorted(resource_dir("queries").joinpath("rules").glob("*.rq"))
+
+
+# --------------------------------------------------------------------------------------
+# A cache of the compiled guideline on disk: the OWL RL closure takes seconds, reading it back
+# a tenth of that. Keyed by everything the result depends on; JDM_KG_CACHE=0 turns it off.
+
+
+def _cache_dir() -> Path | None:
+    setting = os.environ.get("JDM_KG_CACHE", "")
+    if setting.lower() in ("0", "off", "no", "false"):
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jdm-kg"
+
+
+def _cache_key(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for part in (__file__, *map(str, _rule_files())):
+        digest.update(Path(part).read_bytes())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in ("rdflib", "owlrl"):
+        digest.update(importlib.metadata.version(package).encode())
+    return digest.hexdigest()
+
+
+def _read_cached(path: Path, files: list[Path]) -> Guideline | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+        header, body = text.split("\n", 1)
+        errors = tuple(json.loads(header.lstrip("# ")))
+        dataset = Dataset()
+        dataset.parse(data=body, format="nquads")
+    except Exception:  # a missing, partial or damaged cache file: compile instead
+        return None
+    asserted, closure = Graph(), Graph()
+    asserted += dataset.graph(_ASSERTED)
+    closure += dataset.graph(_CLOSURE)
+    if not len(asserted) or not len(closure):
+        return None
+    return Guideline(asserted=asserted, graph=closure, files=tuple(files), inconsistencies=errors)
+
+
+def _write_cached(path: Path, guideline: Guideline) -> None:
+    dataset = Dataset()
+    dataset.graph(_ASSERTED).__iadd__(guideline.asserted)
+    dataset.graph(_CLOSURE).__iadd__(guideline.graph)
+    text = "# " + json.dumps(list(guideline.inconsistencies)) + "\n" + dataset.serialize(format="nquads")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass  # a read-only home: compile each time
+
+
+_ASSERTED = URIRef("urn:jdm-kg:cache:asserted")
+_CLOSURE = URIRef("urn:jdm-kg:cache:closure")
 
 
 def guideline_files(directory: Path | None = None) -> list[Path]:
@@ -82,8 +152,19 @@ def guideline_files(directory: Path | None = None) -> list[Path]:
 
 @cache
 def load_guideline(directory: Path | None = None) -> Guideline:
-    """Return the compiled guideline from ``directory`` (default: the bundled ``ontology/``)."""
-    return compile_guideline(guideline_files(directory))
+    """Return the compiled guideline from ``directory`` (default: the bundled ``ontology/``),
+    from the on-disk cache when its inputs have not changed."""
+    files = guideline_files(directory)
+    folder = _cache_dir()
+    if folder is None:
+        return compile_guideline(files)
+    path = folder / f"guideline-{_cache_key(files)}.nq"
+    cached = _read_cached(path, files)
+    if cached is not None:
+        return cached
+    compiled = compile_guideline(files)
+    _write_cached(path, compiled)
+    return compiled
 
 
 def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
@@ -98,20 +179,31 @@ def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
     return data
 
 
-@cache
-def _scratch(guideline: Guideline) -> Graph:
-    graph = Graph()
-    graph += guideline.graph
+_SCRATCH: dict[int, tuple[Graph, list[int]]] = {}
+
+#: Rebuild the per-process graph after this many patient triples have passed through it:
+#: rdflib's memory store keeps empty index entries for removed nodes, which add up.
+SCRATCH_LIMIT = 50_000
+
+
+def _scratch(guideline: Guideline, adding: int) -> Graph:
+    graph, used = _SCRATCH.get(id(guideline), (None, [0]))
+    if graph is None or used[0] + adding > SCRATCH_LIMIT:
+        graph = Graph()
+        graph += guideline.graph
+        used = [0]
+        _SCRATCH[id(guideline)] = (graph, used)
+    used[0] += adding
     return graph
 
 
 @contextmanager
 def guideline_plus(guideline: Guideline, *graphs: Graph) -> Iterator[Graph]:
     """The compiled guideline with ``graphs`` added, in one graph kept per process: the added
-    triples are taken out again on exit, so the guideline is copied once, not once per batch.
-    Not for use by two callers at once (one batch at a time per process)."""
-    data = _scratch(guideline)
+    triples are taken out again on exit, so the guideline is copied once per many batches, not
+    once per batch. Not for use by two callers at once (one batch at a time per process)."""
     added = {t for graph in graphs for t in graph if t not in guideline.graph}
+    data = _scratch(guideline, len(added))
     data.addN((s, p, o, data) for s, p, o in added)
     try:
         yield data

@@ -64,3 +64,49 @@ def test_files_sharing_a_node_or_touching_the_guideline_are_not_grouped():
     groups = disjoint_groups(loaded, guideline)
     assert groups == [[0, 1], [2], [3], [4], [5]]
     assert disjoint_groups([("a", a), ("b", b)], guideline, size=1) == [[0], [1]]
+
+
+TURTLE_FILES = sorted(
+    p for p in [*ROOT.glob("examples/**/*.ttl"), *ROOT.glob("tests/**/*.ttl"), *ROOT.glob("ontology/*.ttl"),
+                *ROOT.glob("shapes/**/*.ttl")]
+)
+
+
+@pytest.mark.parametrize("path", TURTLE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_fast_turtle_parser_gives_the_graph_rdflib_gives(path):
+    from rdflib.compare import isomorphic
+
+    from jdm_kg.loading import _parse_with_oxigraph
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        expected = Graph().parse(data=text, format="turtle")
+    except Exception:
+        expected = None
+    fast = _parse_with_oxigraph(text, "turtle")
+    if fast is None:  # Oxigraph refused it: rdflib parses it (or reports it) as before
+        return
+    assert expected is not None and isomorphic(fast, expected)
+
+
+def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
+    from rdflib.compare import isomorphic
+
+    from jdm_kg.guideline import compile_guideline, guideline_files
+
+    monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
+    load_guideline.cache_clear()
+    try:
+        first = load_guideline()  # compiles and writes the cache
+        assert list(tmp_path.glob("guideline-*.nq"))
+        load_guideline.cache_clear()
+        cached = load_guideline()  # reads it back
+        fresh = compile_guideline(guideline_files())
+        assert cached is not first
+        assert isomorphic(cached.graph, fresh.graph) and isomorphic(cached.asserted, fresh.asserted)
+        assert cached.inconsistencies == fresh.inconsistencies and cached.version == fresh.version
+        (next(tmp_path.glob("guideline-*.nq"))).write_text("# not json\ngarbage", encoding="utf-8")
+        load_guideline.cache_clear()
+        assert isomorphic(load_guideline().graph, fresh.graph)  # a damaged cache is compiled again
+    finally:
+        load_guideline.cache_clear()
