@@ -32,6 +32,7 @@ from jdm_kg.queries import Row, prepared, query_source, select
 __all__ = [
     "QueryEngine",
     "RdflibEngine",
+    "GroupQueries",
     "OxigraphStore",
     "OxigraphEngine",
     "ENGINES",
@@ -70,6 +71,33 @@ class RdflibEngine:
 
     def select(self, name: str, **bindings: Node) -> list[Row]:
         return select(self.graph, name, **bindings)
+
+
+class GroupQueries:
+    """Answers the per-patient queries (bound to ``?patient`` alone) for a whole batch at once.
+
+    The first time a query is asked for one patient, it runs once with ``?patient`` unbound
+    over every patient of the batch, and the rows are kept by patient; each query projects
+    ``?patient`` and orders its rows completely, so a patient's rows are the ones (in the order)
+    the bound query gives. One query per batch instead of one per patient: the per-query cost
+    of an engine is paid once. Other queries go to the engine as they are.
+    """
+
+    def __init__(self, engine: QueryEngine) -> None:
+        self.engine = engine
+        self.guideline_view = engine.guideline_view
+        self._rows: dict[str, dict[Node, list[Row]]] = {}
+
+    def select(self, name: str, **bindings: Node) -> list[Row]:
+        if set(bindings) != {"patient"}:
+            return self.engine.select(name, **bindings)
+        if name not in self._rows:
+            grouped: dict[Node, list[Row]] = {}
+            for row in self.engine.select(name):
+                if "patient" in row:  # (rdflib gives an empty row for an aggregate over nothing)
+                    grouped.setdefault(row["patient"], []).append(row)
+            self._rows[name] = grouped
+        return self._rows[name].get(bindings["patient"], [])
 
 
 def as_engine(data: Graph | QueryEngine) -> QueryEngine:
@@ -251,11 +279,12 @@ def query_engines(
     graph of ``graphs``, over the guideline and that graph (``data``: the guideline merged with
     all ``graphs``, which the rdflib engine uses as is). What was loaded is dropped on exit."""
     if kind == "rdflib":
-        shared = RdflibEngine(data if data is not None else with_guideline(guideline, *graphs))
+        shared: QueryEngine = GroupQueries(RdflibEngine(data if data is not None else with_guideline(guideline, *graphs)))
         yield [shared] * len(graphs)
     elif kind == "oxigraph":
         store = group_store(guideline)
-        yield [store.engine(store.add(graph)) for graph in graphs]
+        shared = GroupQueries(store.engine(store.add(*graphs)))
+        yield [shared] * len(graphs)
     elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
         from jdm_kg.endpoint import endpoint_engines
 

@@ -10,8 +10,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,7 +22,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.loading import load_rdf_file
 from jdm_kg.resources import resource_dir
 
-__all__ = ["Guideline", "load_guideline", "with_guideline", "guideline_plus", "GUIDELINE_IRI", "JDM", "JDMG"]
+__all__ = ["Guideline", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
 
 from rdflib import Namespace
 
@@ -177,36 +175,3 @@ def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
     for graph in graphs:
         data += graph
     return data
-
-
-_SCRATCH: dict[int, tuple[Graph, list[int]]] = {}
-
-#: Rebuild the per-process graph after this many patient triples have passed through it:
-#: rdflib's memory store keeps empty index entries for removed nodes, which add up.
-SCRATCH_LIMIT = 50_000
-
-
-def _scratch(guideline: Guideline, adding: int) -> Graph:
-    graph, used = _SCRATCH.get(id(guideline), (None, [0]))
-    if graph is None or used[0] + adding > SCRATCH_LIMIT:
-        graph = Graph()
-        graph += guideline.graph
-        used = [0]
-        _SCRATCH[id(guideline)] = (graph, used)
-    used[0] += adding
-    return graph
-
-
-@contextmanager
-def guideline_plus(guideline: Guideline, *graphs: Graph) -> Iterator[Graph]:
-    """The compiled guideline with ``graphs`` added, in one graph kept per process: the added
-    triples are taken out again on exit, so the guideline is copied once per many batches, not
-    once per batch. Not for use by two callers at once (one batch at a time per process)."""
-    added = {t for graph in graphs for t in graph if t not in guideline.graph}
-    data = _scratch(guideline, len(added))
-    data.addN((s, p, o, data) for s, p, o in added)
-    try:
-        yield data
-    finally:
-        for triple in added:
-            data.remove(triple)

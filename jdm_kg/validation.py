@@ -14,7 +14,7 @@ from typing import Any
 from pyshacl import validate as shacl_validate
 from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
 
-from jdm_kg.guideline import JDM, Guideline, guideline_plus, load_guideline
+from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.queries import use_query_cache
 from jdm_kg.resources import resource_dir
@@ -151,8 +151,7 @@ def validate_graphs(
     """
     guideline = guideline or load_guideline()
     if data is None:
-        with guideline_plus(guideline, *(g for _, g in sources)) as merged:
-            return validate_graphs(sources, guideline, merged, keep_shacl)
+        data = with_guideline(guideline, *(g for _, g in sources))
     if len(sources) == 1:
         patient_graph = sources[0][1]
     else:

@@ -110,3 +110,16 @@ def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
         assert isomorphic(load_guideline().graph, fresh.graph)  # a damaged cache is compiled again
     finally:
         load_guideline.cache_clear()
+
+
+@pytest.mark.parametrize("path", PATIENT_FILES[::3], ids=lambda p: p.name)
+def test_queries_for_a_whole_batch_give_each_patient_what_bound_queries_give(path):
+    from jdm_kg.guideline import with_guideline
+    from jdm_kg.recommend import assess_patient
+
+    guideline = load_guideline()
+    graph = load_patient_file(path)
+    report, batched = recommend_graph(graph, str(path), today=TODAY, engine="oxigraph")
+    data = with_guideline(guideline, graph)  # a plain graph: each query bound to one patient
+    bound = [assess_patient(data, r, str(path), report.issues_for(r), guideline, TODAY) for r in report.records]
+    assert _json(batched) == _json(bound)
