@@ -4,7 +4,8 @@ through ``jdm-kg recommend --summary``, against the naive pipeline on a subset.
     python benchmarks/bench_recommend.py                  # 10,000 patients, every core
     python benchmarks/bench_recommend.py --patients 2000 --naive 10
 
-Prints, for the batch run (the CLI as a user runs it, in a subprocess): wall time, patients per
+Prints, for ``jdm-kg recommend DIR --summary --jobs N`` (the CLI as a user runs it, in a
+subprocess; output to /dev/null, ``--format`` to change it): wall time, patients per
 second, peak memory of the whole process tree (sampled from /proc), and the same at a quarter
 of the size to show how cost grows. Then the naive pipeline on ``--naive`` patients, one at a
 time, the way a first implementation would do it: the OWL RL closure of guideline plus patient
@@ -172,7 +173,7 @@ def run_cli(args: list[str]) -> tuple[float, int, str]:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -224,6 +225,8 @@ def main() -> None:
     parser.add_argument("--fhir-share", type=float, default=0.3, help="share of patients written as FHIR bundles")
     parser.add_argument("--naive", type=int, default=20, help="patients run through the naive pipeline")
     parser.add_argument("--engine", default="oxigraph")
+    parser.add_argument("--format", default="text", help="recommend output format (text: the report a user reads; "
+                        "jsonl: a JSON object per patient, ~50 kB each)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the quarter-size run")
     args = parser.parse_args()
     jobs = args.jobs or os.cpu_count() or 1
@@ -233,12 +236,13 @@ def main() -> None:
         t0 = time.perf_counter()
         turtle, fhir = generate(folder, args.patients, args.seed, args.fhir_share)
         print(f"generated {args.patients} patients ({turtle} Turtle, {fhir} FHIR; ~5% invalid or malformed) "
-              f"in {time.perf_counter() - t0:.1f} s; {jobs} jobs on {os.cpu_count()} cores; engine {args.engine}")
+              f"in {time.perf_counter() - t0:.1f} s; {jobs} jobs on {os.cpu_count()} cores; engine {args.engine}; "
+              f"output {args.format}")
         sizes = [args.patients] if args.no_scaling else [max(1, args.patients // 4), args.patients]
         rate = 0.0
         for n in sizes:
             subset = folder if n == args.patients else _subset(folder, n, Path(tmp))
-            wall, peak, err = run_cli(["recommend", str(subset), "--summary", "--format", "jsonl", "--jobs", str(jobs),
+            wall, peak, err = run_cli(["recommend", str(subset), "--summary", "--format", args.format, "--jobs", str(jobs),
                                        "--engine", args.engine, "--no-progress"])
             rate = n / wall
             print(f"batch  {n:6d} patients: {wall:6.1f} s  {rate:7.1f} patients/s  peak memory {peak / 2**20:6.0f} MiB")

@@ -1,8 +1,10 @@
 """Run validation or recommendation over many files: in parallel, with progress and a summary.
 
-Each file is handled on its own (a worker process per core with ``jobs``): an unusable file is
-reported and the others go on. Results come back in the order the files were given, so the
-output is the same whatever the number of jobs.
+Files are read one by one (an unusable file is reported and the others go on), then handled
+in groups (:data:`GROUP_SIZE`): one pySHACL run over the group, one Oxigraph store for its
+queries, each per-patient query run once for the whole group. With ``jobs`` > 1 each group
+runs in a worker process. Results come back in the order the files were given, and are the
+same whatever the grouping and the number of jobs (tested).
 """
 
 from __future__ import annotations
