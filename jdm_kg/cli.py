@@ -334,13 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def batch_options(p: argparse.ArgumentParser) -> None:
+    def batch_options(p: argparse.ArgumentParser, queries: bool = True) -> None:
         p.add_argument("--summary", action="store_true",
                        help="print a summary table at the end (to stderr with --format json/jsonl/turtle)")
         p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes; 0 = one per core (default 1)")
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr (default: on a terminal with several files)")
-        engine_options(p)
+        if queries:
+            engine_options(p)
 
     def engine_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--engine", choices=ENGINES, default="oxigraph",
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "jsonl", "turtle"], default="text",
                    help="jsonl: one JSON object per file, as soon as it is done")
     p.add_argument("--summary-only", action="store_true", help="with --summary: do not print each file's report")
-    batch_options(p)
+    batch_options(p, queries=False)  # validation runs pySHACL locally; no SPARQL engine to choose
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("recommend", help="validate, then recommend the next line of treatment")

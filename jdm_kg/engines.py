@@ -3,15 +3,16 @@
 Three engines answer the same queries with the same rows:
 
 - :class:`RdflibEngine`: rdflib's evaluator over an in-memory graph (guideline closure plus
-  patient triples). The default for a few files; no extra package.
+  patient triples). The Python API's default (``engine="rdflib"``).
 - :class:`OxigraphStore`: `pyoxigraph <https://pyoxigraph.readthedocs.io>`_, an embedded
   store written in Rust. The compiled guideline is loaded once into its own named graph;
-  each batch of patient files goes into another named graph and is dropped when done.
-  Queries see the two as one default graph. Used for batch runs (``--engine oxigraph``).
+  each batch of patient files goes into another named graph of a fresh store. Queries see the
+  two as one default graph. The command line's default (``--engine oxigraph``).
 - :class:`jdm_kg.endpoint.EndpointEngine`: a SPARQL 1.1 server (``--endpoint URL``).
 
 Parameters are always bound as RDF terms (rdflib ``initBindings``, Oxigraph
-``substitutions``), never pasted into the query text.
+``substitutions``, a serialised ``VALUES`` block for a server), never pasted into the query
+text. :class:`GroupQueries` answers a batch's per-patient queries with one query each.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ __all__ = [
     "OxigraphStore",
     "OxigraphEngine",
     "ENGINES",
-    "oxigraph_available",
     "oxigraph_store",
     "group_store",
     "query_engines",
@@ -109,20 +109,12 @@ def as_engine(data: Graph | QueryEngine) -> QueryEngine:
 # Oxigraph
 
 
-def oxigraph_available() -> bool:
-    try:
-        import pyoxigraph  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _ox() -> Any:
     try:
         import pyoxigraph
     except ImportError:
         raise InputError(
-            "--engine oxigraph", "pyoxigraph is not installed: pip install 'jdm-kg[fast]' (or use --engine rdflib)"
+            "--engine oxigraph", "pyoxigraph (a jdm-kg dependency) is not installed: reinstall jdm-kg, or use --engine rdflib"
         ) from None
     return pyoxigraph
 
