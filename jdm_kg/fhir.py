@@ -73,10 +73,10 @@ class CodeMap:
         from jdm_kg.engines import oxigraph_store  # rdflib takes seconds on this query; Oxigraph, ms
 
         self._codes: dict[tuple[str, str], list[_Concept]] = defaultdict(list)
-        self.systems: set[str] = set()
+        self.systems: dict[str, str] = {}  # FHIR system URI -> the code system's label
         for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
             key = (str(row["system"]), str(row["code"]))
-            self.systems.add(key[0])
+            self.systems[key[0]] = str(row["systemLabel"])
             self._codes[key].append(_Concept(str(row["concept"]), str(row["conceptLabel"]), str(row["kind"]),
                                              bool(row["usable"].toPython())))  # type: ignore[union-attr]
 
@@ -89,7 +89,7 @@ class CodeMap:
         seen = []
         for coding in codings:
             system, code = str(coding.system or ""), str(coding.code or "")
-            seen.append(f"{_system_name(system)} {code}")
+            seen.append(f"{self.systems.get(system, system or '(no system)')} {code}")
             for concept in self._codes.get((system, code), []):
                 if concept.kind in kinds and concept.usable:
                     return concept, ""
@@ -99,17 +99,9 @@ class CodeMap:
         ]
         if broader:
             return None, f"{', '.join(seen)} is broader than (or only related to) {broader[0].label}; not used"
-        known = [s for s in seen if any(s.startswith(_system_name(k)) for k in self.systems)]
+        known = any(str(coding.system or "") in self.systems for coding in codings)
         why = "is not mapped to a guideline concept" if known else "is from a code system the guideline graph does not list"
         return None, f"{', '.join(seen)} {why}"
-
-
-def _system_name(system: str) -> str:
-    return {
-        "http://snomed.info/sct": "SNOMED CT", "http://loinc.org": "LOINC", "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
-        "http://human-phenotype-ontology.org": "HPO", "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
-        "http://www.whocc.no/atc": "ATC",
-    }.get(system, system or "(no system)")
 
 
 @cache
