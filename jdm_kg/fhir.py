@@ -76,7 +76,7 @@ class CodeMap:
         self.systems: dict[str, str] = {}  # FHIR system URI -> the code system's label
         for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
             key = (str(row["system"]), str(row["code"]))
-            self.systems[key[0]] = str(row["systemLabel"])
+            self.systems[key[0]] = str(row.get("systemLabel", key[0]))
             self._codes[key].append(_Concept(str(row["concept"]), str(row["conceptLabel"]), str(row["kind"]),
                                              bool(row["usable"].toPython())))  # type: ignore[union-attr]
 
