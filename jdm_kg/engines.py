@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, Protocol
 
-from rdflib import XSD, BNode, Graph, Literal, URIRef
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline, with_guideline
+from jdm_kg.loading import from_oxigraph
 from jdm_kg.queries import Row, prepared, query_source, select
 
 __all__ = [
@@ -164,17 +165,7 @@ class _Terms:
         return node
 
     def _convert(self, term: Any) -> Node:
-        ox = self.ox
-        if isinstance(term, ox.NamedNode):
-            return URIRef(term.value)
-        if isinstance(term, ox.BlankNode):
-            return self._from_ox.get(term.value) or BNode(term.value)
-        if isinstance(term, ox.Literal):
-            if term.language:
-                return Literal(term.value, lang=term.language)
-            datatype = term.datatype.value
-            return Literal(term.value) if datatype == str(XSD.string) else Literal(term.value, datatype=URIRef(datatype))
-        raise TypeError(f"unexpected Oxigraph term {term!r}")
+        return from_oxigraph(term, lambda label: self._from_ox.get(label) or BNode(label))
 
 
 class OxigraphEngine:

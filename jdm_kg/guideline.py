@@ -124,8 +124,9 @@ def _read_cached(path: Path, files: list[Path]) -> Guideline | None:
 
 def _write_cached(path: Path, guideline: Guideline) -> None:
     dataset = Dataset()
-    dataset.graph(_ASSERTED).__iadd__(guideline.asserted)
-    dataset.graph(_CLOSURE).__iadd__(guideline.graph)
+    for name, graph in ((_ASSERTED, guideline.asserted), (_CLOSURE, guideline.graph)):
+        named = dataset.graph(name)
+        named += graph
     text = "# " + json.dumps(list(guideline.inconsistencies)) + "\n" + dataset.serialize(format="nquads")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rdflib import BNode, Graph, Literal, URIRef
+from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -103,25 +105,33 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
     bnodes: dict[str, BNode] = {}
 
     def term(node: Any) -> Any:
-        if isinstance(node, ox.NamedNode):
-            return URIRef(node.value)
-        if isinstance(node, ox.BlankNode):
-            return bnodes.setdefault(node.value, BNode())
-        if isinstance(node, ox.Literal):
-            if node.language:
-                return Literal(node.value, lang=node.language)
-            datatype = node.datatype.value
-            return Literal(node.value) if datatype == _XSD_STRING else Literal(node.value, datatype=URIRef(datatype))
-        raise ValueError(node)  # RDF-star triple terms: let rdflib decide
+        return from_oxigraph(node, lambda label: bnodes.setdefault(label, BNode()))
 
     try:
         graph.addN((term(t.subject), term(t.predicate), term(t.object), graph) for t in triples)
-    except ValueError:
+    except TypeError:  # RDF-star triple terms: let rdflib decide
         return None
     return graph
 
 
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+
+
+def from_oxigraph(node: Any, blank: Callable[[str], BNode]) -> Node:
+    """The rdflib term for a pyoxigraph term; ``blank`` gives the BNode for a blank node label.
+    A plain string literal is rdflib's plain literal (no datatype), as rdflib's parsers give."""
+    import pyoxigraph as ox
+
+    if isinstance(node, ox.NamedNode):
+        return URIRef(node.value)
+    if isinstance(node, ox.BlankNode):
+        return blank(node.value)
+    if isinstance(node, ox.Literal):
+        if node.language:
+            return Literal(node.value, lang=node.language)
+        datatype = node.datatype.value
+        return Literal(node.value) if datatype == _XSD_STRING else Literal(node.value, datatype=URIRef(datatype))
+    raise TypeError(f"not an RDF term rdflib can hold: {node!r}")
 
 
 def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
