@@ -7,7 +7,7 @@ through ``jdm-kg recommend --summary``, against the naive pipeline on a subset.
 Prints, for ``jdm-kg recommend DIR --summary --jobs N`` (the CLI as a user runs it, in a
 subprocess; output to /dev/null, ``--format`` to change it): wall time, patients per
 second, peak memory of the whole process tree (sampled from /proc), and the same at a quarter
-of the size to show how cost grows. Then the naive pipeline on ``--naive`` patients, one at a
+of the size to show how cost grows; then ``jdm-kg validate`` alone on the whole registry. Then the naive pipeline on ``--naive`` patients, one at a
 time, the way a first implementation would do it: the OWL RL closure of guideline plus patient
 (owlrl), pySHACL with RDFS inference, rdflib's SPARQL over the merged graph (and rdflib parsing
 every SPARQL text it is given); and the ratio of the two rates. Tests never assert on these
@@ -245,13 +245,16 @@ def main() -> None:
             wall, peak, err = run_cli(["recommend", str(subset), "--summary", "--format", args.format, "--jobs", str(jobs),
                                        "--engine", args.engine, "--no-progress"])
             rate = n / wall
-            print(f"batch  {n:6d} patients: {wall:6.1f} s  {rate:7.1f} patients/s  peak memory {peak / 2**20:6.0f} MiB")
-        print("summary of the full run (from jdm-kg --summary):")
+            print(f"recommend     {n:6d} patients: {wall:6.1f} s  {rate:7.1f} patients/s  peak memory {peak / 2**20:6.0f} MiB")
+        wall, peak, _ = run_cli(["validate", str(folder), "--summary", "--summary-only", "--jobs", str(jobs), "--no-progress"])
+        print(f"validate only {args.patients:6d} patients: {wall:6.1f} s  {args.patients / wall:7.1f} patients/s  "
+              f"peak memory {peak / 2**20:6.0f} MiB")
+        print("summary of the full recommend run (from jdm-kg --summary):")
         summary = err[err.find("Summary"):].strip().splitlines()
         print("\n".join("  " + line for line in summary[:30]))
         sample = sorted(p for p in folder.rglob("*") if p.is_file())[: args.naive]
         per_patient = naive(sample)
-        print(f"naive  {len(sample):6d} patients: {per_patient * 1000:6.0f} ms/patient, {1 / per_patient:7.2f} patients/s "
+        print(f"naive         {len(sample):6d} patients: {per_patient * 1000:6.0f} ms/patient, {1 / per_patient:7.2f} patients/s "
               f"(one process)")
         print(f"ratio: batch is {rate * per_patient:.0f}x the naive pipeline's throughput "
               f"({rate * per_patient / jobs:.0f}x per process)")
