@@ -30,11 +30,11 @@ from rdflib import BNode, Graph, Literal, URIRef, Variable
 from rdflib.query import Result
 from rdflib.term import Node
 
-from jdm_kg.engines import GUIDELINE_GRAPH, QueryEngine
+from jdm_kg.engines import GUIDELINE_GRAPH, QueryEngine, query_text
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline
 from jdm_kg.netguard import allow_hosts
-from jdm_kg.queries import Row, prepared, query_source
+from jdm_kg.queries import Row
 
 __all__ = [
     "Endpoint",
@@ -112,9 +112,6 @@ class Endpoint:
         except Exception as err:  # a server that answers something else
             raise InputError(self.query_url, f"the answer is not SPARQL JSON results: {err}") from None
 
-    def ask(self, text: str, default_graphs: list[str] | None = None) -> bool:
-        return bool(self.select(text, default_graphs).askAnswer)
-
     def update(self, text: str) -> None:
         if not self.update_url:
             raise InputError("--update", "loading data needs the server's SPARQL Update URL (--update URL)")
@@ -122,7 +119,7 @@ class Endpoint:
 
     def insert(self, graph: Graph, name: str) -> None:
         """INSERT DATA ``graph`` (no blank nodes) into the named graph ``name``, in batches."""
-        triples = [t for t in graph if not isinstance(t[0], Literal)]
+        triples = list(graph)
         for start in range(0, len(triples), _BATCH_TRIPLES):
             body = "\n".join(" ".join(term_text(x) for x in t) + " ." for t in triples[start:start + _BATCH_TRIPLES])
             self.update(f"INSERT DATA {{ GRAPH {_iri(URIRef(name))} {{\n{body}\n}} }}")
@@ -158,13 +155,12 @@ class EndpointEngine:
         self.endpoint = endpoint
         self.graphs = graphs
         self.back = back or {}
+        self._forward = {bnode: iri for iri, bnode in self.back.items()}
         self.guideline_view = guideline_view
 
     def select(self, name: str, **bindings: Node) -> list[Row]:
-        prepared(name)  # the same checks as embedded: valid SPARQL, no SERVICE, no FROM
-        forward = {v: k for k, v in self.back.items()}
-        bound = {k: forward.get(v, v) if isinstance(v, BNode) else v for k, v in bindings.items()}
-        text = query_source(name)[0].rstrip() + "\n" + values_block(bound)
+        bound = {k: self._forward.get(v, v) if isinstance(v, BNode) else v for k, v in bindings.items()}
+        text = query_text(name).rstrip() + "\n" + values_block(bound)
         result = self.endpoint.select(text, self.graphs)
         names = [str(v) for v in result.vars or []]
         rows = []

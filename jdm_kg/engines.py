@@ -41,6 +41,7 @@ __all__ = [
     "oxigraph_store",
     "group_store",
     "query_engines",
+    "query_text",
 ]
 
 ENGINES = ("rdflib", "oxigraph")
@@ -121,8 +122,10 @@ def _ox() -> Any:
 
 
 @cache
-def _query_text(name: str) -> str:
-    prepared(name)  # the same checks as for rdflib: valid SPARQL, no SERVICE, no FROM
+def query_text(name: str) -> str:
+    """The text of bundled query ``name``, after the checks every engine applies (valid SPARQL,
+    no SERVICE, no FROM)."""
+    prepared(name)
     return query_source(name)[0]
 
 
@@ -156,6 +159,11 @@ class _Terms:
             return ox.Literal(str(term))
         raise TypeError(f"cannot store {term!r} in Oxigraph")
 
+    def quads(self, graph: Graph, name: Any) -> list[Any]:
+        """``graph``'s triples as Oxigraph quads in the named graph ``name``."""
+        to_ox, quad = self.to_ox, self.ox.Quad
+        return [quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph]
+
     def from_ox(self, term: Any) -> Node:
         node = self._seen.get(term)
         if node is None:
@@ -180,7 +188,7 @@ class OxigraphEngine:
         terms = self._store.terms
         ox = terms.ox
         solutions = self._store.store.query(
-            _query_text(name),
+            query_text(name),
             default_graph=self._graphs,
             substitutions={ox.Variable(k): terms.to_ox(v) for k, v in bindings.items()},
         )
@@ -208,7 +216,6 @@ class OxigraphStore:
 
     def __init__(self, guideline: Guideline, guideline_view: OxigraphEngine | None = None) -> None:
         ox = _ox()
-        self.guideline = guideline
         self.store = ox.Store()
         self.terms = _Terms(ox)
         self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
@@ -219,9 +226,8 @@ class OxigraphStore:
     def add(self, *graphs: Graph) -> Any:
         """Load ``graphs`` into a new named graph; return its name (for :meth:`engine`)."""
         name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(self._names)}")
-        to_ox, quad = self.terms.to_ox, self.terms.ox.Quad
         for graph in graphs:
-            self.store.bulk_extend([quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph])
+            self.store.bulk_extend(self.terms.quads(graph, name))
         return name
 
     def engine(self, name: Any) -> OxigraphEngine:
@@ -234,12 +240,7 @@ def _guideline_quads(guideline: Guideline) -> list[Any]:
     """The compiled guideline as Oxigraph quads in the guideline graph (its blank nodes get ids
     of their own, "g...", that no patient blank node ("b...") can take)."""
     terms = _Terms(_ox(), prefix="g")
-    name = terms.ox.NamedNode(GUIDELINE_GRAPH)
-    return [
-        terms.ox.Quad(terms.to_ox(s), terms.to_ox(p), terms.to_ox(o), name)
-        for s, p, o in guideline.graph
-        if not isinstance(s, Literal)  # OWL RL's generalised triples: not RDF, and no query asks for them
-    ]
+    return terms.quads(guideline.graph, terms.ox.NamedNode(GUIDELINE_GRAPH))
 
 
 @cache

@@ -130,10 +130,10 @@ class _Record:
 
 
 class _Importer:
-    def __init__(self, source: str, codes: CodeMap) -> None:
-        self.source = source
+    def __init__(self, codes: CodeMap) -> None:
         self.codes = codes
         self.graph = Graph()
+        self.records: list[_Record] = []  # one per Patient resource
         self.patients: dict[str, _Record] = {}  # reference ("Patient/1", fullUrl) -> record
 
     # ---------------------------------------------------------------- helpers
@@ -145,16 +145,14 @@ class _Importer:
         self.graph.add((s, p, o))
 
     def note(self, record: _Record | None, where: str, text: str) -> None:
-        targets = [record] if record else list({id(r): r for r in self.patients.values()}.values())
-        for target in targets:
+        for target in [record] if record else self.records:
             target.notes.append(f"{where}: {text}")
 
     def subject(self, resource: Any, where: str) -> _Record | None:
         ref = getattr(getattr(resource, "subject", None) or getattr(resource, "patient", None), "reference", None)
-        records = list({id(r): r for r in self.patients.values()}.values())
         if ref is None:
-            if len(records) == 1:
-                return records[0]
+            if len(self.records) == 1:
+                return self.records[0]
             self.note(None, where, "no subject reference and the file has several patients; not used")
             return None
         record = self.patients.get(str(ref))
@@ -166,6 +164,7 @@ class _Importer:
     def patient(self, resource: Any, entry: dict[str, Any], record_date: date | None) -> None:
         node = self.node_for(entry)
         record = _Record(node)
+        self.records.append(record)
         for key in {f"Patient/{resource.id}", str(entry.get("fullUrl") or "")} - {"", "Patient/None"}:
             self.patients[key] = record
         identifiers = [i.value for i in (resource.identifier or []) if i.value]
@@ -313,7 +312,7 @@ class _Importer:
 
     # ---------------------------------------------------------------- finish
     def finish(self) -> Graph:
-        for record in {id(r): r for r in self.patients.values()}.values():
+        for record in self.records:
             for values, prop, label in ((record.weights, JDM.bodyWeight, "body weight"),
                                         (record.heights, JDM.bodyHeight, "body height")):
                 if not values:
@@ -383,7 +382,7 @@ def fhir_to_graph(text: str, source: str, guideline: Guideline | None = None) ->
     if not isinstance(document, dict):
         raise InputError(source, "FHIR JSON must be one resource (an object with resourceType)")
     entries, record_date = _resources(document, source)
-    importer = _Importer(source, _code_map(guideline or load_guideline()))
+    importer = _Importer(_code_map(guideline or load_guideline()))
     patients = [e for e in entries if e["resource"].get_resource_type() == "Patient"]
     if not patients:
         raise InputError(source, "no FHIR Patient resource: jdm-kg needs the Patient the record is about")
