@@ -91,14 +91,17 @@ def _short(node: Node) -> str:
     return str(node)
 
 
-def _owner(patient_graph: Graph, node: Node, patients: dict[Node, Any]) -> tuple[Node | None, list[str]]:
-    """Walk up from ``node`` to the patient record it belongs to; return that node and the path names."""
+def _owner(
+    data: Graph, guideline: Graph, node: Node, patients: dict[Node, Any]
+) -> tuple[Node | None, list[str]]:
+    """Walk up from ``node`` to the patient record it belongs to, through the patient triples of
+    ``data`` (those not in ``guideline``); return that node and the path names."""
     trail: list[str] = []
     seen: set[Node] = set()
     current = node
     while current not in patients and current not in seen:
         seen.add(current)
-        parents = list(patient_graph.subject_predicates(current))
+        parents = [(s, p) for s, p in data.subject_predicates(current) if (s, p, current) not in guideline]
         if not parents:
             return None, trail
         subject, predicate = parents[0]
@@ -152,12 +155,6 @@ def validate_graphs(
     guideline = guideline or load_guideline()
     if data is None:
         data = with_guideline(guideline, *(g for _, g in sources))
-    if len(sources) == 1:
-        patient_graph = sources[0][1]
-    else:
-        patient_graph = Graph()
-        for _, graph in sources:
-            patient_graph += graph
     reports = [ValidationReport(source=source, records=patients_in(graph)) for source, graph in sources]
     record_report = {r.node: (r, report) for report in reports for r in report.records}
     _, results, _ = shacl_validate(
@@ -171,7 +168,7 @@ def validate_graphs(
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
-        owner_node, trail = _owner(patient_graph, focus, record_report) if focus is not None else (None, [])
+        owner_node, trail = _owner(data, guideline.graph, focus, record_report) if focus is not None else (None, [])
         if owner_node is not None:
             owner, report = record_report[owner_node]
             record = owner.patient_id
