@@ -104,8 +104,14 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
         graph.bind(prefix, namespace, override=True, replace=True)
     bnodes: dict[str, BNode] = {}
 
+    def blank(label: str) -> BNode:
+        node = bnodes.get(label)
+        if node is None:
+            node = bnodes[label] = BNode()
+        return node
+
     def term(node: Any) -> Any:
-        return from_oxigraph(node, lambda label: bnodes.setdefault(label, BNode()))
+        return from_oxigraph(node, blank)
 
     try:
         graph.addN((term(t.subject), term(t.predicate), term(t.object), graph) for t in triples)
