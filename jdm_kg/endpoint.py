@@ -30,11 +30,12 @@ from rdflib import BNode, Graph, Literal, URIRef, Variable
 from rdflib.query import Result
 from rdflib.term import Node
 
-from jdm_kg.engines import GUIDELINE_GRAPH, QueryEngine, query_text
+from jdm_kg.engines import GUIDELINE_GRAPH, QueryEngine
+
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline
 from jdm_kg.netguard import allow_hosts
-from jdm_kg.queries import Row
+from jdm_kg.queries import Row, query_text
 
 __all__ = [
     "Endpoint",

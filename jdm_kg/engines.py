@@ -29,7 +29,7 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline, with_guideline
 from jdm_kg.loading import from_oxigraph
-from jdm_kg.queries import Row, prepared, query_source, select
+from jdm_kg.queries import Row, query_text, select
 
 __all__ = [
     "QueryEngine",
@@ -41,7 +41,6 @@ __all__ = [
     "oxigraph_store",
     "group_store",
     "query_engines",
-    "query_text",
 ]
 
 ENGINES = ("rdflib", "oxigraph")
@@ -119,14 +118,6 @@ def _ox() -> Any:
             "--engine oxigraph", "pyoxigraph (a jdm-kg dependency) is not installed: reinstall jdm-kg, or use --engine rdflib"
         ) from None
     return pyoxigraph
-
-
-@cache
-def query_text(name: str) -> str:
-    """The text of bundled query ``name``, after the checks every engine applies (valid SPARQL,
-    no SERVICE, no FROM)."""
-    prepared(name)
-    return query_source(name)[0]
 
 
 class _Terms:

@@ -8,6 +8,7 @@ or ``@import`` is refused with an :class:`~jdm_kg.errors.InputError`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from functools import cache
@@ -20,7 +21,7 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -102,13 +103,7 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
     graph = Graph()
     for prefix, namespace in parser.prefixes.items():  # as rdflib's parser does: output keeps the file's prefixes
         graph.bind(prefix, namespace, override=True, replace=True)
-    bnodes: dict[str, BNode] = {}
-
-    def blank(label: str) -> BNode:
-        node = bnodes.get(label)
-        if node is None:
-            node = bnodes[label] = BNode()
-        return node
+    blank = document_blank_nodes()
 
     def term(node: Any) -> Any:
         return from_oxigraph(node, blank)
@@ -121,6 +116,20 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
 
 
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+
+
+def document_blank_nodes() -> Callable[[str], BNode]:
+    """Blank node label -> rdflib node, for one parsed document: a new node per label, the same
+    node each time the label recurs."""
+    nodes: dict[str, BNode] = {}
+
+    def blank(label: str) -> BNode:
+        node = nodes.get(label)
+        if node is None:
+            node = nodes[label] = BNode()
+        return node
+
+    return blank
 
 
 def from_oxigraph(node: Any, blank: Callable[[str], BNode]) -> Node:
@@ -168,14 +177,27 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
 
 
 def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
-    """Files as given; a folder expands to the RDF files inside it (sorted, recursive)."""
+    """Files as given; a folder expands to the RDF files inside it (sorted, recursive, through
+    symbolic links to folders too, each folder once). A folder holding none is an error."""
     out: list[Path] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            out += sorted(f for f in path.rglob("*") if f.suffix.lower() in RDF_SUFFIXES)
-        else:
+        if not path.is_dir():
             out.append(path)
+            continue
+        found: list[Path] = []
+        seen: set[str] = set()
+        for folder, subfolders, names in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # a link back to a folder already walked
+                subfolders.clear()
+                continue
+            seen.add(real)
+            found += [Path(folder, n) for n in names if Path(n).suffix.lower() in RDF_SUFFIXES]
+        if not found:
+            kinds = ", ".join(sorted(RDF_SUFFIXES))
+            raise InputError(str(path), f"no patient files in this folder (looked for {kinds}, in subfolders too)")
+        out += sorted(found)
     return out
 
 

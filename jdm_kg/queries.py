@@ -7,11 +7,13 @@ network connection) is refused unless explicitly allowed, and so is ``FROM``/``F
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import rdflib
 from pyparsing import ParseException
 from rdflib import Graph, Literal, URIRef, Variable, plugin
 from rdflib.plugins.sparql import prepareQuery
@@ -22,7 +24,7 @@ from rdflib.plugins.sparql.sparql import Query
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.resources import resource_dir
+from jdm_kg.resources import cache_dir, resource_dir
 
 __all__ = [
     "Row",
@@ -30,6 +32,7 @@ __all__ = [
     "query_source",
     "check_query",
     "prepared",
+    "query_text",
     "select",
     "parse_param",
     "use_query_cache",
@@ -96,6 +99,30 @@ def prepared(name: str) -> Query:
     """The prepared (parsed and translated once) form of a bundled query."""
     text, label = query_source(name)
     return check_query(text, label)
+
+
+@cache
+def query_text(name: str) -> str:
+    """The text of bundled query ``name``, for engines that parse SPARQL themselves (Oxigraph, a
+    server), after the checks every engine applies (:func:`check_query`).
+
+    rdflib's parser takes about 50 ms a query; so a text that passed is remembered in the cache
+    folder (:func:`~jdm_kg.resources.cache_dir`), keyed by the text and by this checker, and
+    is not parsed again: an edited query, or a new checker, is checked afresh."""
+    text, label = query_source(name)
+    folder = cache_dir()
+    digest = hashlib.sha256(Path(__file__).read_bytes() + rdflib.__version__.encode() + text.encode()).hexdigest()
+    marker = folder / "checked-queries" / digest if folder is not None else None
+    if marker is not None and marker.is_file():
+        return text
+    check_query(text, label)
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # a read-only home: check each time
+    return text
 
 
 def select(graph: Graph, name: str, **bindings: Node) -> list[Row]:

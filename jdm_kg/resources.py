@@ -10,10 +10,11 @@ One locator for both layouts: in an installed wheel the files live in ``jdm_kg/_
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
-__all__ = ["resource_dir", "resource_path", "CONTEXT_IRI"]
+__all__ = ["resource_dir", "resource_path", "cache_dir", "CONTEXT_IRI"]
 
 #: The IRI patient JSON-LD files use for the bundled context; never fetched.
 CONTEXT_IRI = "https://w3id.org/jdm-kg/context.jsonld"
@@ -33,3 +34,15 @@ def resource_dir(kind: str) -> Path:
 def resource_path(kind: str, name: str) -> Path:
     """Return the path of one bundled file, e.g. ``resource_path("queries", "ranked-options.rq")``."""
     return resource_dir(kind) / name
+
+
+def cache_dir() -> Path | None:
+    """Where jdm-kg keeps what it worked out and can reuse (the compiled guideline, which query
+    texts passed the network check): ``$JDM_KG_CACHE``, else ``$XDG_CACHE_HOME/jdm-kg``, else
+    ``~/.cache/jdm-kg``; None when ``JDM_KG_CACHE`` is 0/off/no/false."""
+    setting = os.environ.get("JDM_KG_CACHE", "")
+    if setting.lower() in ("0", "off", "no", "false"):
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jdm-kg"

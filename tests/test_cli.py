@@ -192,6 +192,24 @@ def test_batch_jsonl_summary_and_jobs(tmp_path):
     assert "broken.ttl:1: not valid turtle" in summary
 
 
+def test_a_folder_without_patient_files_is_an_error_and_linked_folders_are_followed(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a patient file", encoding="utf-8")
+    proc = run("recommend", str(empty), "--summary")
+    assert proc.returncode == 2 and f"{empty}: no patient files in this folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    registry = tmp_path / "registry"
+    (registry / "site-a").mkdir(parents=True)
+    (registry / "site-a" / "skin.ttl").write_bytes((EX / "skin-predominant.ttl").read_bytes())
+    (registry / "site-b").symlink_to(EX / "fhir", target_is_directory=True)  # a linked folder is read
+    (registry / "site-a" / "back").symlink_to(registry, target_is_directory=True)  # a loop is walked once
+    out = run("validate", str(registry), "--summary", "--summary-only", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    fhir_files = len(list((EX / "fhir").glob("*.json")))
+    assert f"files: {1 + fhir_files} (0 unusable)" in out.stdout
+
+
 def test_validate_summary_only(tmp_path):
     proc = run("validate", str(EX), "--summary", "--summary-only", "--no-progress")
     assert proc.returncode == 2  # examples/invalid holds unusable files too (malformed, remote context)

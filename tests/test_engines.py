@@ -112,6 +112,32 @@ def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
         load_guideline.cache_clear()
 
 
+def test_a_query_text_is_checked_once_then_remembered_by_its_text(tmp_path, monkeypatch):
+    """Oxigraph and servers get the bundled query text only after rdflib's parse has checked it
+    (no SERVICE, no FROM); a text that passed is not parsed again, an edited one is."""
+    from jdm_kg import queries
+    from jdm_kg.errors import InputError
+
+    monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
+    checked: list[str] = []
+    real_check = queries.check_query
+    monkeypatch.setattr(queries, "check_query", lambda text, label: checked.append(label) or real_check(text, label))
+    texts = {"q": "SELECT ?s WHERE { ?s ?p ?o }"}
+    monkeypatch.setattr(queries, "query_source", lambda name: (texts[name], f"{name}.rq"))
+    try:
+        for _ in range(2):
+            queries.query_text.cache_clear()
+            assert queries.query_text("q") == texts["q"]
+        assert checked == ["q.rq"] and len(list((tmp_path / "checked-queries").iterdir())) == 1
+        texts["q"] = "SELECT ?s WHERE { SERVICE <https://query.example.org/sparql> { ?s ?p ?o } }"
+        queries.query_text.cache_clear()
+        with pytest.raises(InputError, match="SERVICE"):
+            queries.query_text("q")
+        assert checked == ["q.rq", "q.rq"] and len(list((tmp_path / "checked-queries").iterdir())) == 1
+    finally:
+        queries.query_text.cache_clear()
+
+
 @pytest.mark.parametrize("path", PATIENT_FILES[::3], ids=lambda p: p.name)
 def test_queries_for_a_whole_batch_give_each_patient_what_bound_queries_give(path):
     from jdm_kg.guideline import with_guideline
