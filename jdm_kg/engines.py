@@ -13,23 +13,29 @@ Three engines answer the same queries with the same rows:
 Parameters are always bound as RDF terms (rdflib ``initBindings``, Oxigraph
 ``substitutions``, a serialised ``VALUES`` block for a server), never pasted into the query
 text. :class:`GroupQueries` answers a batch's per-patient queries with one query each.
+
+Validation (pySHACL) runs on an rdflib graph; with any engine but rdflib's, that graph's own
+SPARQL queries (the shapes' SPARQL targets and constraints) are answered by the batch's
+Oxigraph store too (:class:`OxigraphAnswered`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, Protocol
 
-from rdflib import BNode, Graph, Literal, URIRef
+from rdflib import BNode, Graph, Literal, URIRef, Variable
+from rdflib.plugins.stores.memory import Memory
+from rdflib.query import Result
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline, with_guideline
 from jdm_kg.loading import from_oxigraph
-from jdm_kg.queries import Row, query_text, select
+from jdm_kg.queries import Row, query_text, select, stays_local
 
 __all__ = [
     "QueryEngine",
@@ -40,6 +46,8 @@ __all__ = [
     "ENGINES",
     "oxigraph_store",
     "group_store",
+    "OxigraphAnswered",
+    "oxigraph_answered",
     "query_engines",
 ]
 
@@ -121,26 +129,30 @@ def _ox() -> Any:
 
 
 class _Terms:
-    """rdflib <-> pyoxigraph terms. Blank nodes keep their identity both ways within one store."""
+    """rdflib <-> pyoxigraph terms. Blank nodes keep their identity both ways within one store;
+    ``base`` (the guideline's terms) maps the blank nodes of the guideline graph."""
 
-    def __init__(self, ox: Any, prefix: str = "b") -> None:
+    def __init__(self, ox: Any, prefix: str = "b", base: _Terms | None = None) -> None:
         self.ox = ox
         self.prefix = prefix
-        self._to_ox: dict[BNode, Any] = {}
-        self._from_ox: dict[str, BNode] = {}
+        self._to_ox: dict[Node, Any] = dict(base._to_ox) if base is not None else {}
+        self._from_ox: dict[str, BNode] = dict(base._from_ox) if base is not None else {}
         self._counter = itertools.count()
         self._seen: dict[Any, Node] = {}  # Oxigraph term -> rdflib term (labels, IRIs repeat a lot)
 
     def to_ox(self, term: Node) -> Any:
+        node = self._to_ox.get(term)
+        if node is None:
+            node = self._to_ox[term] = self._convert_to_ox(term)
+        return node
+
+    def _convert_to_ox(self, term: Node) -> Any:
         ox = self.ox
         if isinstance(term, URIRef):
             return ox.NamedNode(str(term))
         if isinstance(term, BNode):
-            node = self._to_ox.get(term)
-            if node is None:
-                node = ox.BlankNode(f"{self.prefix}{next(self._counter)}")
-                self._to_ox[term] = node
-                self._from_ox[node.value] = term
+            node = ox.BlankNode(f"{self.prefix}{next(self._counter)}")
+            self._from_ox[node.value] = term
             return node
         if isinstance(term, Literal):
             if term.language:
@@ -176,23 +188,75 @@ class OxigraphEngine:
         self.guideline_view = guideline_view
 
     def select(self, name: str, **bindings: Node) -> list[Row]:
-        terms = self._store.terms
-        ox = terms.ox
-        solutions = self._store.store.query(
-            query_text(name),
-            default_graph=self._graphs,
-            substitutions={ox.Variable(k): terms.to_ox(v) for k, v in bindings.items()},
-        )
+        solutions = self.run(query_text(name), bindings)
         names = [v.value for v in solutions.variables]
+        from_ox = self._store.terms.from_ox
         rows = []
         for solution in solutions:
             row: Row = {}
             for n in names:
                 value = solution[n]
                 if value is not None:
-                    row[n] = terms.from_ox(value)
+                    row[n] = from_ox(value)
             rows.append(row)
         return rows
+
+    def run(self, text: str, bindings: Mapping[str, Node], prefixes: dict[str, str] | None = None) -> Any:
+        """Oxigraph's answer to query ``text`` (already checked: see :func:`query_text` and
+        :func:`~jdm_kg.queries.stays_local`) with ``bindings`` substituted."""
+        terms = self._store.terms
+        ox = terms.ox
+        return self._store.store.query(
+            text,
+            default_graph=self._graphs,
+            prefixes=prefixes,
+            substitutions={ox.Variable(str(k)): terms.to_ox(v) for k, v in bindings.items()},
+        )
+
+    def result(self, text: str, bindings: Mapping[str, Node], prefixes: dict[str, str]) -> Result:
+        """:meth:`run` as an rdflib :class:`~rdflib.query.Result` (SELECT or ASK)."""
+        answer = self.run(text, bindings, prefixes)
+        if isinstance(answer, bool):
+            result = Result("ASK")
+            result.askAnswer = answer
+            return result
+        if not hasattr(answer, "variables"):
+            raise TypeError("not a SELECT or ASK query")
+        from_ox = self._store.terms.from_ox
+        names = [(v.value, Variable(v.value)) for v in answer.variables]
+        result = Result("SELECT")
+        result.vars = [var for _, var in names]
+        result.bindings = [
+            {var: from_ox(value) for name, var in names if (value := solution[name]) is not None} for solution in answer
+        ]
+        return result
+
+
+class OxigraphAnswered(Memory):
+    """rdflib's in-memory store whose SPARQL queries an :class:`OxigraphEngine` holding the
+    same triples answers (rdflib's ``Graph.query`` asks the store first: ``Store.query``).
+
+    For pySHACL's SPARQL targets and constraints over a batch: rdflib's evaluator spends about
+    a millisecond a record on their filters, Oxigraph microseconds. A query that is not plain
+    text, that Oxigraph cannot parse, or that would reach the network (SERVICE, FROM) goes to
+    rdflib as before. The graph must not change after it is built: Oxigraph would not see it.
+    ``tests/test_shapes.py`` checks that the SHACL results are rdflib's own.
+    """
+
+    def __init__(self, engine: OxigraphEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def query(  # type: ignore[override]
+        self, query: Any, initNs: Mapping[str, Any], initBindings: Mapping[str, Node], queryGraph: Any, **kwargs: Any
+    ) -> Result:
+        namespaces = tuple(sorted(initNs.items()))  # as rdflib's caching processor keys its parses
+        if not isinstance(query, str) or kwargs or not stays_local(query, namespaces):
+            raise NotImplementedError  # rdflib's evaluator runs it
+        try:
+            return self.engine.result(query, initBindings, {k: str(v) for k, v in namespaces})
+        except (SyntaxError, TypeError):
+            raise NotImplementedError from None  # a query rdflib reads and Oxigraph does not
 
 
 class OxigraphStore:
@@ -208,9 +272,10 @@ class OxigraphStore:
     def __init__(self, guideline: Guideline, guideline_view: OxigraphEngine | None = None) -> None:
         ox = _ox()
         self.store = ox.Store()
-        self.terms = _Terms(ox)
+        quads, guideline_terms = _guideline_quads(guideline)
+        self.terms = _Terms(ox, base=guideline_terms)
         self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
-        self.store.bulk_extend(_guideline_quads(guideline))
+        self.store.bulk_extend(quads)
         self._names = itertools.count()
         self.guideline_view: OxigraphEngine = guideline_view or OxigraphEngine(self, [self._guideline_graph], None)
 
@@ -227,11 +292,12 @@ class OxigraphStore:
 
 
 @cache
-def _guideline_quads(guideline: Guideline) -> list[Any]:
+def _guideline_quads(guideline: Guideline) -> tuple[list[Any], _Terms]:
     """The compiled guideline as Oxigraph quads in the guideline graph (its blank nodes get ids
-    of their own, "g...", that no patient blank node ("b...") can take)."""
+    of their own, "g...", that no patient blank node ("b...") can take), and the terms that map
+    them."""
     terms = _Terms(_ox(), prefix="g")
-    return terms.quads(guideline.graph, terms.ox.NamedNode(GUIDELINE_GRAPH))
+    return terms.quads(guideline.graph, terms.ox.NamedNode(GUIDELINE_GRAPH)), terms
 
 
 @cache
@@ -246,6 +312,14 @@ def group_store(guideline: Guideline) -> OxigraphStore:
     return OxigraphStore(guideline, oxigraph_store(guideline).guideline_view)
 
 
+def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
+    """The guideline and ``graphs`` as one rdflib graph (:func:`~jdm_kg.guideline.with_guideline`)
+    whose SPARQL queries Oxigraph answers (:class:`OxigraphAnswered`); :func:`query_engines`
+    reuses its Oxigraph store for the bundled queries."""
+    store = group_store(guideline)
+    return with_guideline(guideline, *graphs, store=OxigraphAnswered(store.engine(store.add(*graphs))))
+
+
 @contextmanager
 def query_engines(
     kind: EngineChoice, guideline: Guideline, data: Graph | None, graphs: list[Graph]
@@ -257,8 +331,10 @@ def query_engines(
         shared: QueryEngine = GroupQueries(RdflibEngine(data if data is not None else with_guideline(guideline, *graphs)))
         yield [shared] * len(graphs)
     elif kind == "oxigraph":
-        store = group_store(guideline)
-        shared = GroupQueries(store.engine(store.add(*graphs)))
+        if data is None or not isinstance(data.store, OxigraphAnswered):
+            data = oxigraph_answered(guideline, graphs)
+        assert isinstance(data.store, OxigraphAnswered)
+        shared = GroupQueries(data.store.engine)
         yield [shared] * len(graphs)
     elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
         from jdm_kg.endpoint import endpoint_engines

@@ -17,6 +17,7 @@ from pathlib import Path
 import owlrl
 from owlrl.Namespaces import ERRNS
 from rdflib import OWL, RDF, Dataset, Graph, Literal, URIRef
+from rdflib.store import Store
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
@@ -169,12 +170,13 @@ def load_guideline(directory: Path | None = None) -> Guideline:
     return compiled
 
 
-def with_guideline(guideline: Guideline, *graphs: Graph) -> Graph:
+def with_guideline(guideline: Guideline, *graphs: Graph, store: Store | str = "default") -> Graph:
     """A new graph holding the compiled guideline and ``graphs`` (the data queries and shapes run on).
 
     A copy, not an aggregate: rdflib's ReadOnlyGraphAggregate repeats rows under subqueries.
+    ``store``: the rdflib store to hold it (rdflib's in-memory one by default).
     """
-    data = Graph()
+    data = Graph(store=store)
     data += guideline.graph
     for graph in graphs:
         data += graph

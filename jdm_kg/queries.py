@@ -36,6 +36,7 @@ __all__ = [
     "select",
     "parse_param",
     "use_query_cache",
+    "stays_local",
 ]
 
 Row = dict[str, Node]
@@ -82,16 +83,34 @@ def check_query(text: str, label: str, allow_service: bool = False, allow_datase
         raise InputError(label, f"not a valid SPARQL query: {err.msg}", line=err.lineno) from None
     except Exception as err:  # rdflib raises several types for bad queries
         raise InputError(label, f"not a valid SPARQL query: {' '.join(str(err).split())[:300]}") from None
+    refusal = _network_refusal(query, allow_service, allow_dataset)
+    if refusal:
+        raise InputError(label, refusal)
+    return query
+
+
+def _network_refusal(query: Query, allow_service: bool = False, allow_dataset: bool = False) -> str | None:
+    """Why ``query`` must not run (it would contact or fetch from the network), or None."""
     for comp in _walk(query.algebra):
         if comp.name == "ServiceGraphPattern" and not allow_service:
-            raise InputError(
-                label,
-                "query contains a SERVICE clause, which would contact a remote endpoint; "
-                "pass --allow-service if you mean it",
-            )
+            return ("query contains a SERVICE clause, which would contact a remote endpoint; "
+                    "pass --allow-service if you mean it")
         if comp.name == "DatasetClause" and not allow_dataset:
-            raise InputError(label, "FROM / FROM NAMED would fetch remote graphs; give the data with --data instead")
-    return query
+            return "FROM / FROM NAMED would fetch remote graphs; give the data with --data instead"
+    return None
+
+
+@lru_cache(maxsize=1024)
+def stays_local(text: str, namespaces: tuple[tuple[str, Any], ...] = ()) -> bool:
+    """Whether query ``text`` parses (with the prefixes ``namespaces``) and touches no network
+    (no SERVICE, no FROM): the check an engine that would follow them (Oxigraph) needs before
+    it runs a text that is not a bundled query. Parsed once per text (shared with rdflib's
+    caching processor)."""
+    try:
+        query = _prepare_text(text, None, namespaces)
+    except Exception:  # rdflib raises several types for bad queries
+        return False
+    return _network_refusal(query) is None
 
 
 @cache

@@ -17,7 +17,7 @@ from rdflib import RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
-from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, query_engines
+from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered, query_engines
 from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
 from jdm_kg.queries import Row
 from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graphs
@@ -642,11 +642,14 @@ def recommend_graphs(
     """:func:`recommend_graph` for several (source, graph) pairs that share no nodes, validated
     in one SHACL run and queried in one store: the batch path, with the same results."""
     guideline = guideline or load_guideline()
-    data = with_guideline(guideline, *(g for _, g in sources)) if engine == "rdflib" else None  # rdflib queries it
+    graphs = [g for _, g in sources]
+    # rdflib's engine queries a plain rdflib graph; the others validate on one whose SPARQL
+    # Oxigraph answers (and the embedded engine reuses that Oxigraph store for its queries).
+    data = with_guideline(guideline, *graphs) if engine == "rdflib" else oxigraph_answered(guideline, graphs)
     reports = validate_graphs(sources, guideline, data, keep_shacl)
     # Each file is queried on its own (its own graph beside the guideline): the cost of a query
     # then does not grow with the size of the group.
-    with query_engines(engine, guideline, data, [graph for _, graph in sources]) as engines:
+    with query_engines(engine, guideline, data, graphs) as engines:
         return [
             (report, [assess_patient(queries, r, source, report.issues_for(r), guideline, today) for r in report.records])
             for (source, _), report, queries in zip(sources, reports, engines)

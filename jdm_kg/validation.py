@@ -17,7 +17,8 @@ from pyshacl import validate as shacl_validate
 from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
 from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
 
-from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
+from jdm_kg.engines import oxigraph_answered
+from jdm_kg.guideline import JDM, Guideline, load_guideline
 from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.queries import use_query_cache
 from jdm_kg.resources import resource_dir
@@ -136,7 +137,7 @@ def validate_graph(
 ) -> ValidationReport:
     """Validate every patient record in ``patient_graph`` (read from ``source``).
 
-    ``data`` is ``patient_graph`` already merged with the guideline (:func:`with_guideline`),
+    ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.guideline.with_guideline`),
     for callers that need that graph anyway; it is built here otherwise.
     """
     return validate_graphs([(source, patient_graph)], guideline, data, keep_shacl=True)[0]
@@ -156,8 +157,8 @@ def validate_graphs(
     already merged with the guideline, if the caller has it.
     """
     guideline = guideline or load_guideline()
-    if data is None:
-        data = with_guideline(guideline, *(g for _, g in sources))
+    if data is None:  # pySHACL's SPARQL targets and constraints answered by Oxigraph (same results)
+        data = oxigraph_answered(guideline, [g for _, g in sources])
     reports = [ValidationReport(source=source, records=patients_in(graph)) for source, graph in sources]
     record_report = {r.node: (r, report) for report in reports for r in report.records}
     with property_shapes_in_bulk():

@@ -68,7 +68,9 @@ def _shacl_results(data):
 
     from jdm_kg.validation import load_shapes
 
-    _, results, _ = shacl_validate(data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True)
+    _, results, _ = shacl_validate(
+        data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True, inplace=True
+    )  # in place, as jdm-kg runs it: on the graph given, not a copy
     return sorted(
         tuple(str(results.value(r, p)) for p in (SH.focusNode, SH.resultPath, SH.value, SH.resultSeverity, SH.resultMessage,
                                                  SH.sourceShape))
@@ -98,3 +100,47 @@ def test_property_shapes_in_bulk_give_pyshacls_own_results():
     with property_shapes_in_bulk():
         bulk = _shacl_results(data)
     assert len(own) > 20 and bulk == own
+
+
+def test_sparql_targets_and_constraints_answered_by_oxigraph_give_rdflibs_results(monkeypatch):
+    """Validation runs on a graph whose SPARQL queries Oxigraph answers (pySHACL's SPARQL
+    targets and constraints: a speed-up). On every example and fixture the SHACL results are
+    those of rdflib's own evaluator, including the ones the SPARQL targets find (future dates,
+    adults, JAK inhibitor episodes without an outcome) and the SPARQL constraints report."""
+    from jdm_kg.engines import OxigraphAnswered, OxigraphEngine, oxigraph_answered
+    from jdm_kg.errors import InputError
+    from jdm_kg.guideline import load_guideline, with_guideline
+    from jdm_kg.loading import load_patient_file
+
+    files = [p for p in sorted(EXAMPLES.rglob("*")) if p.suffix in {".ttl", ".jsonld", ".json"}]
+    files += sorted((EXAMPLES.parent / "tests" / "fixtures" / "fhir").glob("*.json"))
+    graphs = []
+    for path in files:
+        try:
+            graphs.append(load_patient_file(path))
+        except InputError:
+            continue
+    guideline = load_guideline()
+    by_rdflib = _shacl_results(with_guideline(guideline, *graphs))
+
+    answered: list[str] = []
+    result = OxigraphEngine.result
+
+    def counting(self, text, bindings, prefixes):
+        answered.append(text)
+        return result(self, text, bindings, prefixes)
+
+    monkeypatch.setattr(OxigraphEngine, "result", counting)
+    data = oxigraph_answered(guideline, graphs)
+    by_oxigraph = _shacl_results(data)
+    assert by_oxigraph == by_rdflib
+    messages = " ".join(r[4] for r in by_rdflib)
+    for found_by_a_sparql_target in ("is in the future", "years old", "has no outcome"):
+        assert found_by_a_sparql_target in messages
+    assert sum("SPARQLTarget" in t or "SELECT ?this" in t or "SELECT DISTINCT ?this" in t for t in answered) >= 3
+    assert any("importNote" in t for t in answered)  # a SPARQL constraint
+
+    # A query that would reach the network is not Oxigraph's to run (rdflib's, with its guard).
+    assert isinstance(data.store, OxigraphAnswered)
+    with pytest.raises(NotImplementedError):
+        data.store.query("SELECT * WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?s ?p ?o } }", {}, {}, None)
