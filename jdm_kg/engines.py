@@ -191,15 +191,9 @@ class OxigraphEngine:
         solutions = self.run(query_text(name), bindings)
         names = [v.value for v in solutions.variables]
         from_ox = self._store.terms.from_ox
-        rows = []
-        for solution in solutions:
-            row: Row = {}
-            for n in names:
-                value = solution[n]
-                if value is not None:
-                    row[n] = from_ox(value)
-            rows.append(row)
-        return rows
+        return [
+            {n: from_ox(value) for n, value in zip(names, solution) if value is not None} for solution in solutions
+        ]
 
     def run(self, text: str, bindings: Mapping[str, Node], prefixes: dict[str, str] | None = None) -> Any:
         """Oxigraph's answer to query ``text`` (already checked: see :func:`query_text` and
@@ -223,11 +217,11 @@ class OxigraphEngine:
         if not hasattr(answer, "variables"):
             raise TypeError("not a SELECT or ASK query")
         from_ox = self._store.terms.from_ox
-        names = [(v.value, Variable(v.value)) for v in answer.variables]
+        variables = [Variable(v.value) for v in answer.variables]
         result = Result("SELECT")
-        result.vars = [var for _, var in names]
+        result.vars = variables
         result.bindings = [
-            {var: from_ox(value) for name, var in names if (value := solution[name]) is not None} for solution in answer
+            {var: from_ox(value) for var, value in zip(variables, solution) if value is not None} for solution in answer
         ]
         return result
 

@@ -87,6 +87,10 @@ def _first_line(message: str) -> str:
 _FAST_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES"}
 
 
+#: pyoxigraph IRI or literal -> its rdflib term, for every file a process parses.
+_KNOWN_TERMS: dict[Any, Node] = {}
+
+
 def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
     """Turtle / N-Triples parsed by Oxigraph's parser (several times faster than rdflib's) into
     an rdflib graph; None if Oxigraph refuses the text, so that rdflib parses it and gives the
@@ -100,13 +104,21 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
         triples = list(parser)
     except (SyntaxError, ValueError, OSError):
         return None
-    graph = Graph()
+    # rdflib's core prefixes only (binding its ~30 default ones costs more than the parse)
+    graph = Graph(bind_namespaces="core")
     for prefix, namespace in parser.prefixes.items():  # as rdflib's parser does: output keeps the file's prefixes
         graph.bind(prefix, namespace, override=True, replace=True)
     blank = document_blank_nodes()
 
     def term(node: Any) -> Any:
-        return from_oxigraph(node, blank)
+        known = _KNOWN_TERMS.get(node)
+        if known is None:
+            known = from_oxigraph(node, blank)
+            if not isinstance(known, BNode):  # IRIs and literals recur from file to file
+                if len(_KNOWN_TERMS) > 100_000:
+                    _KNOWN_TERMS.clear()
+                _KNOWN_TERMS[node] = known
+        return known
 
     try:
         graph.addN((term(t.subject), term(t.predicate), term(t.object), graph) for t in triples)

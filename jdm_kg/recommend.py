@@ -285,6 +285,7 @@ class _GuidelineFacts:
         self.select = engine.select
         self._provenance: dict[str, Provenance] = {}
         self._per_option: dict[tuple[str, str], Any] = {}
+        self._labels: dict[str, str] = {}
         rows = self.select("policy")
         if not rows:
             raise ValueError("the guideline graph has no jdm:RankingPolicy")
@@ -390,8 +391,11 @@ class _GuidelineFacts:
         )
 
     def label(self, iri: str) -> str:
-        value = self.graph.value(URIRef(iri), RDFS.label)
-        return str(value) if value is not None else iri.rsplit("/", 1)[-1]
+        text = self._labels.get(iri)
+        if text is None:
+            value = self.graph.value(URIRef(iri), RDFS.label)
+            text = self._labels[iri] = str(value) if value is not None else iri.rsplit("/", 1)[-1]
+        return text
 
 
 @cache

@@ -89,6 +89,30 @@ def test_the_fast_turtle_parser_gives_the_graph_rdflib_gives(path):
     assert expected is not None and isomorphic(fast, expected)
 
 
+def test_the_fast_parser_shares_iris_and_literals_between_files_never_blank_nodes():
+    """Terms are remembered from file to file (a speed-up); a blank node label is local to
+    its file, so the same label in two files gives two nodes, and one node within a file."""
+    from rdflib import BNode, Literal, URIRef
+
+    from jdm_kg.loading import _parse_with_oxigraph
+
+    text = (
+        "@prefix ex: <https://example.org/> .\n"
+        "ex:p ex:episode _:e . _:e ex:start \"2025-01-01\" ; ex:drug ex:d .\n"
+        "ex:p ex:other [ ex:start \"2025-01-01\" ] .\n"
+    )
+    first, second = _parse_with_oxigraph(text, "turtle"), _parse_with_oxigraph(text, "turtle")
+    assert first is not None and second is not None and len(first) == len(second) == 5
+    ex = "https://example.org/"
+    for graph in (first, second):
+        (episode,) = graph.objects(URIRef(ex + "p"), URIRef(ex + "episode"))
+        assert isinstance(episode, BNode) and (episode, URIRef(ex + "drug"), URIRef(ex + "d")) in graph
+        assert set(graph.objects(None, URIRef(ex + "start"))) == {Literal("2025-01-01")}
+        assert len({s for s in graph.subjects() if isinstance(s, BNode)}) == 2
+    blank = {s for g in (first, second) for s in g.subjects() if isinstance(s, BNode)}
+    assert len(blank) == 4  # no blank node shared between the two files
+
+
 def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
     from rdflib.compare import isomorphic
 
