@@ -22,7 +22,7 @@ Oxigraph store too (:class:`OxigraphAnswered`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, Protocol
@@ -162,7 +162,7 @@ class _Terms:
             return ox.Literal(str(term))
         raise TypeError(f"cannot store {term!r} in Oxigraph")
 
-    def quads(self, graph: Graph, name: Any) -> list[Any]:
+    def quads(self, graph: Iterable[tuple[Node, Node, Node]], name: Any) -> list[Any]:
         """``graph``'s triples as Oxigraph quads in the named graph ``name``."""
         to_ox, quad = self.to_ox, self.ox.Quad
         return [quad(to_ox(s), to_ox(p), to_ox(o), name) for s, p, o in graph]
@@ -273,8 +273,8 @@ class OxigraphStore:
         self._names = itertools.count()
         self.guideline_view: OxigraphEngine = guideline_view or OxigraphEngine(self, [self._guideline_graph], None)
 
-    def add(self, *graphs: Graph) -> Any:
-        """Load ``graphs`` into a new named graph; return its name (for :meth:`engine`)."""
+    def add(self, *graphs: Iterable[tuple[Node, Node, Node]]) -> Any:
+        """Load ``graphs`` (or lists of triples) into a new named graph; return its name (for :meth:`engine`)."""
         name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(self._names)}")
         # extend, not bulk_extend: for a batch's few thousand quads the bulk loader's set-up costs more
         self.store.extend([quad for graph in graphs for quad in self.terms.quads(graph, name)])
@@ -310,8 +310,9 @@ def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
     """The guideline and ``graphs`` as one rdflib graph (:func:`~jdm_kg.guideline.with_guideline`)
     whose SPARQL queries Oxigraph answers (:class:`OxigraphAnswered`); :func:`query_engines`
     reuses its Oxigraph store for the bundled queries."""
+    triples = [triple for graph in graphs for triple in graph]  # rdflib lists a graph slowly: once, for both copies
     store = group_store(guideline)
-    return with_guideline(guideline, *graphs, store=OxigraphAnswered(store.engine(store.add(*graphs))))
+    return with_guideline(guideline, triples, store=OxigraphAnswered(store.engine(store.add(triples))))
 
 
 @contextmanager

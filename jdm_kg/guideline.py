@@ -10,6 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -170,8 +171,11 @@ def load_guideline(directory: Path | None = None) -> Guideline:
     return compiled
 
 
-def with_guideline(guideline: Guideline, *graphs: Graph, store: Store | str = "default") -> Graph:
-    """A new graph holding the compiled guideline and ``graphs`` (the data queries and shapes run on).
+def with_guideline(
+    guideline: Guideline, *graphs: Iterable[tuple[Node, Node, Node]], store: Store | str = "default"
+) -> Graph:
+    """A new graph holding the compiled guideline and ``graphs`` (graphs, or lists of triples):
+    the data queries and shapes run on.
 
     A copy, not an aggregate: rdflib's ReadOnlyGraphAggregate repeats rows under subqueries.
     ``store``: the rdflib store to hold it (rdflib's in-memory one by default).
