@@ -321,7 +321,8 @@ def query_engines(
 ) -> Iterator[list[QueryEngine]]:
     """One engine of ``kind`` ("rdflib", "oxigraph" or a :class:`jdm_kg.endpoint.Endpoint`) per
     graph of ``graphs``, over the guideline and that graph (``data``: the guideline merged with
-    all ``graphs``, which the rdflib engine uses as is). What was loaded is dropped on exit."""
+    all ``graphs``, which the rdflib engine queries as is, and whose Oxigraph store, if it has
+    one (:func:`oxigraph_answered`), the Oxigraph engine reuses). What was loaded is dropped on exit."""
     if kind == "rdflib":
         shared: QueryEngine = GroupQueries(RdflibEngine(data if data is not None else with_guideline(guideline, *graphs)))
         yield [shared] * len(graphs)
