@@ -104,13 +104,40 @@ def _network_refusal(query: Query, allow_service: bool = False, allow_dataset: b
 def stays_local(text: str, namespaces: tuple[tuple[str, Any], ...] = ()) -> bool:
     """Whether query ``text`` parses (with the prefixes ``namespaces``) and touches no network
     (no SERVICE, no FROM): the check an engine that would follow them (Oxigraph) needs before
-    it runs a text that is not a bundled query. Parsed once per text (shared with rdflib's
-    caching processor)."""
+    it runs a text that is not a bundled query. A text that passed is remembered
+    (:func:`_checked_marker`)."""
+    marker = _checked_marker(text, namespaces)
+    if marker is not None and marker.is_file():
+        return True
     try:
         query = _prepare_text(text, None, namespaces)
     except Exception:  # rdflib raises several types for bad queries
         return False
-    return _network_refusal(query) is None
+    if _network_refusal(query) is not None:
+        return False
+    _remember(marker)
+    return True
+
+
+def _checked_marker(text: str, namespaces: tuple[tuple[str, Any], ...] = ()) -> Path | None:
+    """Where the cache folder (:func:`~jdm_kg.resources.cache_dir`) marks ``text`` (parsed with
+    ``namespaces``) as checked: rdflib's parser takes about 50 ms a query, so a text that passed
+    is not parsed again. Keyed by the text and by this checker (this file, rdflib's version): an
+    edited query, or a new checker, is checked afresh. None when there is no cache folder."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = Path(__file__).read_bytes() + rdflib.__version__.encode() + text.encode() + repr(namespaces).encode()
+    return folder / "checked-queries" / hashlib.sha256(key).hexdigest()
+
+
+def _remember(marker: Path | None) -> None:
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # a read-only home: check each time
 
 
 @cache
@@ -125,22 +152,12 @@ def query_text(name: str) -> str:
     """The text of bundled query ``name``, for engines that parse SPARQL themselves (Oxigraph, a
     server), after the checks every engine applies (:func:`check_query`).
 
-    rdflib's parser takes about 50 ms a query; so a text that passed is remembered in the cache
-    folder (:func:`~jdm_kg.resources.cache_dir`), keyed by the text and by this checker, and
-    is not parsed again: an edited query, or a new checker, is checked afresh."""
+    A text that passed is remembered (:func:`_checked_marker`)."""
     text, label = query_source(name)
-    folder = cache_dir()
-    digest = hashlib.sha256(Path(__file__).read_bytes() + rdflib.__version__.encode() + text.encode()).hexdigest()
-    marker = folder / "checked-queries" / digest if folder is not None else None
-    if marker is not None and marker.is_file():
-        return text
-    check_query(text, label)
-    if marker is not None:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass  # a read-only home: check each time
+    marker = _checked_marker(text)
+    if marker is None or not marker.is_file():
+        check_query(text, label)
+        _remember(marker)
     return text
 
 

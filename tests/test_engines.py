@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from rdflib import Graph
+from rdflib import Graph, URIRef
 
 from jdm_kg import load_guideline, load_patient_file
 from jdm_kg.batch import disjoint_groups, process_files
@@ -160,6 +160,30 @@ def test_a_query_text_is_checked_once_then_remembered_by_its_text(tmp_path, monk
         assert checked == ["q.rq", "q.rq"] and len(list((tmp_path / "checked-queries").iterdir())) == 1
     finally:
         queries.query_text.cache_clear()
+
+
+def test_a_shape_query_oxigraph_may_run_is_checked_once_then_remembered(tmp_path, monkeypatch):
+    """pySHACL's SPARQL goes to Oxigraph only after rdflib's parse found no SERVICE or FROM; a
+    text (with its prefixes) that passed is not parsed again, one that failed never passes."""
+    from jdm_kg import queries
+
+    monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
+    parsed: list[str] = []
+    real_prepare = queries._prepare_text.__wrapped__
+    monkeypatch.setattr(queries, "_prepare_text", lambda text, base, ns: parsed.append(text) or real_prepare(text, base, ns))
+    local = "SELECT ?this WHERE { ?this a rdfs:Class }"
+    remote = "SELECT ?this WHERE { SERVICE <https://query.example.org/sparql> { ?this ?p ?o } }"
+    namespaces = (("rdfs", URIRef("http://www.w3.org/2000/01/rdf-schema#")),)
+    try:
+        for _ in range(2):
+            queries.stays_local.cache_clear()
+            assert queries.stays_local(local, namespaces) is True
+            assert queries.stays_local(remote, namespaces) is False
+        assert parsed == [local, remote, remote]  # the local text parsed once, across processes
+        assert len(list((tmp_path / "checked-queries").iterdir())) == 1
+        assert queries.stays_local("SELECT ?this WHERE { ?this a nope:Thing }", namespaces) is False  # does not parse
+    finally:
+        queries.stays_local.cache_clear()
 
 
 @pytest.mark.parametrize("path", PATIENT_FILES[::3], ids=lambda p: p.name)
