@@ -127,8 +127,14 @@ def _checked_marker(text: str, namespaces: tuple[tuple[str, Any], ...] = ()) -> 
     folder = cache_dir()
     if folder is None:
         return None
-    key = Path(__file__).read_bytes() + rdflib.__version__.encode() + text.encode() + repr(namespaces).encode()
+    key = _checker_key() + text.encode() + repr(namespaces).encode()
     return folder / "checked-queries" / hashlib.sha256(key).hexdigest()
+
+
+@cache
+def _checker_key() -> bytes:
+    """This checker, for :func:`_checked_marker`: this file and rdflib's version (read once)."""
+    return Path(__file__).read_bytes() + rdflib.__version__.encode()
 
 
 def _remember(marker: Path | None) -> None:
