@@ -93,7 +93,7 @@ def _run(
                 print(validation_text(outcome.report))
         elif fmt == "text" and stream:
             if outcome.results:
-                print(results_text(outcome.results), end="\n\n", flush=False)
+                print(results_text(outcome.results, detail=getattr(args, "details", False)), end="\n\n", flush=False)
         elif fmt != "none":
             outcomes.append(outcome)
     if getattr(args, "summary", False):
@@ -134,7 +134,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     results = [r for o in outcomes for r in o.results]
     if args.format == "markdown":
         if results:
-            print(results_text(results, markdown=True))
+            print(results_text(results, markdown=True, detail=args.details))
     elif args.format == "json":
         print(dumps_json(results_json(results)))
     elif args.format == "turtle":
@@ -366,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--format", choices=["text", "markdown", "json", "jsonl", "turtle", "none"], default="text",
                    help="jsonl: one JSON object per patient, as soon as its file is done; none: only --summary")
+    p.add_argument("--details", action="store_true",
+                   help="text/markdown: every reason with its quote, source and evidence (the summary fits one screen)")
     batch_options(p)
     p.set_defaults(func=_cmd_recommend)
 

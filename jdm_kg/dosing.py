@@ -79,7 +79,17 @@ class Regimen:
     schedule_text: str | None = None
     max_dose: Decimal | None = None
     max_dose_unit: str | None = None
+    max_dose_source: str | None = None
     statement: str | None = None
+
+    def schedule(self) -> str | None:
+        """How often, in words: the interval when the dose is split over days (the split is said
+        with the amount), else the guideline's own schedule text."""
+        if self.administration_days and self.administration_days > 1 and self.interval_min is not None:
+            words = {"d": "days", "wk": "weeks", "mo": "months"}.get(self.interval_unit or "", self.interval_unit)
+            span = str(self.interval_min) if self.interval_min == self.interval_max else f"{self.interval_min}-{self.interval_max}"
+            return f"every {span} {words}"
+        return self.schedule_text
 
     @property
     def amount_unit(self) -> str | None:
@@ -102,15 +112,24 @@ class ComputedDose:
     formula: str | None = None
     notes: list[str] = field(default_factory=list)
     measures_used: tuple[str, ...] = ()
+    uncapped_low: Decimal | None = None  # set when the worked-out range passed the regimen's maximum
+    uncapped_high: Decimal | None = None
 
-    def summary(self) -> str:
+    @property
+    def per(self) -> str:
+        """'per course' for a dose split over several days (IVIG's 2 g/kg), else 'per dose'."""
+        days = self.regimen.administration_days
+        return "per course" if days and days > 1 else "per dose"
+
+    def amount(self) -> str:
+        """The amount in words: a capped range is the cap, with the uncapped range said."""
         r = self.regimen
-        if self.status == "not-given":
-            return f"{r.drug_label}: the guideline gives no dose."
-        if self.status == "missing-data":
-            return f"{r.drug_label}: {r.label}; dose not worked out: " + "; ".join(self.notes)
-        amount = f"{self.low} {self.unit}" if self.low == self.high else f"{self.low}-{self.high} {self.unit}"
-        text = f"{r.drug_label}: {amount} per dose ({r.label}; {self.basis_text})"
+        if self.uncapped_low is not None:
+            source = f", {r.max_dose_source}" if r.max_dose_source else ""
+            return (f"{r.max_dose} {self.unit} {self.per} (the maximum{source}; {r.dose_min}-{r.dose_max} "
+                    f"{r.dose_unit} would give {self.uncapped_low}-{self.uncapped_high} {self.unit})")
+        value = f"{self.low} {self.unit}" if self.low == self.high else f"{self.low}-{self.high} {self.unit}"
+        text = f"{value} {self.per}"
         if self.per_day_low is not None:
             per_day = (
                 f"{self.per_day_low} {self.unit}"
@@ -118,6 +137,15 @@ class ComputedDose:
                 else f"{self.per_day_low}-{self.per_day_high} {self.unit}"
             )
             text += f", given as {per_day} a day over {r.administration_days} days"
+        return text
+
+    def summary(self) -> str:
+        r = self.regimen
+        if self.status == "not-given":
+            return f"{r.drug_label}: the guideline gives no dose."
+        if self.status == "missing-data":
+            return f"{r.drug_label}: {r.label}; dose not worked out: " + "; ".join(self.notes)
+        text = f"{r.drug_label}: {self.amount()} ({r.label}; {self.basis_text})"
         if r.number_of_doses:
             text += f", {r.number_of_doses} doses"
         return text
@@ -146,12 +174,14 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         return ComputedDose(regimen, "missing-data", notes=[f"unknown dose basis {regimen.basis!r}"])
     low, high = _round(regimen.dose_min * factor), _round(regimen.dose_max * factor)
     notes = []
+    uncapped_low = uncapped_high = None
     if regimen.max_dose is not None and regimen.max_dose_unit == regimen.amount_unit:
         if high > regimen.max_dose:
             notes.append(
                 f"capped at the maximum of {regimen.max_dose} {regimen.max_dose_unit} per dose "
                 f"(uncapped {low}-{high} {regimen.amount_unit})"
             )
+            uncapped_low, uncapped_high = low, high
             low, high = min(low, regimen.max_dose), regimen.max_dose
     per_day_low = per_day_high = None
     if regimen.administration_days and regimen.administration_days > 1:
@@ -170,6 +200,8 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         formula=formula,
         notes=notes,
         measures_used=used,
+        uncapped_low=uncapped_low,
+        uncapped_high=uncapped_high,
     )
 
 

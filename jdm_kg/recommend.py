@@ -1,8 +1,21 @@
-"""Turn a validated patient record into ranked, explained recommendations.
+"""Turn a validated patient record into recommendations that follow the guideline's structure.
 
-The clinical logic is in the graph and the SPARQL files; this module runs the queries, works
-out doses and safety gates, and assembles the result. Everything that does not depend on the
-patient (regimens, safety actions, statement provenance) is computed once per guideline.
+The clinical content is in the graph and the SPARQL files; this module runs the queries and
+applies the guideline's structure as the graph describes it:
+
+- **roles** (``jdm:role``, with each role's report section): the next-line bDMARDs, ranked
+  among themselves; adjuncts to consider alongside; the escalation for severe, multi-system
+  refractory disease. Nothing outside the next line is ranked with it.
+- **ranking in words** (``jdm:RankingBand``, a jdm-kg policy): statements about a feature
+  marked predominant decide first; one statement counts once per option; options in the same
+  band tie.
+- **history**: a drug that failed, a drug the patient is on now, a combination with a failed
+  component: not offered as new, each with its episode and the policy it rests on.
+- **screening history**: every result counts in date order; a positive blocks until a
+  clinician records a clearance (a jdm-kg policy).
+
+Everything that does not depend on the patient (options, bands, regimens, safety actions,
+statement provenance, policies, gaps) is read once per guideline.
 """
 
 from __future__ import annotations
@@ -13,26 +26,50 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from rdflib import RDFS, Graph, Literal, URIRef
+from rdflib import RDF, RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
 from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered, query_engines
-from jdm_kg.guideline import JDM, Guideline, load_guideline, with_guideline
+from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
 from jdm_kg.queries import Row
 from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graphs
 
 __all__ = [
     "Provenance",
+    "PolicyRef",
     "Reason",
     "Gate",
+    "ScreeningEntry",
+    "Action",
+    "Episode",
+    "Feature",
     "OptionAssessment",
     "PatientResult",
     "recommend_graph",
     "recommend_graphs",
     "assess_patient",
     "guideline_facts",
+    "OFFERED_STATUSES",
 ]
+
+#: Statuses of an option a clinician can act on (the others are "not offered" with a reason).
+OFFERED_STATUSES = ("offered", "conditional")
+
+# The jdm-kg policies this engine applies; each is a jdm:Policy node in ontology/guideline.ttl
+# with the label and definition a report shows (a test checks that every one exists).
+POLICY_BANDS = JDMG["policy-ranking-bands"]
+POLICY_FAILED = JDMG["policy-exclude-failed-drug"]
+POLICY_CURRENT = JDMG["policy-already-on"]
+POLICY_COMPONENT = JDMG["policy-combination-component-failed"]
+POLICY_SCREENING = JDMG["policy-screening-gate"]
+POLICY_MEASURES = JDMG["policy-measurement-recency"]
+POLICY_MULTISYSTEM = JDMG["policy-multisystem-question"]
+POLICY_ROUNDING = JDMG["policy-dose-rounding"]
+POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
+               POLICY_MULTISYSTEM, POLICY_ROUNDING)
+
+REFRACTORY = str(JDMG.RefractoryMultiSystemDisease)
 
 
 def _s(row: Row, key: str) -> str | None:
@@ -50,6 +87,11 @@ def _d(row: Row, key: str) -> Decimal | None:
     return number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
 
 
+def _b(row: Row, key: str) -> bool:
+    value = row.get(key)
+    return bool(value.toPython()) if isinstance(value, Literal) else False
+
+
 def _split(row: Row, key: str) -> list[str]:
     value = _s(row, key)
     return sorted(v for v in value.split("|") if v) if value else []
@@ -59,6 +101,10 @@ def _date(node: Node | None) -> date | None:
     if isinstance(node, Literal) and isinstance(node.toPython(), date):
         return node.toPython()  # type: ignore[no-any-return]
     return None
+
+
+def _iso(value: date | None) -> str:
+    return value.isoformat() if value else "undated"
 
 
 @dataclass(frozen=True)
@@ -77,46 +123,107 @@ class Provenance:
     verification: str | None
     derivation: str | None
     note: str | None
+    rationales: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
 
+    @property
+    def flags(self) -> list[str]:
+        """Evidence labels a reader must see: evidence types, population, UNVERIFIED."""
+        out = list(self.evidence_types)
+        if self.populations:
+            out.append("population: " + ", ".join(self.populations))
+        if self.verification == "unverified":
+            out.append("UNVERIFIED")
+        return out
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """A jdm-kg policy (not guideline content) that a line of a report rests on."""
+
+    iri: str
+    label: str
+    definition: str
+
+    @property
+    def tag(self) -> str:
+        return f"jdm-kg policy: {self.label}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"policy": self.iri, "label": self.label}
+
 
 @dataclass(frozen=True)
 class Reason:
-    """A reason for or against an option, tied to a patient fact and a guideline statement."""
+    """A reason for or against an option, tied to a patient fact and a guideline statement, or
+    to a jdm-kg policy."""
 
     direction: str  # "for" or "against"
     text: str
-    contribution: int = 0
     statement: Provenance | None = None
     patient_fact: dict[str, str] | None = None
+    policy: PolicyRef | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"direction": self.direction, "text": self.text, "contribution": self.contribution}
+        out: dict[str, Any] = {"direction": self.direction, "text": self.text}
         if self.patient_fact:
             out["patientFact"] = self.patient_fact
         if self.statement:
             out["statement"] = self.statement.as_dict()
+        if self.policy:
+            out["policy"] = self.policy.as_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class ScreeningEntry:
+    """One screening result or clearance on record."""
+
+    kind: str  # "result" or "clearance"
+    condition: str
+    date: date | None
+    result: str | None = None  # "positive", "negative", "indeterminate", ...
+    result_iri: str | None = None
+    test: str | None = None
+    cleared_by: str | None = None
+    note: str | None = None
+
+    def text(self) -> str:
+        if self.kind == "clearance":
+            who = f" by {self.cleared_by}" if self.cleared_by else ""
+            return f"clearance{who} {_iso(self.date)}" + (f" ({self.note})" if self.note else "")
+        test = f" ({self.test})" if self.test else ""
+        return f"{self.result}{test} {_iso(self.date)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in {"kind": self.kind, "result": self.result, "test": self.test,
+                                 "clearedBy": self.cleared_by, "note": self.note}.items() if v}
+        out["date"] = self.date.isoformat() if self.date else None
         return out
 
 
 @dataclass(frozen=True)
 class Gate:
-    """One screening gate for one option."""
+    """The screening state of one condition for one patient, from the whole screening history."""
 
     condition: str
     condition_label: str
     state: str  # "passed", "required", "blocking"
     text: str
     statement: Provenance
+    policy: PolicyRef
+    history: tuple[ScreeningEntry, ...] = ()
     result_date: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"condition": self.condition_label, "state": self.state, "text": self.text}
+        out: dict[str, Any] = {"condition": self.condition_label, "state": self.state, "text": self.text}
         if self.result_date:
             out["resultDate"] = self.result_date
-        out["statement"] = self.statement.statement  # type: ignore[assignment]
+        out["history"] = [e.as_dict() for e in self.history]
+        out["statement"] = self.statement.statement
+        out["policy"] = self.policy.as_dict()
         return out
 
 
@@ -129,6 +236,7 @@ class Action:
     text: str
     items: list[str]
     statement: Provenance
+    only_if_on: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +249,52 @@ class Action:
         }
 
 
+@dataclass(frozen=True)
+class Episode:
+    """One treatment episode from the record."""
+
+    drug: str | None
+    label: str
+    outcome: str | None
+    outcome_label: str
+    failure: bool
+    current: bool
+    start: date | None
+    end: date | None
+    node: str | None = None
+
+    @property
+    def period(self) -> str:
+        if self.start and not self.end:
+            return f"from {self.start.isoformat()}"
+        return f"{_iso(self.start)} to {_iso(self.end)}" if (self.start or self.end) else "dates not recorded"
+
+    def text(self) -> str:
+        return f"{self.label} {self.period}: {self.outcome_label}"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"drug": self.label, "outcome": self.outcome_label, "period": self.period,
+                               "failure": self.failure, "current": self.current}
+        if self.drug:
+            out["drugIri"] = self.drug
+        if self.node:
+            out["episode"] = self.node
+        return out
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A manifestation recorded for the patient."""
+
+    manifestation: str
+    label: str
+    predominant: bool
+    stated: bool
+
+    def text(self) -> str:
+        return f"{self.label} (predominant)" if self.predominant else self.label
+
+
 @dataclass
 class OptionAssessment:
     """jdm-kg's verdict on one option for one patient."""
@@ -148,9 +302,18 @@ class OptionAssessment:
     option: str
     label: str
     role: str
-    score: int
-    status: str = "offered"  # offered, blocked, excluded, not-applicable
+    role_iri: str = ""
+    section: int = 0
+    section_heading: str = ""
+    ranked: bool = False
+    status: str = "offered"  # offered, conditional, blocked, excluded, current, not-indicated, not-applicable
     rank: int | None = None
+    standing: str | None = None  # band label (ranked options only)
+    standing_iri: str | None = None
+    standing_order: int | None = None
+    summary: str = ""  # the one-line reason a report prints
+    status_policy: PolicyRef | None = None  # the policy behind a status other than "offered"
+    band_policy: PolicyRef | None = None  # the policy behind the standing (ranked options)
     reasons: list[Reason] = field(default_factory=list)
     doses: list[ComputedDose] = field(default_factory=list)
     gates: list[Gate] = field(default_factory=list)
@@ -166,14 +329,23 @@ class OptionAssessment:
     def reasons_against(self) -> list[Reason]:
         return [r for r in self.reasons if r.direction == "against"]
 
+    @property
+    def is_offered(self) -> bool:
+        return self.status in OFFERED_STATUSES
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "option": self.option,
             "label": self.label,
             "role": self.role,
+            "section": self.section_heading,
             "status": self.status,
+            "statusPolicy": self.status_policy.as_dict() if self.status_policy else None,
+            "standingPolicy": self.band_policy.as_dict() if self.band_policy else None,
             "rank": self.rank,
-            "score": self.score,
+            "standing": self.standing,
+            "standingBand": self.standing_iri,
+            "summary": self.summary,
             "reasonsFor": [r.as_dict() for r in self.reasons_for],
             "reasonsAgainst": [r.as_dict() for r in self.reasons_against],
             "doses": [_dose_dict(d) for d in self.doses],
@@ -196,14 +368,11 @@ def _dose_dict(dose: ComputedDose) -> dict[str, Any]:
         "schedule": r.schedule_text,
     }
     if dose.status == "computed":
-        out.update(
-            low=str(dose.low),
-            high=str(dose.high),
-            unit=dose.unit,
-            basis=dose.basis_text,
-            formula=dose.formula,
-            rounding=ROUNDING_NOTE,
-        )
+        out.update(low=str(dose.low), high=str(dose.high), unit=dose.unit, basis=dose.basis_text,
+                   formula=dose.formula, rounding=ROUNDING_NOTE)
+        if dose.uncapped_low is not None:
+            out.update(uncappedLow=str(dose.uncapped_low), uncappedHigh=str(dose.uncapped_high),
+                       cap=str(r.max_dose), capUnit=r.max_dose_unit)
         if r.number_of_doses:
             out["numberOfDoses"] = r.number_of_doses
         if dose.per_day_low is not None:
@@ -232,10 +401,23 @@ class PatientResult:
     body: BodyMeasures | None
     options: list[OptionAssessment]
     caveats: list[Provenance]
+    features: list[Feature] = field(default_factory=list)
+    history: list[Episode] = field(default_factory=list)
+    screening: list[Gate] = field(default_factory=list)
+    notices: list[Reason] = field(default_factory=list)  # what the report says first (gaps, questions)
+    next_line: Provenance | None = None
+    rationales: list[Provenance] = field(default_factory=list)
+    shared_actions: list[Action] = field(default_factory=list)
+    document_gaps: list[dict[str, str]] = field(default_factory=list)
+    policies: list[PolicyRef] = field(default_factory=list)
+    ties: list[str] = field(default_factory=list)
 
     @property
     def blocked_by_validation(self) -> bool:
         return any(i.severity == "violation" for i in self.issues)
+
+    def section(self, order: int) -> list[OptionAssessment]:
+        return [o for o in self.options if o.section == order]
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] | None = None
@@ -250,6 +432,9 @@ class PatientResult:
             if bsa is not None:
                 body["bsaM2"] = str(bsa.quantize(Decimal("0.01")))
                 body["bsaFormula"] = "Mosteller 1987: sqrt(height cm × weight kg / 3600)"
+        sections: dict[str, list[str]] = {}
+        for o in self.options:
+            sections.setdefault(o.section_heading, []).append(o.option)
         return {
             "source": self.source,
             "patientId": self.record.patient_id,
@@ -260,9 +445,19 @@ class PatientResult:
             "applicability": self.applicability,
             "jakInhibitorFailures": self.jak_failures,
             "issues": [i.__dict__ for i in self.issues],
+            "features": [{"manifestation": f.label, "predominant": f.predominant} for f in self.features],
+            "history": [e.as_dict() for e in self.history],
             "body": body,
+            "notices": [r.as_dict() for r in self.notices],
+            "nextLine": self.next_line.as_dict() if self.next_line else None,
+            "screening": [g.as_dict() for g in self.screening],
+            "sections": sections,
+            "ties": self.ties,
             "options": [o.as_dict() for o in self.options],
+            "sharedActions": [a.as_dict() for a in self.shared_actions],
             "caveats": [{"statement": c.statement, "text": c.label, "quote": c.quote} for c in self.caveats],
+            "guidelineGaps": self.document_gaps,
+            "policies": [p.as_dict() for p in self.policies],
         }
 
 
@@ -271,9 +466,27 @@ class PatientResult:
 
 
 @dataclass(frozen=True)
-class _Policy:
-    screening_max_age_days: int
-    measurement_max_age_days: int
+class _Band:
+    iri: str
+    label: str
+    order: int
+    side: str | None
+    level: str | None
+    needs_predominant: bool
+    is_default: bool
+    policy: str
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    option: str
+    label: str
+    role: str
+    role_label: str
+    section: int
+    heading: str
+    ranked: bool
+    components: tuple[str, ...]
 
 
 class _GuidelineFacts:
@@ -286,10 +499,55 @@ class _GuidelineFacts:
         self._provenance: dict[str, Provenance] = {}
         self._per_option: dict[tuple[str, str], Any] = {}
         self._labels: dict[str, str] = {}
-        rows = self.select("policy")
-        if not rows:
-            raise ValueError("the guideline graph has no jdm:RankingPolicy")
-        self.policy = _Policy(int(rows[0]["screeningMaxAgeDays"]), int(rows[0]["measurementMaxAgeDays"]))  # type: ignore[call-overload]
+        self.policies: dict[str, PolicyRef] = {}
+        settings: dict[str, Decimal] = {}
+        for row in self.select("policy"):
+            iri = str(row["policy"])
+            self.policies[iri] = PolicyRef(iri, str(row["label"]), str(row["definition"]))
+            for key in ("screeningMaxAgeDays", "measurementMaxAgeDays", "multiSystemMinManifestations"):
+                if key in row:
+                    settings[key] = _d(row, key)  # type: ignore[assignment]
+        missing = [str(p) for p in POLICY_IRIS if str(p) not in self.policies]
+        missing += [k for k in ("screeningMaxAgeDays", "measurementMaxAgeDays", "multiSystemMinManifestations")
+                    if k not in settings]
+        if missing:
+            raise ValueError("the guideline graph lacks jdm-kg policies or settings: " + ", ".join(missing))
+        self.screening_max_age_days = int(settings["screeningMaxAgeDays"])
+        self.measurement_max_age_days = int(settings["measurementMaxAgeDays"])
+        self.multisystem_min = int(settings["multiSystemMinManifestations"])
+        self.bands = [
+            _Band(str(r["band"]), str(r["label"]), int(r["order"]), _s(r, "side"), _s(r, "level"),  # type: ignore[call-overload]
+                  _b(r, "needsPredominant"), _b(r, "isDefault"), str(r["policy"]))
+            for r in self.select("ranking-bands")
+        ]
+        if not any(b.is_default for b in self.bands):
+            raise ValueError("the guideline graph has no default jdm:RankingBand (jdm:bandIsDefault true)")
+        self.candidates = [
+            _Candidate(str(r["option"]), str(r["optionLabel"]), str(r["role"]), str(r["roleLabel"]),
+                       int(r["sectionOrder"]), str(r["sectionHeading"]), _b(r, "ranked"),  # type: ignore[call-overload]
+                       tuple(_split(r, "components")))
+            for r in self.select("candidate-options")
+        ]
+        # option -> (side, level label, manifestation label, manifestation, statement)
+        self.named_for: dict[str, list[tuple[str, str, str, str, str]]] = {}
+        for r in self.select("option-statements"):
+            self.named_for.setdefault(str(r["option"]), []).append(
+                (str(r["side"]), str(r["levelLabel"]), str(r["manifestationLabel"]), str(r["manifestation"]),
+                 str(r["statement"])))
+        self.document_gaps: list[dict[str, str]] = []
+        self.feature_gaps: dict[str, list[dict[str, str]]] = {}
+        for r in self.select("guideline-gaps"):
+            gap = {"gap": str(r["gap"]), "label": str(r["label"]), "text": str(r["definition"])}
+            if "manifestation" in r:
+                self.feature_gaps.setdefault(str(r["manifestation"]), []).append(gap)
+            elif "aboutOption" not in r and not _b(r, "onRegimen") and gap not in self.document_gaps:
+                self.document_gaps.append(gap)
+        # The guideline's own recommendation (the next line), shown with its rationale.
+        recommendations = sorted(self.graph.subjects(RDF.type, JDM.Recommendation))
+        self.next_line = self.provenance(str(recommendations[0])) if recommendations else None
+
+    def policy(self, iri: URIRef) -> PolicyRef:
+        return self.policies[str(iri)]
 
     def source(self, iri: str) -> dict[str, str]:
         rows = self.select("source", source=URIRef(iri))
@@ -315,6 +573,7 @@ class _GuidelineFacts:
                 verification=_s(row, "verification"),
                 derivation=_s(row, "derivation"),
                 note=_s(row, "note"),
+                rationales=_split(row, "rationales"),
             )
         return self._provenance[statement]
 
@@ -349,6 +608,7 @@ class _GuidelineFacts:
                         schedule_text=_s(row, "scheduleText"),
                         max_dose=_d(row, "maxDose"),
                         max_dose_unit=_s(row, "maxDoseUnit"),
+                        max_dose_source=self.label(str(row["maxDoseSource"])) if "maxDoseSource" in row else None,
                         statement=_s(row, "statement"),
                     )
                 )
@@ -367,6 +627,7 @@ class _GuidelineFacts:
                     text=str(row["action"]),
                     items=_split(row, "items"),
                     statement=self.provenance(str(row["statement"])),
+                    only_if_on=_s(row, "onlyIfOn"),
                 )
                 out.append((action, _split(row, "screenings")))
             return out
@@ -394,14 +655,15 @@ class _GuidelineFacts:
         text = self._labels.get(iri)
         if text is None:
             value = self.graph.value(URIRef(iri), RDFS.label)
-            text = self._labels[iri] = str(value) if value is not None else iri.rsplit("/", 1)[-1]
+            text = self._labels[iri] = str(value) if value is not None else iri.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
         return text
 
 
 @cache
 def guideline_facts(guideline: Guideline, view: QueryEngine | None = None) -> _GuidelineFacts:
-    """The patient-independent answers (regimens, safety actions, provenance) for ``guideline``,
-    cached; asked of ``view`` (an engine over the guideline alone), by default rdflib."""
+    """The patient-independent answers (options, bands, regimens, safety actions, provenance,
+    policies) for ``guideline``, cached; asked of ``view`` (an engine over the guideline
+    alone), by default rdflib."""
     return _GuidelineFacts(guideline, view or RdflibEngine(guideline.graph))
 
 
@@ -409,7 +671,7 @@ def guideline_facts(guideline: Guideline, view: QueryEngine | None = None) -> _G
 # Per patient
 
 
-def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasures:
+def _body_measures(rows: list[Row], as_of: date, max_age_days: int, policy: PolicyRef) -> BodyMeasures:
     row = rows[0] if rows else {}
 
     def usable(prefix: str, unit: str, label: str) -> tuple[Decimal | None, str | None, date | None]:
@@ -420,10 +682,11 @@ def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasu
         if _s(row, f"{prefix}Unit") != unit:
             return None, f"{label} is not in {unit}", when
         if when is None:
-            return None, f"{label} has no date, so it may be out of date: record when it was measured", None
+            return None, f"{label} has no date, so it may be out of date: record when it was measured ({policy.tag})", None
         age = (as_of - when).days
         if age > max_age_days:
-            return None, f"{label} from {when.isoformat()} is {age} days old (limit {max_age_days}): measure again", when
+            return None, (f"{label} from {when.isoformat()} is {age} days old, over {max_age_days} days: "
+                          f"measure again ({policy.tag})"), when
         return value, None, when
 
     weight, weight_problem, weight_date = usable("weight", "kg", "body weight")
@@ -434,35 +697,78 @@ def _body_measures(rows: list[Row], as_of: date, max_age_days: int) -> BodyMeasu
     )
 
 
-def _gates(
-    facts: _GuidelineFacts, screenings: dict[str, list[Row]], actions: list[tuple[Action, list[str]]], as_of: date
-) -> list[Gate]:
-    gates = []
-    max_age = facts.policy.screening_max_age_days
-    for action, conditions in actions:
-        for condition in conditions:
-            label = facts.label(condition)
-            rows = screenings.get(condition, [])
-            dated = [r for r in rows if _date(r.get("date"))]
-            latest = dated[0] if dated else (rows[0] if rows else None)
-            when = _date(latest.get("date")) if latest else None
-            when_text = when.isoformat() if when else None
-            if latest is None:
-                state, text = "required", f"No {label} screening recorded: required before starting."
-            elif latest["result"] == JDM.Positive:
-                state = "blocking"
-                text = f"{label} screening positive ({when_text or 'undated'}): specialist assessment needed before starting."
-            elif latest["result"] != JDM.Negative:
-                state, text = "required", f"{label} screening {latest['resultLabel']} ({when_text or 'undated'}): repeat before starting."
-            elif when is None:
-                state, text = "required", f"{label} screening negative but undated: cannot count as recent; repeat or record the date."
-            elif (as_of - when).days > max_age:
-                state = "required"
-                text = f"{label} screening negative on {when_text}, older than {max_age} days: repeat before starting."
-            else:
-                state, text = "passed", f"{label} screening negative on {when_text} (within {max_age} days)."
-            gates.append(Gate(condition, label, state, text, action.statement, when_text))
-    return gates
+def _screening_history(rows: list[Row], facts: _GuidelineFacts) -> dict[str, list[ScreeningEntry]]:
+    out: dict[str, list[ScreeningEntry]] = {}
+    for row in rows:
+        condition = str(row["condition"])
+        entry = ScreeningEntry(
+            kind=str(row["kind"]),
+            condition=condition,
+            date=_date(row.get("date")),
+            result=_s(row, "resultLabel"),
+            result_iri=_s(row, "result"),
+            test=_s(row, "testLabel"),
+            cleared_by=_s(row, "clearedBy"),
+            note=_s(row, "note"),
+        )
+        out.setdefault(condition, []).append(entry)
+    for entries in out.values():  # oldest first; undated ones first (they cannot be placed in time)
+        entries.sort(key=lambda e: (e.date is not None, e.date or date.min, e.kind, e.result or "", e.test or ""))
+    return out
+
+
+def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date, facts: _GuidelineFacts,
+          statement: Provenance) -> Gate:
+    """The state of one screened condition from its whole history (jdm-kg policy)."""
+    policy = facts.policy(POLICY_SCREENING)
+    max_age = facts.screening_max_age_days
+    results = [e for e in entries if e.kind == "result"]
+    clearances = [e for e in entries if e.kind == "clearance"]
+    history = tuple(entries)
+
+    def cleared(positive: ScreeningEntry) -> ScreeningEntry | None:
+        for c in clearances:
+            if positive.date is None or (c.date is not None and c.date >= positive.date):
+                return c
+        return None
+
+    positives = [r for r in results if r.result_iri == str(JDM.Positive)]
+    uncleared = [p for p in positives if cleared(p) is None]
+    if uncleared:
+        first = uncleared[-1]
+        later = [r for r in results if r.date and first.date and r.date > first.date]
+        tail = (f"; the later {later[-1].text()} does not clear it" if later else "")
+        text = (f"{label}: positive on {_iso(first.date)}{tail}: blocked until a clinician assesses it and "
+                f"records a clearance ({policy.tag})")
+        return Gate(condition, label, "blocking", text, statement, policy, history, first.date.isoformat() if first.date else None)
+    if not results:
+        return Gate(condition, label, "required", f"{label}: no result on record: screen before starting", statement,
+                    policy, history)
+    latest = results[-1]
+    when = latest.date
+    cleared_note = ""
+    for p in positives:
+        c = cleared(p)
+        if c is not None:
+            cleared_note = f" (positive {_iso(p.date)}, {c.text()})"
+    if latest.result_iri == str(JDM.Positive):  # cleared positive is the latest result
+        return Gate(condition, label, "passed", f"{label}: positive {_iso(when)} cleared{cleared_note} ({policy.tag})",
+                    statement, policy, history, when.isoformat() if when else None)
+    if latest.result_iri != str(JDM.Negative):
+        return Gate(condition, label, "required",
+                    f"{label}: {latest.text()}: retest before starting ({policy.tag})", statement, policy, history,
+                    when.isoformat() if when else None)
+    if when is None:
+        return Gate(condition, label, "required",
+                    f"{label}: negative but undated: retest or record the date ({policy.tag})", statement, policy, history)
+    age = (as_of - when).days
+    if age > max_age:
+        return Gate(condition, label, "required",
+                    f"{label}: negative {when.isoformat()} is {age} days old, over {max_age}: retest before starting "
+                    f"({policy.tag})", statement, policy, history, when.isoformat())
+    return Gate(condition, label, "passed",
+                f"{label}: negative {when.isoformat()}, within {max_age} days{cleared_note} ({policy.tag})",
+                statement, policy, history, when.isoformat())
 
 
 def _as_of(rows: list[Row], today: date | None) -> date:
@@ -470,12 +776,34 @@ def _as_of(rows: list[Row], today: date | None) -> date:
     return recorded or today or date.today()
 
 
-def _by(rows: list[Row], key: str) -> dict[str, list[Row]]:
-    """Rows grouped by the value of ``key``, each group in query order."""
-    out: dict[str, list[Row]] = {}
+def _episodes(rows: list[Row], facts: _GuidelineFacts) -> list[Episode]:
+    out = []
     for row in rows:
-        out.setdefault(str(row[key]), []).append(row)
+        drug = _s(row, "drug")
+        label = _s(row, "drugLabel") or _s(row, "drugText") or (facts.label(drug) if drug else "unnamed drug")
+        out.append(Episode(
+            drug=drug,
+            label=label,
+            outcome=_s(row, "outcome"),
+            outcome_label=_s(row, "outcomeLabel") or "outcome not recorded",
+            failure=_b(row, "failure"),
+            current=_b(row, "current"),
+            start=_date(row.get("startDate")),
+            end=_date(row.get("endDate")),
+            node=str(row["episode"]) if isinstance(row.get("episode"), URIRef) else None,
+        ))
+    out.sort(key=lambda e: (e.start is not None, e.start or date.min, e.end or date.max, e.label, e.outcome_label))
     return out
+
+
+def _features(rows: list[Row]) -> list[Feature]:
+    seen: dict[str, Feature] = {}
+    for row in rows:
+        f = Feature(str(row["manifestation"]), str(row["manifestationLabel"]), _b(row, "predominant"),
+                    _b(row, "predominantStated"))
+        if f.manifestation not in seen or f.predominant:
+            seen[f.manifestation] = f
+    return sorted(seen.values(), key=lambda f: (not f.predominant, f.label))
 
 
 def assess_patient(
@@ -515,112 +843,279 @@ def assess_patient(
             "inhibitor failure, so it does not apply to this record."
         )
     else:
-        episodes = "; ".join(f"{f['drug']} ({f['outcome']})" for f in failures)
+        episodes = "; ".join(
+            f"{f['drug']} ({f['outcome']}" + (f", stopped {f['end']})" if f["end"] else ")") for f in failures)
         applicable, applicability = True, f"The guideline applies: JAK inhibitor failure recorded: {episodes}."
 
-    body = _body_measures(fact_rows, as_of, facts.policy.measurement_max_age_days) if not blocked else None
-    options: list[OptionAssessment] = []
-    if not blocked:
-        reasons = _by(select("option-reasons", patient=patient), "option")
-        unmatched = _by(select("unmatched-preferences", patient=patient), "option")
-        prior_failures = _by(select("prior-failures", patient=patient), "option")
-        screenings = _by(select("screening", patient=patient), "condition")
-        for row in select("ranked-options", patient=patient):
-            option = str(row["option"])
-            assessment = OptionAssessment(
-                option=option,
-                label=str(row["optionLabel"]),
-                role=str(row["roleLabel"]),
-                score=int(row["score"]),  # type: ignore[call-overload]
-            )
-            actions = facts.actions(option)
-            assessment.actions = [a for a, _ in actions]
-            assessment.caveats = facts.caveats(option)
-            assessment.gaps = facts.gaps(option)
-            _add_reasons(facts, assessment, reasons.get(option, []), unmatched.get(option, []))
-            assessment.doses = [compute_dose(r, body) for r in facts.regimens(option)] if body else []
-            assessment.gates = _gates(facts, screenings, actions, as_of)
-            _add_exclusions(assessment, prior_failures.get(option, []))
-            if not applicable:
-                assessment.status = "not-applicable"
-            elif assessment.status != "excluded" and any(g.state == "blocking" for g in assessment.gates):
-                assessment.status = "blocked"
-                for gate in assessment.gates:
-                    if gate.state == "blocking":
-                        assessment.reasons.append(Reason("against", gate.text, statement=gate.statement))
-            options.append(assessment)
-        _rank(options)
-    caveats: dict[str, Provenance] = {}
-    for o in options:
-        for c in o.caveats:
-            caveats[c.statement] = c
-    return PatientResult(
-        source=source,
-        record=record,
-        guideline_version=guideline.version,
-        as_of=as_of,
-        issues=issues,
-        applicable=applicable,
-        applicability=applicability,
-        jak_failures=failures,
-        body=body,
-        options=options,
-        caveats=list(caveats.values()),
+    result = PatientResult(
+        source=source, record=record, guideline_version=guideline.version, as_of=as_of, issues=issues,
+        applicable=applicable, applicability=applicability, jak_failures=failures, body=None, options=[], caveats=[],
     )
+    if blocked:
+        return result
+    result.body = _body_measures(fact_rows, as_of, facts.measurement_max_age_days, facts.policy(POLICY_MEASURES))
+    result.features = _features(select("manifestations", patient=patient))
+    result.history = _episodes(select("treatment-history", patient=patient), facts)
+    screenings = _screening_history(select("screening", patient=patient), facts)
+    matches = _by(select("option-matches", patient=patient), "option")
+    result.next_line = facts.next_line
+    result.rationales = [facts.provenance(r) for r in (facts.next_line.rationales if facts.next_line else [])]
+
+    gates: dict[str, Gate] = {}
+    for candidate in facts.candidates:
+        option = _option(candidate, facts, matches.get(candidate.option, []), result)
+        actions = facts.actions(candidate.option)
+        current = {e.drug for e in result.history if e.current and e.drug}
+        option.actions = [a for a, _ in actions if a.only_if_on is None or a.only_if_on in current]
+        option.caveats = facts.caveats(candidate.option)
+        option.gaps = facts.gaps(candidate.option)
+        for action, conditions in actions:
+            for condition in conditions:
+                if condition not in gates:
+                    gates[condition] = _gate(condition, facts.label(condition), screenings.get(condition, []),
+                                             as_of, facts, action.statement)
+                option.gates.append(gates[condition])
+        option.gates.sort(key=lambda g: g.condition_label)
+        _history_status(option, candidate, result.history, facts)
+        if not applicable:
+            option.status, option.summary = "not-applicable", "the guideline does not apply to this record"
+        elif option.status in OFFERED_STATUSES and any(g.state == "blocking" for g in option.gates):
+            option.status = "blocked"
+            blocking = [g for g in option.gates if g.state == "blocking"]
+            option.status_policy = facts.policy(POLICY_SCREENING)
+            for gate in blocking:
+                option.reasons.append(Reason("against", gate.text, gate.statement, policy=gate.policy))
+        if option.status in ("offered", "conditional", "blocked") and result.body is not None:
+            option.doses = [compute_dose(r, result.body) for r in facts.regimens(candidate.option)]
+        result.options.append(option)
+    result.screening = sorted(gates.values(), key=lambda g: g.condition_label)
+    _rank(result)
+    _notices(result, facts)
+    _shared(result, facts)
+    return result
 
 
-def _episode_fact(row: Row, period: str) -> dict[str, str]:
-    fact = {"outcome": str(row["outcomeLabel"]), "period": period}
-    if isinstance(row.get("episode"), URIRef):
-        fact["episode"] = str(row["episode"])
-    return fact
-
-
-def _add_reasons(
-    facts: _GuidelineFacts, assessment: OptionAssessment, rows: list[Row], unmatched: list[Row]
-) -> None:
+def _by(rows: list[Row], key: str) -> dict[str, list[Row]]:
+    """Rows grouped by the value of ``key``, each group in query order."""
+    out: dict[str, list[Row]] = {}
     for row in rows:
-        contribution = int(row["contribution"])  # type: ignore[call-overload]
-        prov = facts.provenance(str(row["statement"]))
-        level = str(row["levelLabel"])
-        fact = None
-        if "manifestation" in row:
-            predominant = bool(row["predominant"].toPython())  # type: ignore[union-attr]
-            manifestation = str(row["manifestationLabel"])
-            fact = {"manifestation": manifestation, "predominant": "yes" if predominant else "no"}
-            if isinstance(row.get("finding"), URIRef):  # blank-node ids mean nothing outside this run
-                fact["node"] = str(row["finding"])
-            where = f"{manifestation} ({'predominant' if predominant else 'present, not predominant'})"
-            text = f"{level.capitalize()} for {where}: {prov.label}"
+        out.setdefault(str(row[key]), []).append(row)
+    return out
+
+
+def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], result: PatientResult) -> OptionAssessment:
+    """The option with its matching statements (one reason per statement) and, for a ranked
+    role, its band."""
+    option = OptionAssessment(
+        option=candidate.option, label=candidate.label, role=candidate.role_label, role_iri=candidate.role,
+        section=candidate.section, section_heading=candidate.heading, ranked=candidate.ranked,
+    )
+    by_statement: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        by_statement.setdefault((str(row["statement"]), str(row["side"])), []).append(row)
+    matched: list[tuple[str, str, bool, str]] = []  # (side, level, predominant, text)
+    for (statement, side), group in sorted(by_statement.items()):
+        prov = facts.provenance(statement)
+        features = sorted({(str(r["manifestationLabel"]), _b(r, "predominant")) for r in group})
+        where = ", ".join(f"{m} ({'predominant' if p else 'present'})" for m, p in features)
+        predominant = any(p for _, p in features)
+        level_label = str(group[0]["levelLabel"])
+        fact = {"manifestation": "; ".join(m for m, _ in features),
+                "predominant": "yes" if predominant else "no"}
+        said = f'"{" ".join(prov.quote.split())}"' if prov.quote and len(prov.quote) <= 90 else prov.label
+        if side == "for" and str(group[0]["level"]) == str(JDMG["level-comparison"]):
+            text = f"{said}: works better for {where}"
+        elif side == "for":
+            text = f"{said} ({level_label} {where})"
         else:
-            text = f"{level.capitalize()}: {prov.label}"
-        assessment.reasons.append(Reason("for" if contribution > 0 else "against", text, contribution, prov, fact))
-    for row in unmatched:
-        if int(row["weight"]) <= 0:  # type: ignore[call-overload]
-            continue
-        prov = facts.provenance(str(row["statement"]))
-        text = f"{str(row['levelLabel']).capitalize()} for {row['manifestationLabel']}, which this patient does not have"
-        assessment.reasons.append(Reason("against", text, 0, prov, {"manifestation": str(row["manifestationLabel"]), "present": "no"}))
-    for gap in assessment.gaps:
-        assessment.reasons.append(Reason("against", f"Guideline gap: {gap['label']}. {gap['text']}"))
+            text = f"{said}: works less well for {where}"
+        option.reasons.append(Reason(side, text, prov, fact))
+        matched.append((side, str(group[0]["level"]), predominant, text))
+    any_predominant = any(f.predominant for f in result.features)
+    if candidate.ranked:
+        band = _band(matched, facts, any_predominant)
+        option.standing, option.standing_iri, option.standing_order = band.label, band.iri, band.order
+        option.band_policy = facts.policy(URIRef(band.policy))
+        named = facts.named_for.get(candidate.option, [])
+        others = [t for side, _, p, t in matched if side == "for" and not p] if any_predominant else []
+        if band.is_default and others:
+            option.summary = ("nothing about the predominant feature; for a feature present but not predominant "
+                              "(so it does not rank): " + "; ".join(others))
+        elif band.is_default and named:
+            features = sorted({m for side, _, m, _, _ in named if side == "for"})
+            option.summary = ("the guideline ties it to none of this patient's features (it names it for "
+                              + ", ".join(features) + ")") if features else "no feature-specific guidance"
+        elif band.is_default:
+            option.summary = "the guideline names it as a next-line bDMARD without tying it to any feature"
+        else:
+            option.summary = next((t for s, _, p, t in matched if _fits(band, s, p)), matched[0][3])
+    else:
+        _unranked(option, candidate, matched, facts, result)
+    return option
 
 
-def _add_exclusions(assessment: OptionAssessment, rows: list[Row]) -> None:
-    for row in rows:
-        period = f"{_s(row, 'startDate') or '?'} to {_s(row, 'endDate') or '?'}"
-        text = f"Already tried and failed: {assessment.label} {period}, outcome {row['outcomeLabel']}. Not offered again."
-        assessment.status = "excluded"
-        assessment.reasons.append(
-            Reason("against", text, patient_fact=_episode_fact(row, period))
-        )
+def _fits(band: _Band, side: str, predominant: bool) -> bool:
+    return band.side == side and (predominant or not band.needs_predominant)
 
 
-def _rank(options: list[OptionAssessment]) -> None:
-    """Competition ranking (1, 2, 2, 4) by score among options that are not excluded."""
-    ranked = [o for o in options if o.status in ("offered", "blocked")]
+def _band(matched: list[tuple[str, str, bool, str]], facts: _GuidelineFacts, any_predominant: bool) -> _Band:
+    """The band an option's matching statements place it in (a jdm-kg policy, as data): with
+    a feature marked predominant, only statements about predominant features rank; with none
+    marked, every feature recorded does (and no option is 'preferred')."""
+    default = next(b for b in facts.bands if b.is_default)
+
+    def best(rows: list[tuple[str, str, bool, str]], predominant: bool) -> _Band | None:
+        fitting = [
+            b for b in facts.bands if not b.is_default and (predominant or not b.needs_predominant)
+            and any(side == b.side and (b.level is None or level == b.level) for side, level, _, _ in rows)
+        ]
+        return min(fitting, key=lambda b: b.order) if fitting else None
+
+    if any_predominant:
+        return best([m for m in matched if m[2]], True) or default
+    return best(matched, False) or default
+
+
+def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tuple[str, str, bool, str]],
+              facts: _GuidelineFacts, result: PatientResult) -> None:
+    """Adjuncts and the escalation: offered where a sentence speaks for them for a feature the
+    patient has; the escalation asks the multi-system question when it is not answered."""
+    positive = [t for s, _, _, t in matched if s == "for"]
+    named_rows = [n for n in facts.named_for.get(candidate.option, []) if n[0] == "for"]
+    named = sorted({n[2] for n in named_rows})
+    refractory = sorted({n[4] for n in named_rows if n[3] == REFRACTORY})
+    recorded = [f for f in result.features if f.manifestation != REFRACTORY]
+    if positive:
+        option.summary = positive[0] + (f" (and {len(positive) - 1} more statement(s): --details)" if len(positive) > 1 else "")
+        return
+    if refractory and len(recorded) >= facts.multisystem_min:
+        policy = facts.policy(POLICY_MULTISYSTEM)
+        option.status, option.status_policy = "conditional", policy
+        option.summary = (f"{len(recorded)} manifestations recorded, severe multi-system refractory disease not "
+                          f"marked: if the disease is severe and multi-system, the guideline says to consider "
+                          f"this approach ({policy.tag})")
+        for statement in refractory:
+            prov = facts.provenance(statement)
+            option.reasons.append(Reason("for", f'If severe and multi-system: "{_short_quote(prov.quote or prov.label)}"',
+                                         prov, policy=policy))
+        return
+    option.status = "not-indicated"
+    option.summary = ("the guideline names it for " + " and ".join(named) + "; not recorded for this patient"
+                      if named else "no feature of this patient is named for it")
+
+
+def _short_quote(quote: str) -> str:
+    text = " ".join(quote.split())
+    return text if len(text) <= 110 else text[:107].rsplit(" ", 1)[0] + "..."
+
+
+def _history_status(option: OptionAssessment, candidate: _Candidate, history: list[Episode],
+                    facts: _GuidelineFacts) -> None:
+    """Not offered as new: a failed drug, a drug the patient is on now, a combination with a
+    failed component; each with the episode and the policy it rests on."""
+    if option.status not in OFFERED_STATUSES:
+        return
+    mine = [e for e in history if e.drug == candidate.option]
+    failed = [e for e in mine if e.failure]
+    current = [e for e in mine if e.current]
+    components = [e for e in history if e.drug in candidate.components and e.failure]
+    if failed:
+        policy = facts.policy(POLICY_FAILED)
+        episode = failed[-1]
+        option.status, option.status_policy = "excluded", policy
+        option.summary = f"already failed: {episode.text()} ({policy.tag})"
+        for e in failed:
+            option.reasons.append(Reason("against", f"Already failed: {e.text()}", patient_fact=e.as_dict(), policy=policy))
+    elif current:
+        policy = facts.policy(POLICY_CURRENT)
+        option.status, option.status_policy = "current", policy
+        option.summary = f"already on it: {current[-1].text()} ({policy.tag})"
+        option.reasons.append(Reason("against", f"Already on it: {current[-1].text()}", patient_fact=current[-1].as_dict(),
+                                     policy=policy))
+    elif components:
+        policy = facts.policy(POLICY_COMPONENT)
+        option.status, option.status_policy = "excluded", policy
+        named = "; ".join(f"{e.label} ({e.outcome_label}, {e.period})" for e in components)
+        option.summary = f"a component already failed or was not tolerated: {named} ({policy.tag})"
+        for e in components:
+            option.reasons.append(Reason("against", f"Component already failed: {e.text()}", patient_fact=e.as_dict(),
+                                         policy=policy))
+
+
+def _rank(result: PatientResult) -> None:
+    """Competition ranking (1, 1, 3) by band among the ranked options still in play; ties stay
+    ties and are named."""
+    ranked = [o for o in result.options if o.ranked and o.status in ("offered", "blocked")]
     for option in ranked:
-        option.rank = 1 + sum(1 for other in ranked if other.score > option.score)
-    options.sort(key=lambda o: (o.rank is None, o.rank or 0, -o.score, o.label))
+        option.rank = 1 + sum(1 for other in ranked if (other.standing_order or 0) < (option.standing_order or 0))
+    result.options.sort(key=lambda o: (o.section, o.rank is None, o.rank or 0, o.label))
+    by_rank: dict[int, list[str]] = {}
+    for option in ranked:
+        by_rank.setdefault(option.rank or 0, []).append(option.label)
+    result.ties = [
+        f"{', '.join(sorted(labels))} tie at #{rank}: nothing in the guideline separates them"
+        for rank, labels in sorted(by_rank.items()) if len(labels) > 1
+    ]
+
+
+def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
+    """What the report says before the options: predominant features the guideline maps no
+    next-line option to (with expert-centre referral first), and no predominant feature."""
+    if not result.applicable:
+        return
+    predominant = [f for f in result.features if f.predominant]
+    for feature in predominant:
+        for gap in facts.feature_gaps.get(feature.manifestation, []):
+            result.notices.append(Reason("against", f"{feature.label} is predominant: {gap['label']}. {gap['text']} The next-line "
+                                         "bDMARDs are offered without a feature preference.",
+                                         patient_fact={"manifestation": feature.label, "predominant": "yes"}))
+    if result.notices:
+        referral = _referral(result)
+        if referral is not None:
+            result.notices.insert(0, Reason("for", f"Refer early: {referral.text}", referral.statement))
+    if not predominant and result.features:
+        result.notices.append(Reason("against", "No feature is marked predominant: the guideline ranks by the "
+                                     "predominant feature, so the ranking uses every feature recorded; record which "
+                                     "feature predominates."))
+
+
+def _referral(result: PatientResult) -> Action | None:
+    for option in result.options:
+        for action in option.actions:
+            if "expert centre" in action.text and action.timing == "before starting":
+                return action
+    return None
+
+
+def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
+    """Safety and care actions of the options offered, each once; caveats once; policies used."""
+    seen: dict[str, Action] = {}
+    caveats: dict[str, Provenance] = {}
+    for option in result.options:
+        if option.status not in ("offered", "conditional", "blocked"):
+            continue
+        for action in option.actions:
+            seen.setdefault(action.statement.statement, action)
+        for caveat in option.caveats:
+            caveats.setdefault(caveat.statement, caveat)
+    order = {"before starting": 0, "during treatment": 1}
+    result.shared_actions = sorted(seen.values(), key=lambda a: (order.get(a.timing or "", 2), a.text))
+    result.caveats = sorted(caveats.values(), key=lambda c: c.statement)
+    result.document_gaps = list(facts.document_gaps)
+    used: dict[str, PolicyRef] = {}
+    for option in result.options:
+        for policy in (option.status_policy, option.band_policy):
+            if policy and option.status != "not-applicable":
+                used[policy.iri] = policy
+        for gate in option.gates:
+            used[gate.policy.iri] = gate.policy
+    if any(d.status == "computed" for o in result.options for d in o.doses):
+        policy = facts.policy(POLICY_ROUNDING)
+        used[policy.iri] = policy
+    if result.body and (result.body.weight_problem or result.body.height_problem):
+        policy = facts.policy(POLICY_MEASURES)
+        used[policy.iri] = policy
+    result.policies = sorted(used.values(), key=lambda p: p.label)
 
 
 def recommend_graph(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from rdflib import PROV, RDF, XSD, BNode, Graph, Literal, URIRef
+from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg import __version__
@@ -48,111 +47,236 @@ def validation_turtle(report: ValidationReport) -> Graph:
 
 
 # ---------------------------------------------------------------- recommendations
+#
+# A report is built once as a list of blocks (heading, line, item, detail) and rendered as
+# plain text or Markdown, so both formats follow the same structure. The summary fits one
+# screen; ``detail=True`` adds every reason with its quote, source and evidence.
+
+_Block = tuple[str, str]  # (kind, text): kind is "title", "heading", "line", "item", "detail"
 
 
-def _prov_line(p: Provenance, indent: str) -> list[str]:
+def _prov_lines(p: Provenance) -> list[str]:
     out = []
     if p.quote:
-        quote = " ".join(p.quote.split())
-        out.append(f'{indent}quote: "{quote}" [{p.section or "guideline"}]')
+        out.append(f'quote: "{" ".join(p.quote.split())}" [{p.section or "guideline"}]')
     cited = []
     if p.markers:
         cited.append(", ".join(p.markers))
     cited += [s.get("label", s["iri"]) for s in p.sources]
     if cited:
-        out.append(f"{indent}source: {'; '.join(cited)}")
-    flags = list(p.evidence_types)
-    if p.populations:
-        flags.append("population: " + ", ".join(p.populations))
-    if p.verification == "unverified":
-        flags.append("UNVERIFIED")
-    if flags:
-        out.append(f"{indent}evidence: {'; '.join(flags)}")
+        out.append(f"source: {'; '.join(cited)}")
+    if p.flags:
+        out.append(f"evidence: {'; '.join(p.flags)}")
     if p.related_evidence:
-        out.append(f"{indent}related evidence: " + "; ".join(s.get("label", s["iri"]) for s in p.related_evidence))
+        out.append("related evidence: " + "; ".join(s.get("label", s["iri"]) for s in p.related_evidence))
+    if p.derivation:
+        out.append(f"derivation (jdm-kg): {p.derivation}")
     if p.note:
-        out.append(f"{indent}note: {p.note}")
+        out.append(f"note: {p.note}")
     return out
 
 
-def _reason_lines(reason: Reason, indent: str, detail: bool) -> list[str]:
-    sign = "+" if reason.direction == "for" else "-"
-    score = f" [{reason.contribution:+d}]" if reason.contribution else ""
-    lines = [f"{indent}{sign} {reason.text}{score}"]
-    if detail and reason.statement:
-        lines += _prov_line(reason.statement, indent + "    ")
-    return lines
+def _flags(p: Provenance | None) -> str:
+    return f" [{'; '.join(p.flags)}]" if p and p.flags else ""
 
 
-def _option_lines(o: OptionAssessment, detail: bool) -> list[str]:
-    rank = f"#{o.rank}" if o.rank else "--"
-    lines = [f"{rank} {o.label} [{o.status}] score {o.score} ({o.role})"]
+def _dose_text(o: OptionAssessment) -> str:
+    parts = []
+    for dose in o.doses:
+        if dose.status == "computed":
+            r = dose.regimen
+            schedule = f", {r.schedule()}" if r.schedule() else ""
+            route = f", {r.route}" if r.route and "not stated" not in r.route else ""
+            count = f", {r.number_of_doses} doses" if r.number_of_doses else ""
+            drug = f"{r.drug_label} " if len(o.doses) > 1 else ""
+            parts.append(f"{drug}{dose.amount()}{route}{schedule}{count} ({r.dose_min}-{r.dose_max} {r.dose_unit}"
+                         .replace(f"{r.dose_min}-{r.dose_min} ", f"{r.dose_min} ") + f"; {dose.basis_text})")
+        elif dose.status == "not-given":
+            parts.append(f"{dose.regimen.drug_label}: no dose in the guideline" if len(o.doses) > 1
+                         else "the guideline gives no dose")
+        else:
+            parts.append(f"{dose.regimen.drug_label}: no dose worked out: " + "; ".join(dose.notes))
+    return "; ".join(parts)
+
+
+def _gate_state(o: OptionAssessment) -> str:
+    if not o.gates:
+        return ""
+    states = {g.state for g in o.gates}
+    if "blocking" in states:
+        word = "BLOCKED by " + ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
+    elif "required" in states:
+        word = "required first: " + ", ".join(g.condition_label for g in o.gates if g.state == "required")
+    else:
+        word = "passed"
+    return f"screening {word} ({o.gates[0].policy.tag})"
+
+
+_NOT_OFFERED = {
+    "excluded": "not offered",
+    "current": "already on",
+    "not-indicated": "not indicated",
+    "not-applicable": "not applicable",
+}
+
+
+def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+    blocks: list[_Block] = []
+    if o.ranked:
+        head = f"#{o.rank} {o.label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
+        if o.status == "blocked":
+            blocking = ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
+            head += f" - BLOCKED by {blocking} screening ({o.gates[0].policy.tag})"
+        blocks.append(("item", head + ": " + o.summary + _flags(o.reasons_for[0].statement if o.reasons_for else None)))
+    else:
+        word = "consider only if" if o.status == "conditional" else "to consider"
+        blocks.append(("item", f"{o.label} ({word}): {o.summary}" + _flags(o.reasons_for[0].statement if o.reasons_for else None)))
+    dose = _dose_text(o)
+    gate = _gate_state(o) if o.status != "blocked" else ""
+    if dose or gate:
+        text = ("dose once cleared: " if o.status == "blocked" else "dose: ") + dose if dose else ""
+        blocks.append(("sub", "; ".join(t for t in (text, gate) if t)))
+    if detail:
+        blocks += _reason_details(o)
+    return blocks
+
+
+def _reason_details(o: OptionAssessment) -> list[_Block]:
+    blocks: list[_Block] = []
     for reason in o.reasons_for + o.reasons_against:
-        lines += _reason_lines(reason, "    ", detail)
-    if o.doses:
-        lines.append("    Dose:")
-        for dose in o.doses:
-            lines.append(f"      {dose.summary()}")
-            if dose.status == "computed" and dose.regimen.interval_min is not None:
-                r = dose.regimen
-                lines.append(f"        schedule: {r.schedule_text}; route: {r.route}")
-            for note in dose.notes if dose.status == "computed" else []:
-                lines.append(f"        note: {note}")
-    if o.gates:
-        lines.append("    Before starting (screening):")
-        for gate in o.gates:
-            lines.append(f"      [{gate.state}] {gate.text}")
-    if o.actions:
-        lines.append("    Safety and care:")
-        for action in o.actions:
-            when = f" ({action.timing})" if action.timing else ""
-            lines.append(f"      {action.text}{when}")
-            if detail:
-                lines += _prov_line(action.statement, "          ")
-    return lines
+        sign = "+" if reason.direction == "for" else "-"
+        policy = f" ({reason.policy.tag})" if reason.policy and reason.policy.tag not in reason.text else ""
+        blocks.append(("detail", f"{sign} {reason.text}{policy}"))
+        if reason.statement:
+            blocks += [("detail2", line) for line in _prov_lines(reason.statement)]
+    for gap in o.gaps:
+        blocks.append(("detail", f"- guideline gap: {gap['label']}. {gap['text']}"))
+    return blocks
 
 
-def result_text(result: PatientResult, detail: bool = True) -> str:
-    lines = [
-        f"Patient {result.record.patient_id} ({result.source}); guideline {result.guideline_version}; as of {result.as_of}",
-    ]
+def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
+    """The report for one patient, as blocks (see :func:`render`)."""
+    b: list[_Block] = [("title", f"Patient {result.record.patient_id} ({result.source}); guideline "
+                                 f"{result.guideline_version}; as of {result.as_of}")]
     for issue in result.issues:
-        lines.append(f"  {issue.severity}: {issue.field}: {issue.message}" + (f" (value: {issue.value})" if issue.value else ""))
-    lines.append(result.applicability)
-    if result.body and result.applicable:
-        b = result.body
-        bsa = b.bsa
+        value = f" (value: {issue.value})" if issue.value not in (None, "") else ""
+        b.append(("line", f"{issue.severity}: {issue.field}: {issue.message}{value}"))
+    b.append(("line", result.applicability))
+    if not result.applicable:
+        return b
+    if result.features:
+        b.append(("line", "Features: " + "; ".join(f.text() for f in result.features)))
+    if result.history:
+        b.append(("line", "Treatments: " + "; ".join(e.text() for e in result.history)))
+    if result.body:
+        body = result.body
         bits = [
-            f"weight {b.weight_kg} kg" if b.weight_kg is not None else f"weight: {b.weight_problem}",
-            f"height {b.height_cm} cm" if b.height_cm is not None else f"height: {b.height_problem}",
+            f"weight {body.weight_kg} kg ({body.weight_date})" if body.weight_kg is not None else f"weight: {body.weight_problem}",
+            f"height {body.height_cm} cm ({body.height_date})" if body.height_cm is not None else f"height: {body.height_problem}",
         ]
-        if bsa is not None:
-            bits.append(f"BSA {bsa.quantize(Decimal('0.01'))} m² (Mosteller 1987)")
-        lines.append("Body measures: " + "; ".join(bits))
-    if result.applicable:
-        lines.append("")
-        lines.append("Options, most favoured first:")
-        for option in result.options:
-            lines += ["  " + line for line in _option_lines(option, detail)]
-        if result.caveats:
-            lines.append("")
-            lines.append("Caveats stated by the guideline:")
-            for caveat in result.caveats:
-                lines.append(f"  - {' '.join((caveat.quote or caveat.label).split())}")
-        lines.append("")
-        lines.append("Doses: " + ROUNDING_NOTE)
+        if body.bsa is not None:
+            bits.append(f"BSA {body.bsa.quantize(Decimal('0.01'))} m² (Mosteller 1987)")
+        b.append(("line", "Body: " + "; ".join(bits)))
+    for notice in result.notices:
+        b.append(("notice", notice.text + _flags(notice.statement)))
+    if result.screening:
+        b.append(("heading", "Screening before any biologic (every result on record, oldest first)"))
+        for gate in result.screening:
+            used = f"; on record: {', '.join(e.text() for e in gate.history)}" if len(gate.history) > 1 else ""
+            b.append(("item", f"[{gate.state}] {gate.text}{used}"))
+    sections: dict[int, list[OptionAssessment]] = {}
+    for o in result.options:
+        sections.setdefault(o.section, []).append(o)
+    not_offered = []
+    for order in sorted(sections):
+        shown = [o for o in sections[order] if o.status in ("offered", "conditional", "blocked")]
+        not_offered += [o for o in sections[order] if o not in shown]
+        if not shown:
+            continue
+        b.append(("heading", sections[order][0].section_heading))
+        if sections[order][0].ranked and result.next_line:
+            nl = result.next_line
+            b.append(("line", f'Guideline: "{_short(nl.quote or nl.label)}"{_flags(nl)}'))
+            if result.rationales:
+                b.append(("line", "Rationale: " + "; ".join(f"{r.label}{_flags(r)}" for r in result.rationales)))
+        for o in shown:
+            b += _option_blocks(o, detail)
+        if sections[order][0].ranked:
+            for tie in result.ties:
+                b.append(("line", f"Tie: {tie} ({shown[0].band_policy.tag if shown[0].band_policy else ''})"))
+    if not_offered:
+        b.append(("heading", "Not offered"))
+        for o in not_offered:
+            b.append(("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}"))
+            if detail:
+                b += _reason_details(o)
+    if result.shared_actions:
+        b.append(("heading", "Safety and care (once for all options above)"))
+        for action in result.shared_actions:
+            when = f" ({action.timing})" if action.timing else ""
+            b.append(("item", f"{action.text}{when}"))
+            if detail:
+                b += [("detail2", line) for line in _prov_lines(action.statement)]
+    if result.caveats:
+        b.append(("heading", "Caveats stated by the guideline"))
+        for caveat in result.caveats:
+            b.append(("item", f'"{" ".join((caveat.quote or caveat.label).split())}"{_flags(caveat)}'))
+    if result.document_gaps:
+        b.append(("line", "Where the guideline is silent: " + "; ".join(f"{g['label']}" for g in result.document_gaps) + "."))
+    if result.policies:
+        b.append(("line", "jdm-kg policies used (not guideline content): " + "; ".join(p.label for p in result.policies) + "."))
+    if any(d.status == "computed" for o in result.options for d in o.doses):
+        rounding = next((p for p in result.policies if "rounding" in p.label), None)
+        b.append(("line", f"Doses: {ROUNDING_NOTE}" + (f" ({rounding.tag})" if rounding else "")))
+    if not detail:
+        b.append(("line", "Every reason with its quote and source: --details, or jdm-kg explain FILE [DRUG]."))
+    return b
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+_INDENT = {"title": "", "line": "", "notice": "! ", "heading": "", "item": "  ", "sub": "      ", "detail": "      ",
+           "detail2": "          "}
+
+
+def render(blocks: list[_Block], markdown: bool = False) -> str:
+    """Blocks as plain text (one screen) or Markdown (headings and lists)."""
+    lines: list[str] = []
+    for kind, text in blocks:
+        if not markdown:
+            if kind == "heading":
+                lines.append(f"{text}:")
+            else:
+                lines.append(_INDENT[kind] + text)
+            continue
+        if kind == "title":
+            lines.append(f"## {text}\n")
+        elif kind == "heading":
+            lines.append(f"\n### {text}\n")
+        elif kind == "notice":
+            lines.append(f"> **{text}**\n")
+        elif kind == "item":
+            lines.append(f"- {text}")
+        elif kind in ("sub", "detail"):
+            lines.append(f"  - {text}")
+        elif kind == "detail2":
+            lines.append(f"    - {text}")
+        else:
+            lines.append(f"{text}\n")
     return "\n".join(lines)
 
 
-def results_text(results: list[PatientResult], markdown: bool = False) -> str:
-    blocks = [result_text(r) for r in results]
+def result_text(result: PatientResult, detail: bool = False) -> str:
+    return render(result_blocks(result, detail))
+
+
+def results_text(results: list[PatientResult], markdown: bool = False, detail: bool = False) -> str:
     if not markdown:
-        return "\n\n".join(blocks)
-    out = []
-    for r, block in zip(results, blocks):
-        out.append(f"## Patient {r.record.patient_id}\n")
-        out.append("```text\n" + block + "\n```\n")
-    return "# jdm-kg recommendations\n\n" + "\n".join(out)
+        return "\n\n".join(result_text(r, detail) for r in results)
+    return "# jdm-kg recommendations\n\n" + "\n\n".join(render(result_blocks(r, detail), markdown=True) for r in results)
 
 
 def results_json(results: list[PatientResult]) -> list[dict[str, Any]]:
@@ -162,8 +286,12 @@ def results_json(results: list[PatientResult]) -> list[dict[str, Any]]:
 def _add_child(
     g: Graph, parent: URIRef, link: URIRef, cls: URIRef, text: str, derived: list[Node], values: dict[URIRef, Literal]
 ) -> None:
-    """Add a typed child node (reason, dose, gate) with its text, values and prov:wasDerivedFrom."""
-    child = BNode()
+    """Add a typed child node (reason, dose, gate) with its text, values and prov:wasDerivedFrom;
+    named ``{parent}/{kind}-{n}`` so that the same input gives the same graph, byte for byte."""
+    kind = str(link).rsplit("#", 1)[-1]
+    n = 1
+    while (child := URIRef(f"{parent}/{kind}-{n}")) in set(g.objects(parent, link)):
+        n += 1
     g.add((parent, link, child))
     g.add((child, RDF.type, cls))
     g.add((child, JDM.text, Literal(text)))
@@ -173,10 +301,10 @@ def _add_child(
         g.add((child, PROV.wasDerivedFrom, source))
 
 
-def _measurement_nodes(g: Graph, patient: Node, result: PatientResult) -> dict[str, Node]:
+def _measurement_nodes(g: Graph, patient: Node, result: PatientResult, run: str) -> dict[str, Node]:
     """The weight and height a dose was computed from, as PROV entities in the output graph.
 
-    A measurement with an IRI in the patient record keeps it; a blank node gets a fresh one here,
+    A measurement with an IRI in the patient record keeps it; a blank node gets one under the run,
     attached to the patient with the same property, value, UCUM unit and date as the input.
     """
     body = result.body
@@ -189,7 +317,7 @@ def _measurement_nodes(g: Graph, patient: Node, result: PatientResult) -> dict[s
     ):
         if value is None or node is None:
             continue
-        out = node if isinstance(node, URIRef) else BNode()
+        out = node if isinstance(node, URIRef) else URIRef(f"{run}/{name}")
         g.add((patient, link, out))
         g.add((out, RDF.type, PROV.Entity))
         g.add((out, JDM.value, Literal(value, datatype=XSD.decimal)))
@@ -209,12 +337,15 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
     agent = URIRef("https://w3id.org/jdm-kg/software/jdm-kg")
     g.add((agent, RDF.type, PROV.SoftwareAgent))
     g.add((agent, PROV.value, Literal(f"jdm-kg {__version__}")))
-    now = Literal(datetime.now(timezone.utc).isoformat(), datatype=XSD.dateTime)
     for result in results:
-        run = URIRef(f"urn:uuid:{uuid.uuid4()}")
-        patient = result.record.node
+        # The same input gives the same graph, byte for byte: the run's IRI is a name-based UUID
+        # of what it produced (no clock, no random number), and a patient that is a blank node
+        # in the input gets an IRI under the run.
+        content = json.dumps(result.as_dict(), sort_keys=True, ensure_ascii=False)
+        run = URIRef(f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'jdm-kg {__version__} ' + content)}")
+        patient = result.record.node if isinstance(result.record.node, URIRef) else URIRef(f"{run}/patient")
         g.add((run, RDF.type, JDM.RecommendationRun))
-        g.add((run, PROV.startedAtTime, now))
+        g.add((run, JDM.asOf, Literal(result.as_of, datatype=XSD.date)))
         g.add((run, PROV.wasAssociatedWith, agent))
         g.add((run, PROV.used, guideline.version_iri))
         g.add((run, PROV.used, patient))
@@ -223,7 +354,7 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, JDM.text, Literal(result.applicability)))
         g.add((guideline.version_iri, RDF.type, PROV.Entity))
         g.add((patient, JDM.patientId, Literal(result.record.patient_id)))
-        measures = _measurement_nodes(g, patient, result)
+        measures = _measurement_nodes(g, patient, result, str(run))
         for option in result.options:
             node = URIRef(f"{run}/{option.option.rsplit('/', 1)[-1]}")
             g.add((node, RDF.type, JDM.OptionAssessment))
@@ -231,11 +362,17 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
             g.add((node, JDM.forPatient, patient))
             g.add((node, JDM.assessedOption, URIRef(option.option)))
             g.add((node, JDM.status, Literal(option.status)))
-            g.add((node, JDM.score, Literal(option.score)))
+            if option.standing_iri:
+                g.add((node, JDM.standing, URIRef(option.standing_iri)))
+            for policy in (option.status_policy, option.band_policy):
+                if policy:
+                    g.add((node, PROV.wasDerivedFrom, URIRef(policy.iri)))
             if option.rank is not None:
                 g.add((node, JDM.rank, Literal(option.rank)))
             for reason in option.reasons:
                 derived = [URIRef(reason.statement.statement)] if reason.statement else []
+                if reason.policy:
+                    derived.append(URIRef(reason.policy.iri))
                 _add_child(g, node, JDM.reason, JDM.Reason, reason.text, derived, {JDM.direction: Literal(reason.direction)})
                 for statement in derived:
                     g.add((node, PROV.wasDerivedFrom, statement))
@@ -260,32 +397,51 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
             for gate in option.gates:
                 _add_child(
                     g, node, JDM.gate, JDM.GateResult, gate.text,
-                    [URIRef(gate.statement.statement)], {JDM.status: Literal(gate.state)},
+                    [URIRef(gate.statement.statement), URIRef(gate.policy.iri)], {JDM.status: Literal(gate.state)},
                 )
     return g
 
 
 def explain_text(result: PatientResult, drug: str | None = None) -> str:
-    """Why and why not, option by option, with the quote and source behind every reason."""
+    """Why and why not, option by option, with the quote and source behind every reason and the
+    jdm-kg policy behind every rule."""
     lines = [f"Patient {result.record.patient_id}: {result.applicability}"]
+    for notice in result.notices:
+        lines.append(f"! {notice.text}")
     for option in result.options:
         if drug and option.option != drug:
             continue
         verdict = {
-            "offered": f"OFFERED, rank {option.rank}",
-            "blocked": f"BLOCKED until a specialist assesses the positive screening (rank {option.rank})",
-            "excluded": "EXCLUDED (already failed)",
+            "offered": f"OFFERED ({option.role})" + (f", rank {option.rank}: {option.standing}" if option.ranked else ""),
+            "conditional": f"TO CONSIDER ONLY IF severe and multi-system ({option.role})",
+            "blocked": f"BLOCKED until a clinician clears the positive screening (rank {option.rank}: {option.standing})",
+            "excluded": "NOT OFFERED (history)",
+            "current": "ALREADY ON IT",
+            "not-indicated": f"NOT INDICATED for this patient ({option.role})",
             "not-applicable": "not offered (guideline does not apply)",
         }[option.status]
         lines.append("")
-        lines.append(f"{option.label}: {verdict}; score {option.score}")
+        policies = [p.tag for p in (option.band_policy, option.status_policy) if p and option.status != "not-applicable"]
+        policy = f" ({'; '.join(policies)})" if policies else ""
+        lines.append(f"{option.label}: {verdict}{policy}")
+        lines.append(f"  In one line: {option.summary}")
         for heading, reasons in (("Reasons for", option.reasons_for), ("Reasons against", option.reasons_against)):
             lines.append(f"  {heading}:" if reasons else f"  {heading}: none")
             for reason in reasons:
-                lines += _reason_lines(reason, "    ", True)
+                sign = "+" if reason.direction == "for" else "-"
+                tag = f" ({reason.policy.tag})" if reason.policy and reason.policy.tag not in reason.text else ""
+                lines.append(f"    {sign} {reason.text}{tag}")
+                if reason.statement:
+                    lines += ["        " + line for line in _prov_lines(reason.statement)]
                 if reason.patient_fact:
-                    fact = ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k != "node")
+                    fact = ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k not in ("node", "episode", "drugIri"))
                     lines.append(f"        patient fact: {fact}")
+        for gap in option.gaps:
+            lines.append(f"    - guideline gap: {gap['label']}. {gap['text']}")
+        if option.doses:
+            lines.append("  Dose: " + "; ".join(d.summary() for d in option.doses))
+        for gate in option.gates:
+            lines.append(f"  Screening [{gate.state}] {gate.text}")
     return "\n".join(lines)
 
 

@@ -192,7 +192,7 @@ def validate_graphs(
         seen.add(key)
         report.issues.append(Issue(severity, record, field_name, value, message))
     for report in reports:
-        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
+        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message, i.value or ""))
     return reports
 
 

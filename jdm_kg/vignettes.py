@@ -33,6 +33,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, Guideline, load_guideline
 from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
+from jdm_kg.report import result_text
 
 __all__ = ["VignetteResult", "vignette_files", "run_vignettes", "results_table"]
 
@@ -78,7 +79,7 @@ def _label(options: dict[str, OptionAssessment], iri: Node) -> str:
 
 def _describe(option: OptionAssessment | None) -> str:
     if option is None:
-        return "not assessed (not a next-line option)"
+        return "not assessed (not an option the guideline presents)"
     return f"{option.status}" + (f", rank {option.rank}" if option.rank is not None else "")
 
 
@@ -117,8 +118,46 @@ def _check(graph: Graph, vignette: Node, valid: bool, result: PatientResult | No
 
     for iri in sorted(graph.objects(vignette, JDM.expectNotOffered)):
         option = options.get(str(iri))
-        if option is not None and option.status == "offered":
-            diffs.append(f"{option.label} expected not offered, got offered (rank {option.rank})")
+        if option is not None and option.is_offered:
+            diffs.append(f"{option.label} expected not offered, got {_describe(option)}")
+
+    for iri in sorted(graph.objects(vignette, JDM.expectNotRanked)):
+        option = options.get(str(iri))
+        if option is not None and option.rank is not None:
+            diffs.append(f"{option.label} expected not ranked with the next line, got rank {option.rank}")
+
+    for node in graph.objects(vignette, JDM.expectStanding):
+        iri, band = graph.value(node, JDM.assessedOption), graph.value(node, JDM.standing)
+        option = options.get(str(iri))
+        if option is None or option.standing_iri != str(band):
+            diffs.append(f"{_label(options, iri)}: expected standing {_local(band)}, got "
+                         + (f"{option.standing} ({_describe(option)})" if option else "not assessed"))
+
+    for node in graph.objects(vignette, JDM.expectReasonCount):
+        iri, count = graph.value(node, JDM.assessedOption), graph.value(node, JDM["count"])
+        option = options.get(str(iri))
+        got = len(option.reasons_for) if option else 0
+        if not isinstance(count, Literal) or got != int(count.toPython()):
+            diffs.append(f"{_label(options, iri)}: expected {count} reason(s) for, got {got}"
+                         + (": " + " | ".join(r.text for r in option.reasons_for) if option else ""))
+
+    for iri in sorted(graph.objects(vignette, JDM.expectNoDose)):
+        option = options.get(str(iri))
+        if option is not None and option.doses:
+            diffs.append(f"{option.label} ({option.status}) expected no dose, got " + " | ".join(d.summary() for d in option.doses))
+
+    report = result_text(result) if any(graph.objects(vignette, p) for p in (
+        JDM.expectReportContains, JDM.expectReportLacks, JDM.expectMaxReportLines)) else ""
+    for text in sorted(str(t) for t in graph.objects(vignette, JDM.expectReportContains)):
+        if text not in report:
+            diffs.append(f"report expected to contain {text!r}")
+    for text in sorted(str(t) for t in graph.objects(vignette, JDM.expectReportLacks)):
+        if text in report:
+            line = next(l for l in report.splitlines() if text in l)
+            diffs.append(f"report expected not to contain {text!r}: {line.strip()}")
+    for limit in graph.objects(vignette, JDM.expectMaxReportLines):
+        if len(report.splitlines()) > int(limit.toPython()):  # type: ignore[union-attr]
+            diffs.append(f"report has {len(report.splitlines())} lines, expected at most {limit}")
 
     for node in graph.objects(vignette, JDM.expectOption):
         iri = graph.value(node, JDM.assessedOption)

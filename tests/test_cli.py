@@ -31,16 +31,20 @@ def test_recommend_text_report():
     proc = run("recommend", str(EX / "skin-predominant.ttl"))
     assert proc.returncode == 0
     out = proc.stdout
-    assert "#1 infliximab [offered]" in out
-    assert "infliximab: 105.0-175.0 mg per dose" in out
+    assert "#1 infliximab: suitable (jdm-kg policy: ranking words)" in out
+    assert "dose: 105.0-175.0 mg per dose, intravenous (IV), every 4-8 weeks" in out
     assert "437.5 mg per dose" in out and "BSA 1.17" in out
-    assert 'quote: "More effective for skin manifestations than muscle disease"' in out
+    assert '"More effective for skin manifestations than muscle disease": works better for skin disease (predominant)' in out
     assert "Caveats stated by the guideline" in out
+    detailed = run("recommend", str(EX / "skin-predominant.ttl"), "--details").stdout
+    assert 'quote: "More effective for skin manifestations than muscle disease"' in detailed
 
 
 def test_recommend_json_markdown_turtle():
     data = json.loads(run("recommend", "--format", "json", str(EX / "refractory-multisystem.ttl")).stdout)
-    assert data[0]["options"][0]["label"].startswith("combination")
+    assert data[0]["options"][0]["label"] in ("adalimumab", "infliximab") and data[0]["options"][0]["rank"] == 1
+    combination = [o for o in data[0]["options"] if o["label"].startswith("combination")][0]
+    assert combination["rank"] is None and combination["section"].startswith("Escalation")
     rit = [o for o in data[0]["options"] if o["label"] == "rituximab"][0]
     assert rit["status"] == "excluded" and rit["reasonsAgainst"]
     md = run("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout
@@ -56,11 +60,13 @@ def test_recommend_not_applicable_says_so():
 
 def test_explain_three_patients():
     skin = run("explain", str(EX / "skin-predominant.ttl"), "infliximab").stdout
-    assert "infliximab: OFFERED, rank 1" in skin and "patient fact: manifestation skin disease, predominant yes" in skin
+    assert "infliximab: OFFERED (next-line bDMARD), rank 1: suitable" in skin
+    assert "patient fact: manifestation skin disease, predominant yes" in skin
     ild = run("explain", str(EX / "ild-predominant.ttl")).stdout
-    assert "rituximab: BLOCKED" in ild and "hepatitis B screening positive" in ild
+    assert "rituximab: BLOCKED" in ild and "hepatitis B: positive on 2026-10-01" in ild
     ref = run("explain", str(EX / "refractory-multisystem.ttl"), "rituximab").stdout
-    assert "EXCLUDED" in ref and "2024-01-15 to 2024-09-01" in ref
+    assert "NOT OFFERED (history)" in ref and "2024-01-15 to 2024-09-01" in ref
+    assert "jdm-kg policy: a drug that failed is not offered again" in ref
     mtx = run("explain", str(EX / "skin-predominant.ttl"), "methotrexate").stdout
     assert "not a treatment option" in mtx and "co-medication" in mtx
 
@@ -72,23 +78,24 @@ def test_explain_unknown_drug_is_usage_error():
 
 def test_query_bundled_with_bound_param():
     proc = run(
-        "query", "ranked-options", "--data", str(EX / "skin-predominant.ttl"),
+        "query", "option-matches", "--data", str(EX / "skin-predominant.ttl"),
         "--param", "patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>", "--format", "csv",
     )
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("patient,option,optionLabel") and "adalimumab" in lines[1]
+    assert lines[0].startswith("patient,option,statement") and "adalimumab" in lines[1]
 
 
 def test_query_param_is_bound_not_pasted():
     # A value that would break out of the query if pasted is just a literal that matches nothing.
-    proc = run("query", "ranked-options", "--param", 'patient=x" } ; DROP ALL ; #', "--format", "json")
+    proc = run("query", "option-matches", "--param", 'patient=x" } ; DROP ALL ; #', "--format", "json")
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
     assert not [row for row in rows if row.get("option")]  # a literal that names no patient: nothing ranked
-    again = run("query", "ranked-options", "--data", str(EX / "skin-predominant.ttl"), "--format", "json",
+    again = run("query", "option-matches", "--data", str(EX / "skin-predominant.ttl"), "--format", "json",
                 "--param", "patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>")
-    assert len(json.loads(again.stdout)) == 7  # the guideline is intact and still answers
+    # the guideline is intact and still answers: TNF inhibitors (both sides of the comparison), IVIG, rituximab
+    assert len(json.loads(again.stdout)) == 6
 
 
 @pytest.mark.parametrize("cmd", ["validate", "recommend"])

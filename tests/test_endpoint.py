@@ -106,11 +106,12 @@ def test_analyst_query_on_loaded_data(loaded):
     skin = ROOT / "examples" / "fhir" / "skin-predominant.json"
     load_out = run("load", "--endpoint", loaded["query"], "--update", loaded["update"], "--no-guideline", str(skin))
     graph = load_out.stdout.split("-> graph <")[1].split(">")[0]
-    proc = run("query", "ranked-options", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
+    proc = run("query", "option-matches", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
                "--graph", graph, "--param", "patient=https://w3id.org/jdm-kg/example/patient/P-SKIN", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert {r["optionLabel"] for r in rows if r["score"] == "6"} == {"adalimumab", "infliximab", "intravenous immunoglobulin (IVIG)"}
+    skin_for = {r["option"].rsplit("/", 1)[-1] for r in rows if r["side"] == "for" and r["manifestation"].endswith("SkinDisease")}
+    assert skin_for == {"adalimumab", "infliximab", "ivig"}
 
 
 def test_server_without_the_guideline_is_refused(server):

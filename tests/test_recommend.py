@@ -29,26 +29,37 @@ def top(res):
     return {o.option.rsplit("/", 1)[-1] for o in res.options if o.rank == 1}
 
 
-def test_skin_predominant_favours_tnf_inhibitors_and_ivig(recommend):
+def test_skin_predominant_tnf_inhibitors_first_ivig_an_adjunct(recommend):
     res = result(recommend, "skin-predominant.ttl")
     assert res.applicable
-    assert top(res) == {"infliximab", "adalimumab", "ivig"}
+    assert top(res) == {"infliximab", "adalimumab"}
     opts = by_label(res)
-    assert opts["rituximab"].rank == 4 and opts["combination-mtx-csa-ivig"].rank == 7
-    # why TNF inhibitors lose a point: muscle weakness is present
-    assert any(r.contribution == -1 and "muscle weakness" in r.text for r in opts["infliximab"].reasons_against)
+    # a comparison ("more effective for skin than muscle") makes them suitable, not preferred
+    assert opts["infliximab"].standing == "suitable"
+    assert opts["rituximab"].rank == 3 and opts["rituximab"].standing == "no feature-specific guidance"
+    assert opts["ivig"].rank is None and opts["ivig"].status == "offered" and opts["ivig"].role == "adjunct to consider"
+    assert opts["combination-mtx-csa-ivig"].rank is None
+    # muscle weakness is present but not predominant: the comparison's weaker side is a reason
+    # against (for explain) but does not rank
+    assert [r.patient_fact["manifestation"] for r in opts["infliximab"].reasons_against] == ["muscle weakness"]
 
 
-def test_scores_equal_the_sum_of_reasons(recommend):
-    for name in ["skin-predominant.ttl", "refractory-multisystem.ttl", "muscle-predominant.jsonld"]:
+def test_one_sentence_counts_once(recommend):
+    """Every reason for an option comes from a different statement."""
+    for name in ["skin-predominant.ttl", "refractory-multisystem.ttl", "muscle-predominant.jsonld", "ild-predominant.ttl"]:
         for option in result(recommend, name).options:
-            assert option.score == sum(r.contribution for r in option.reasons), (name, option.label)
+            for reasons in (option.reasons_for, option.reasons_against):
+                statements = [r.statement.statement for r in reasons if r.statement and not r.policy]
+                assert len(statements) == len(set(statements)), (name, option.label)
 
 
 def test_muscle_predominant_favours_rituximab(recommend):
     res = result(recommend, "muscle-predominant.jsonld")
     assert top(res) == {"rituximab"}
-    assert by_label(res)["infliximab"].score < by_label(res)["tocilizumab"].score  # less favoured for muscle
+    opts = by_label(res)
+    assert opts["rituximab"].standing == "preferred for the predominant feature"
+    assert opts["infliximab"].rank > opts["tocilizumab"].rank  # less suitable for muscle
+    assert opts["infliximab"].standing == "less suitable for the predominant feature"
 
 
 def test_ild_predominant_rituximab_first_but_blocked_by_positive_hepatitis_b(recommend):
@@ -58,15 +69,18 @@ def test_ild_predominant_rituximab_first_but_blocked_by_positive_hepatitis_b(rec
     assert opts["rituximab"].status == "blocked"
     gates = {g.condition_label: g.state for g in opts["rituximab"].gates}
     assert gates == {"hepatitis B": "blocking", "hepatitis C": "passed", "tuberculosis": "passed"}
-    assert opts["ivig"].status == "offered"  # IVIG is not a bDMARD: no screening gate
+    assert not opts["ivig"].gates  # IVIG is not a bDMARD: no screening gate
+    assert opts["ivig"].status == "offered" and opts["ivig"].rank is None  # an adjunct (skin disease is present)
 
 
 def test_calcinosis_gates_and_missing_height(recommend):
     res = result(recommend, "calcinosis-predominant.ttl")
     opts = by_label(res)
-    assert top(res) == {"ivig"}
+    assert opts["ivig"].rank is None and opts["ivig"].status == "offered"  # an adjunct to consider
+    assert top(res) == {"abatacept", "adalimumab", "infliximab", "rituximab", "tocilizumab"}  # no bDMARD named for it
+    assert "No next-line biologic named for calcinosis" in res.notices[1].text and "Refer early" in res.notices[0].text
     tb = [g for g in opts["rituximab"].gates if g.condition_label == "tuberculosis"][0]
-    assert tb.state == "required" and "older than 365 days" in tb.text
+    assert tb.state == "required" and "over 365" in tb.text and "jdm-kg policy" in tb.text
     dose = opts["rituximab"].doses[0]
     assert dose.status == "missing-data" and "no body height" in " ".join(dose.notes)
     assert opts["infliximab"].doses[0].status == "computed"  # weight alone suffices
@@ -77,7 +91,9 @@ def test_refractory_excludes_failed_rituximab_with_episode(recommend):
     opts = by_label(res)
     assert opts["rituximab"].status == "excluded" and opts["rituximab"].rank is None
     assert any("2024-01-15 to 2024-09-01" in r.text for r in opts["rituximab"].reasons_against)
-    assert top(res) == {"combination-mtx-csa-ivig"}
+    assert not opts["rituximab"].doses
+    assert top(res) == {"infliximab", "adalimumab"}  # named by SHARE for refractory disease
+    assert opts["combination-mtx-csa-ivig"].status == "offered" and opts["combination-mtx-csa-ivig"].rank is None
 
 
 def test_no_jak_failure_does_not_apply(recommend):
@@ -89,10 +105,11 @@ def test_no_jak_failure_does_not_apply(recommend):
 def test_major_organ_involvement_is_a_gap(recommend):
     res = result(recommend, "major-organ.ttl")
     assert res.applicable
-    # no statement favours any option for it: every bDMARD ties on the main recommendation
+    # no statement names any option for it: every bDMARD ties, and the report says so first
     assert {o.option.rsplit("/", 1)[-1] for o in res.options if o.rank == 1} == {
         "abatacept", "adalimumab", "infliximab", "rituximab", "tocilizumab"}
     assert all(d.status != "computed" for o in res.options for d in o.doses)
+    assert any("No option named for major organ involvement" in n.text for n in res.notices)
 
 
 def test_violations_block_recommendation(recommend):
@@ -143,6 +160,8 @@ def test_mtx_is_capped_at_the_share_maximum():
         _reg(dose_min=Decimal(15), dose_max=Decimal(20), dose_unit="mg/m2", basis="m2", max_dose=Decimal(40), max_dose_unit="mg"), body
     )
     assert mtx.high == Decimal(40) and "capped" in mtx.notes[0]
+    assert (mtx.uncapped_low, mtx.uncapped_high) == (Decimal("35.4"), Decimal("47.1"))
+    assert mtx.amount().startswith("40 mg per dose (the maximum;")
 
 
 def test_no_dose_from_missing_or_not_given():
@@ -209,5 +228,5 @@ def test_screening_not_documented_is_required_before_starting(recommend):
             continue
         gates = {g.condition_label: g for g in option.gates}
         assert gates["tuberculosis"].state == "required", option.label
-        assert gates["tuberculosis"].text == "No tuberculosis screening recorded: required before starting."
+        assert gates["tuberculosis"].text == "tuberculosis: no result on record: screen before starting"
         assert option.status == "offered"  # a missing screen does not block, it is a task
