@@ -137,6 +137,11 @@ class _Site:
                 level = g.value(statement, JDM.preferenceLevel)
                 options = ", ".join(sorted(self.link(o) for o in g.objects(statement, JDM.appliesToOption)))
                 rows.append(f"<tr><td>{options}</td><td>{_e(self.label(level))}</td><td>{self.link(statement)}</td></tr>")
+            for prop, words in ((JDM.moreEffectiveFor, "works better for it than for another feature (a comparison)"),
+                                (JDM.lessEffectiveFor, "works less well for it than for another feature (a comparison)")):
+                for statement in sorted(g.subjects(prop, manifestation)):
+                    options = ", ".join(sorted(self.link(o) for o in g.objects(statement, JDM.appliesToOption)))
+                    rows.append(f"<tr><td>{options}</td><td>{_e(words)}</td><td>{self.link(statement)}</td></tr>")
             gaps = [s for s in g.subjects(JDM.forManifestation, manifestation) if (s, RDF.type, JDM.GuidelineGap) in g]
             if rows:
                 out.append("<table><tr><th>Option</th><th>Preference</th><th>Statement</th></tr>" + "".join(rows) + "</table>")
@@ -144,6 +149,14 @@ class _Site:
                 out.append(f'<p><span class="tag gap">guideline gap</span> {_e(self.text(gap, SKOS.definition))}</p>')
             if not rows and not gaps:
                 out.append("<p>No statement names an option for this manifestation.</p>")
+        out.append("<h2>jdm-kg policies (not guideline content)</h2>")
+        out.append("<p>Rules jdm-kg adds to the guideline. Every report line that rests on one names it.</p><ul>")
+        for policy in sorted(g.subjects(RDF.type, JDM.Policy), key=self.label):
+            bands = sorted(g.subjects(JDM.underPolicy, policy), key=lambda b: int(self.text(b, JDM.bandOrder) or 0))
+            listed = "".join(f"<li>{_e(self.label(b))}: {_e(self.text(b, SKOS.definition))}</li>" for b in bands)
+            out.append(f'<li id="{_e(_anchor(policy))}"><strong>{_e(self.label(policy))}</strong>: '
+                       f"{_e(self.text(policy, SKOS.definition))}" + (f"<ol>{listed}</ol>" if listed else "") + "</li>")
+        out.append("</ul>")
         return self.page("index.html", self.label(GUIDELINE_IRI), "\n".join(out))
 
     def drugs(self) -> str:
