@@ -1073,6 +1073,12 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
         referral = _referral(result)
         if referral is not None:
             result.notices.insert(0, Reason("for", f"Refer early: {referral.text}", referral.statement))
+    for option in result.options:
+        if option.ranked and option.status == "current" and option.status_policy:
+            since = next((e.period for e in result.history if e.drug == option.option and e.current), "")
+            result.notices.append(Reason(
+                "against", f"Already on {option.label}, a next-line bDMARD ({since}): the options below are the "
+                f"alternatives if it fails or is not tolerated ({option.status_policy.tag})", policy=option.status_policy))
     if not predominant and result.features:
         result.notices.append(Reason("against", "No feature is marked predominant: the guideline ranks by the "
                                      "predominant feature, so the ranking uses every feature recorded; record which "
