@@ -8,6 +8,7 @@ or ``@import`` is refused with an :class:`~jdm_kg.errors.InputError`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -85,6 +86,17 @@ def _first_line(message: str) -> str:
 
 
 _FAST_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES"}
+
+
+class _IllTypedLiteral(logging.Filter):
+    """rdflib logs a traceback for a literal whose text is not of its datatype (a birth date
+    2012-13-40); the shapes report that value as one clean violation, so the log is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+logging.getLogger("rdflib.term").addFilter(_IllTypedLiteral())
 
 
 #: pyoxigraph IRI or literal -> its rdflib term, for every file a process parses.
@@ -262,14 +274,43 @@ def is_fhir(text: str) -> bool:
     return head.startswith("{") and '"resourceType"' in head and '"@context"' not in head
 
 
-def load_patient_file(path: str | Path) -> Graph:
+def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
     """Read a patient file: Turtle, N-Triples, JSON-LD, or FHIR R4 JSON (a Bundle or a resource),
-    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`."""
+    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`; then reviewed the same way
+    whatever the format (:func:`review_patient`). ``predominant``: manifestations (IRIs or
+    names) to mark predominant in every record of the file."""
     path = Path(path)
     fmt = _format_of(path)
     text = _read_text(path)
     if fmt == "json-ld" and is_fhir(text):
         from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
-        return fhir_to_graph(text, str(path))
-    return parse_rdf_text(text, fmt, str(path))
+        return review_patient(fhir_to_graph(text, str(path)), predominant)
+    return review_patient(parse_rdf_text(review_jsonld_text(text, str(path)) if fmt == "json-ld" else text, fmt,
+                                              str(path)), predominant)
+
+
+def review_jsonld_text(text: str, source: str) -> str:
+    """A JSON-LD patient record that uses the bundled context, with every key and term value
+    checked against the vocabulary (:func:`jdm_kg.intake.review_jsonld_document`); other text
+    as given (the parser then reports it)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    contexts = [d.get("@context") for d in (document if isinstance(document, list) else [document]) if isinstance(d, dict)]
+    if not contexts or any(not isinstance(c, str) or c.rstrip("#/") != CONTEXT_IRI for c in contexts):
+        return text  # an inline or other context: the shapes check the terms it gives
+    from jdm_kg.intake import review_jsonld_document
+
+    return json.dumps(review_jsonld_document(document, bundled_context()))
+
+
+def review_patient(graph: Graph, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
+    """What every patient graph goes through after parsing (:func:`jdm_kg.intake.review_patient_graph`)."""
+    from jdm_kg.intake import resolve_features, review_patient_graph
+
+    features = tuple(p if isinstance(p, URIRef) else None for p in predominant)
+    if any(f is None for f in features):
+        features = resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant])
+    return review_patient_graph(graph, predominant=features)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from pyshacl import validate as shacl_validate
 from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
 from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
-from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
+from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.engines import oxigraph_answered
 from jdm_kg.guideline import JDM, Guideline, load_guideline
@@ -46,10 +47,12 @@ class Issue:
     field: str
     value: str | None
     message: str
+    entry: str | None = None  # the treatment or screening result it is in: "treatment 2 (prednisolone, from 2025-09-01)"
 
     def line(self, source: str) -> str:
         value = f" (value: {self.value})" if self.value is not None else ""
-        return f"{source}: {self.severity}: record {self.record}: {self.field}: {self.message}{value}"
+        entry = f"{self.entry}: " if self.entry else ""
+        return f"{source}: {self.severity}: record {self.record}: {entry}{self.field}: {self.message}{value}"
 
 
 @dataclass
@@ -98,21 +101,39 @@ def _short(node: Node) -> str:
 
 def _owner(
     data: Graph, guideline: Graph, node: Node, patients: dict[Node, Any]
-) -> tuple[Node | None, list[str]]:
+) -> tuple[Node | None, list[str], Node | None]:
     """Walk up from ``node`` to the patient record it belongs to, through the patient triples of
-    ``data`` (those not in ``guideline``); return that node and the path names."""
+    ``data`` (those not in ``guideline``); return that node, the path names and the entry of the
+    record the walk came through (a treatment, a screening result), if any."""
     trail: list[str] = []
     seen: set[Node] = set()
-    current = node
+    current, entry = node, None
     while current not in patients and current not in seen:
         seen.add(current)
         parents = [(s, p) for s, p in data.subject_predicates(current) if (s, p, current) not in guideline]
         if not parents:
-            return None, trail
+            return None, trail, None
         subject, predicate = parents[0]
         trail.insert(0, _local(predicate))
-        current = subject
-    return (current if current in patients else None), trail
+        current, entry = subject, current
+    return (current if current in patients else None), trail, entry
+
+
+def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
+    """``"treatment 2 (prednisolone, from 2025-09-01)"`` or ``"screening 1 (hepatitis B, 2026-10-01)"``
+    for an entry of the record: numbered by date (undated last), then by name."""
+    if entry is None:
+        return None
+    from jdm_kg.intake import describe_episode, describe_screening
+
+    for prop, describe in ((JDM.treatmentEpisode, describe_episode), (JDM.screening, describe_screening)):
+        if (patient, prop, entry) in data:
+            entries = [e for e in data.objects(patient, prop) if not isinstance(e, Literal)]
+            date_of = JDM.startDate if prop == JDM.treatmentEpisode else JDM.date
+            entries.sort(key=lambda e: (data.value(e, date_of) is None, str(data.value(e, date_of) or ""),
+                                        describe(data, e)))
+            return describe(data, entry, entries.index(entry) + 1) if entry in entries else None
+    return None
 
 
 def _local(term: Node) -> str:
@@ -127,10 +148,22 @@ def _value_text(value: Node | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, Literal):
-        return str(value)
+        return _readable(value)
     if isinstance(value, BNode):
         return None
     return _local(value)
+
+
+def _readable(value: Literal) -> str:
+    """A literal as text; a decimal with more than 3 places (a converted weight, 31.978262085)
+    rounded to 2 for reading, marked with ~ (the exact value stays in the graph)."""
+    text = str(value)
+    if value.datatype in (XSD.decimal, XSD.double) and "." in text and len(text.split(".")[1]) > 3:
+        try:
+            return f"~{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+        except InvalidOperation:
+            return text
+    return text
 
 
 def validate_graph(
@@ -169,15 +202,17 @@ def validate_graphs(
     if keep_shacl:
         for report in reports:
             report.shacl_report = results
-    seen: set[tuple[int, str, str, str, str | None, str]] = set()
+    seen: set[tuple[int, str, str, str, str | None, str, str | None]] = set()
     for result in results.subjects(RDF.type, SH.ValidationResult):
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
-        owner_node, trail = _owner(data, guideline.graph, focus, record_report) if focus is not None else (None, [])
+        owner_node, trail, entry = _owner(data, guideline.graph, focus, record_report) if focus is not None else (None, [], None)
+        entry_name = None
         if owner_node is not None:
             owner, report = record_report[owner_node]
             record = owner.patient_id
+            entry_name = _entry_name(data, owner_node, entry)
         else:
             report = _report_holding(focus, sources, reports)
             record = _short(focus) if focus is not None else "?"
@@ -186,13 +221,13 @@ def validate_graphs(
         message = messages[0] if messages else "does not conform"
         raw_value = results.value(result, SH.value)
         value = None if raw_value == focus else _value_text(raw_value)
-        key = (id(report), severity, record, field_name, value, message)
+        key = (id(report), severity, record, field_name, value, message, entry_name)
         if key in seen:
             continue
         seen.add(key)
-        report.issues.append(Issue(severity, record, field_name, value, message))
+        report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
     for report in reports:
-        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
+        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.entry or "", i.message))
     return reports
 
 

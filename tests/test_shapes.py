@@ -37,7 +37,7 @@ def _issues(name):
     [
         ("height-in-metres.ttl", "violation", "bodyHeight.value", "1.4", "metres"),
         ("height-in-metres.ttl", "violation", "bodyWeight.value", "35000", "grams"),
-        ("unknown-drug-and-missing-outcome.ttl", "violation", "treatmentEpisode.drug", "anakinra", "not in the guideline graph"),
+        ("unknown-drug-and-missing-outcome.ttl", "warning", "treatmentEpisode.drug", "anakinra", "kept as another medication"),
         ("unknown-drug-and-missing-outcome.ttl", "violation", "treatmentEpisode.outcome", None, "no outcome"),
         ("future-dates-and-adult.ttl", "violation", "treatmentEpisode.endDate", "2099-01-01", "future"),
         ("future-dates-and-adult.ttl", "violation", "treatmentEpisode.startDate", "2099-03-01", "not after endDate"),
