@@ -184,7 +184,8 @@ def resolve_features(names: list[str] | tuple[str, ...], guideline: Guideline | 
         name = name.strip()
         if not name:
             continue
-        term = index.terms.get(str(JDMG[name])) if index.is_a(str(JDMG[name]), MANIFESTATION[0]) else None
+        iri = str(JDMG) + name
+        term = index.terms.get(iri) if index.is_a(iri, MANIFESTATION[0]) else None
         term = term or index.named(name, MANIFESTATION)
         if term is None:
             raise InputError("--predominant", f"{name!r} is not a manifestation the guideline knows; "

@@ -310,7 +310,4 @@ def review_patient(graph: Graph, predominant: tuple[Any, ...] | list[Any] = ()) 
     """What every patient graph goes through after parsing (:func:`jdm_kg.intake.review_patient_graph`)."""
     from jdm_kg.intake import resolve_features, review_patient_graph
 
-    features = tuple(p if isinstance(p, URIRef) else None for p in predominant)
-    if any(f is None for f in features):
-        features = resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant])
-    return review_patient_graph(graph, predominant=features)
+    return review_patient_graph(graph, predominant=resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant]))

@@ -332,6 +332,8 @@ def _report_holding(
     return reports[0]
 
 
-def validate_file(path: str | Path, guideline: Guideline | None = None) -> ValidationReport:
-    """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read."""
-    return validate_graph(load_patient_file(path), str(path), guideline)
+def validate_file(path: str | Path, guideline: Guideline | None = None,
+                  predominant: tuple[str, ...] | list[str] = ()) -> ValidationReport:
+    """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read.
+    ``predominant``: manifestations to mark predominant in every record (as ``--predominant``)."""
+    return validate_graph(load_patient_file(path, predominant), str(path), guideline)
