@@ -323,7 +323,7 @@ def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Gu
         if term is not None:
             out.setdefault(key, []).append(term.local)
         elif key == "drug":
-            out.setdefault("jdm:drugText", []).append(item)
+            out.setdefault("drugText", []).append(item)
         elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", item):
             out.setdefault(key, []).append(item)  # a term-like name: the shapes name it and list the terms
             near = index.near_miss(item, (kind,))
