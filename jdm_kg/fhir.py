@@ -63,7 +63,7 @@ _READ = ("Patient", "Condition", "Observation", "MedicationStatement", "Medicati
 #: metadata and narrative. They carry no fact the guideline uses, so they are neither read nor
 #: reported (every other element is either read or named in an import note).
 ADMINISTRATIVE = frozenset({
-    "resourceType", "id", "meta", "text", "implicitRules", "language", "identifier", "subject", "patient",
+    "resourceType", "id", "meta", "text", "implicitRules", "language", "identifier", "active", "subject", "patient",
     "encounter", "context", "category", "recorder", "asserter", "recordedDate", "issued", "performer",
     "informationSource", "requester", "dateAsserted", "intent", "reportedBoolean", "reportedReference",
 })
@@ -148,6 +148,10 @@ class CodeMap:
         insensitive), and the name it was matched on."""
         names = [getattr(codeable, "text", None)] + [c.display for c in getattr(codeable, "coding", None) or []]
         for name in [str(n) for n in names if n]:
+            exact = self.names.named(name, kinds)
+            if exact is not None:  # the graph's own label ("Inadequate response"): nothing to say
+                kind = next(k for k in kinds if self.names.is_a(exact.iri, k))
+                return self.concepts.get(f"{exact.iri} {kind}") or _Concept(exact.iri, exact.label, kind, True), ""
             found = self.names.mentioned(name, kinds)
             if len(found) == 1:
                 term = found[0]
@@ -157,7 +161,8 @@ class CodeMap:
         return None, ""
 
     def find(self, codeable: Any, kinds: tuple[str, ...]) -> tuple[_Concept | None, str, str]:
-        """By code, else by name: (concept, why not by code, the name matched or "")."""
+        """By code, else by name: (concept, why not by code, the name matched when it is not
+        exactly one of the concept's labels, else "")."""
         concept, why = self.lookup(codeable, kinds)
         if concept is not None or "broader than" in why:
             return concept, why, ""
@@ -243,6 +248,8 @@ class _Importer:
         present = self.account.present.get(resource, set())
         named = present - self.account.used.get(resource, set()) if elements is None else {e for e in elements if e in present}
         self.account.noted.setdefault(resource, set()).update(named)
+        if elements is None and not text.endswith("not used"):
+            text += "; not used"  # the whole resource: every element it has is in this note
         for target in [record] if record else self.records:
             target.notes.append(f"{where}: {text}")
 
@@ -296,7 +303,7 @@ class _Importer:
             return
         self.use(where, "code")
         if name:
-            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name ({why})")
+            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name")
         if concept.kind == str(JDM.Disease):
             self.add(record.node, JDM.diagnosis, URIRef(concept.iri))
             return
@@ -330,7 +337,7 @@ class _Importer:
             self.note(record, f"{where} code", why)
             return
         if name:
-            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name ({why})")
+            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name")
         if concept.iri in _MEASURES:
             self.use(where, "code", "status", "effectiveDateTime", "effectivePeriod")
             self.measure(record, resource, entry, where, concept, when)
@@ -376,7 +383,7 @@ class _Importer:
             else:
                 outcomes.append((outcome, path))
                 if name:
-                    record.notes.append(f"{where} {path}: matched {name!r} to {outcome.label} by name ({not_by_code})")
+                    record.notes.append(f"{where} {path}: matched {name!r} to {outcome.label} by name")
         if resource.valueString:
             outcome = self.codes.names.named(str(resource.valueString), _kind("ScreeningOutcome"))
             if outcome is None:
@@ -436,7 +443,7 @@ class _Importer:
         if concept is not None:
             self.add(episode, JDM.drug, URIRef(concept.iri))
             if name:
-                record.notes.append(f"{where} {path}: matched {name!r} to {concept.label} by name ({why})")
+                record.notes.append(f"{where} {path}: matched {name!r} to {concept.label} by name")
         else:
             text = _text_of(codeable)
             codes = [f"{c.system or ''}|{c.code}" for c in getattr(codeable, "coding", None) or [] if c.code]
@@ -466,7 +473,7 @@ class _Importer:
                 self.use(where, "statusReason")
                 self.add(episode, JDM.outcome, URIRef(outcome.iri))
                 if name:
-                    record.notes.append(f"{where} statusReason: matched {name!r} to {outcome.label} by name ({not_by_code})")
+                    record.notes.append(f"{where} statusReason: matched {name!r} to {outcome.label} by name")
                 return
         if reasons:
             said = _text_of(reasons[0]) or not_by_code
@@ -501,7 +508,7 @@ class _Importer:
                     self.account.used.get(where, set()).discard("valueQuantity")
                     self.account.noted.setdefault(where, set()).add("valueQuantity")
                     shown = _rounded(value)
-                    record.notes.append(f"{where}: an older {label} ({shown} {unit}, {when or 'undated'}); the latest ({latest[0]}) is used")
+                    record.notes.append(f"{where} valueQuantity: an older {label} ({shown} {unit}, {when or 'undated'}); the latest ({latest[0]}) is used")
             for text in record.notes:
                 self.add(record.node, JDM.importNote, Literal(text))
         return self.graph

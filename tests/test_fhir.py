@@ -73,7 +73,7 @@ def test_unplaceable_resources_are_reported_by_id_and_field_never_dropped():
         "Procedure/proc-1": "not read by jdm-kg",
         "Observation/ck code": "LOINC 2157-6 is not mapped",
         "Condition/c-resolved clinicalStatus": "resolved",
-        "Observation/w-old": "an older body weight (30 kg, 2026-01-10)",
+        "Observation/w-old valueQuantity": "an older body weight (30 kg, 2026-01-10)",
     }
     for where, what in expected.items():
         assert any(n.startswith(where + ":") and what in n for n in notes), (where, notes)
