@@ -23,6 +23,7 @@ from rdflib import RDF
 from jdm_kg import load_guideline, load_patient_file
 from jdm_kg.fhir import ADMINISTRATIVE, fhir_import
 from jdm_kg.guideline import JDM
+from jdm_kg.loading import bundled_context
 from jdm_kg.recommend import recommend_graph
 
 from helpers import run
@@ -33,8 +34,11 @@ JSONLD = ROOT / "tests" / "fixtures" / "jsonld"
 TODAY = date(2026, 11, 24)
 
 
+EXPECTED = ROOT / "tests" / "fixtures" / "expected"
+
+
 def _cases(folder: Path, suffix: str) -> list[Path]:
-    return sorted(p for p in folder.glob(f"*{suffix}") if not p.name.endswith(".expect.json"))
+    return sorted(folder.glob(f"*{suffix}"))
 
 
 BUNDLES = _cases(EHR, ".json")
@@ -42,7 +46,7 @@ RECORDS = _cases(JSONLD, ".jsonld")
 
 
 def _expect(path: Path) -> dict:
-    return json.loads(path.with_name(path.name.rsplit(".", 1)[0] + ".expect.json").read_text(encoding="utf-8"))
+    return json.loads((EXPECTED / path.parent.name / f"{path.stem}.json").read_text(encoding="utf-8"))
 
 
 def _local(node) -> str | None:
@@ -58,7 +62,9 @@ def test_the_ehr_corpus_is_varied_like_real_exports():
                   "MedicationRequest", "contained", "http://www.whocc.no/atc", "http://www.nlm.nih.gov/research/umls/rxnorm",
                   "http://hl7.org/fhir/sid/icd-10-cm", '"statusReason"', "prednisolone", "hydroxychloroquine"):
         assert shape in text, shape
-    assert len(RECORDS) >= 4
+    assert len(RECORDS) >= 5
+    for folder, cases in (("ehr", BUNDLES), ("jsonld", RECORDS)):  # every record has its expectation, and no more
+        assert {p.stem for p in (EXPECTED / folder).glob("*.json")} == {p.stem for p in cases}
 
 
 def _check_outcome(path: Path, graph, expect: dict) -> None:
@@ -145,3 +151,34 @@ def test_the_cli_reads_an_ehr_bundle_and_names_the_episode(tmp_path):
     proc = run("recommend", str(EHR / "01-searchset-rxnorm-contained-text-reason.json"), "--format", "json", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["applicable"] is True
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
+def test_each_jsonld_record_gives_its_expected_outcome(record):
+    _check_outcome(record, load_patient_file(record), _expect(record))
+
+
+def _json_facts(node) -> int:
+    """(object, key) pairs of a JSON-LD document, keywords and the node's id and type aside."""
+    if isinstance(node, list):
+        return sum(_json_facts(item) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    known = bundled_context()  # a key that is not a field is one fact, named with its whole value in its message
+    return sum(1 + (_json_facts(v) if k in known else 0)
+               for k, v in node.items() if k not in ("@context", "id", "@id", "type", "@type"))
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
+def test_nothing_in_a_jsonld_record_is_dropped_without_a_message(record):
+    """Facts in (each key of each object) = facts used ((entry, field) pairs in the graph; a
+    drug read as drugText counts as its drug) + facts reported (violations naming a field the
+    graph does not have), less the predominant flags the reader added and said so."""
+    graph = load_patient_file(record)
+    names = {JDM.drugText: JDM.drug}
+    own = {JDM.inputIssue, JDM.importNote, JDM.issuePath, JDM.issueText, JDM.issueValue}
+    used = {(s, names.get(p, p)) for s, p, _ in graph if str(p).startswith(str(JDM)) and p not in own}
+    reported = {(s, graph.value(i, JDM.issuePath)) for s, i in graph.subject_objects(JDM.inputIssue)} - used
+    added = sum("taken as predominant" in str(n) for n in graph.objects(None, JDM.importNote))
+    facts_in = _json_facts(json.loads(record.read_text(encoding="utf-8")))
+    assert len(used) - added + len(reported) == facts_in, (sorted(used), sorted(reported))
