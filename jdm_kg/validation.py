@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -48,11 +49,13 @@ class Issue:
     value: str | None
     message: str
     entry: str | None = None  # the treatment or screening result it is in: "treatment 2 (prednisolone, from 2025-09-01)"
+    source_line: int | None = None  # the line of the file it is on, where the file has lines and only one fits
 
     def line(self, source: str) -> str:
         value = f" (value: {self.value})" if self.value is not None else ""
         entry = f"{self.entry}: " if self.entry else ""
-        return f"{source}: {self.severity}: record {self.record}: {entry}{self.field}: {self.message}{value}"
+        at = f"line {self.source_line}: " if self.source_line else ""
+        return f"{source}: {self.severity}: record {self.record}: {at}{entry}{self.field}: {self.message}{value}"
 
 
 @dataclass
@@ -228,7 +231,34 @@ def validate_graphs(
         report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
     for report in reports:
         report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.entry or "", i.message))
+        _add_lines(report)
     return reports
+
+
+#: Fields whose name says nothing about where in the file the problem is.
+_NO_LINE_FIELDS = {"record", "importNote"}
+
+
+def _add_lines(report: ValidationReport) -> None:
+    """Give each issue of a Turtle or JSON-LD file the line it is on, where exactly one line of
+    the file holds its value (or, for a field that should not be there, the field's name)."""
+    path = Path(report.source)
+    if not report.issues or path.suffix.lower() not in (".ttl", ".nt", ".jsonld"):
+        return
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for index, issue in enumerate(report.issues):
+        last = issue.field.rsplit(".", 1)[-1]
+        wanted = issue.value if issue.value and not issue.value.startswith("~") else (
+            last if issue.value is None and last not in _NO_LINE_FIELDS and "not a field" in issue.message + "Field is not" else None)
+        if not wanted:
+            continue
+        pattern = re.compile(rf"(?<![\w-]){re.escape(wanted)}(?![\w-])")
+        found = [n for n, text in enumerate(lines, 1) if pattern.search(text.split("#", 1)[0] if path.suffix != ".jsonld" else text)]
+        if len(found) == 1:
+            report.issues[index] = replace(issue, source_line=found[0])
 
 
 def _validate_property_shape_in_bulk(
