@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from rdflib import RDF, BNode, Graph, Literal, URIRef
+from rdflib import OWL, RDF, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
@@ -73,6 +73,9 @@ class TermIndex:
         self.terms: dict[str, Term] = {}
         self.names: dict[tuple[str, str], set[str]] = {}  # (kind, normalised name) -> term IRIs
         self.kinds: dict[str, set[str]] = {}  # term IRI -> its kinds
+        self.properties = sorted(  # the model's properties, by name: what a record's fields may be
+            _local(str(p)) for kind in (OWL.ObjectProperty, OWL.DatatypeProperty)
+            for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
         for row in oxigraph_store(guideline).guideline_view.select("term-labels"):
             iri, kind = str(row["concept"]), str(row["kind"])
             term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
@@ -199,10 +202,41 @@ def review_patient_graph(graph: Graph, guideline: Guideline | None = None,
     """Settle, in place, what every format needs the same way (see the module text); returns ``graph``."""
     index = term_index(guideline or load_guideline())
     for patient in list(graph.subjects(RDF.type, JDM.Patient)):
+        _review_fields(graph, index, patient)
         for episode in list(graph.objects(patient, JDM.treatmentEpisode)):
             _review_episode(graph, index, episode)
         _review_predominant(graph, index, patient, predominant)
     return graph
+
+
+@cache
+def _record_fields() -> list[str]:
+    """The fields of a patient record (the properties the bundled JSON-LD context names)."""
+    from jdm_kg.loading import bundled_context
+
+    return sorted({str(v["@id"] if isinstance(v, dict) else v).split(":", 1)[-1]
+                   for k, v in bundled_context().items() if not k.startswith("@") and str(
+                       v["@id"] if isinstance(v, dict) else v).startswith("jdm:") and k[0].islower()})
+
+
+def _review_fields(graph: Graph, index: TermIndex, patient: Node) -> None:
+    """A field in jdm-kg's namespace that the model does not have (``jdm:bodyWeigth``), on the
+    record or one of its entries: taken out and reported with its value and the nearest field
+    (as JSON-LD keys are, before parsing)."""
+    known = set(index.properties)
+    nodes = [patient] + [o for o in graph.objects(patient, None) if isinstance(o, (BNode, URIRef)) and o != patient]
+    for node in nodes:
+        for p, o in list(graph.predicate_objects(node)):
+            name = str(p)[len(str(JDM)):] if str(p).startswith(str(JDM)) else None
+            if name is None or name in known:
+                continue
+            near = difflib.get_close_matches(name, _record_fields(), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}?" if near else "no known field is close"
+            shown = str(o) if isinstance(o, Literal) else (_local(str(o)) if isinstance(o, URIRef) else "[...]")
+            graph.remove((node, p, o))
+            add_issue(graph, node, URIRef(str(p)), None,
+                      f"{name!r} is not a field of a jdm-kg record ({hint}); check its spelling against the patient "
+                      f"vocabulary in the README; its value {shown} is not used.")
 
 
 def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:

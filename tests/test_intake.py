@@ -180,3 +180,13 @@ def test_converted_values_are_shown_rounded_and_kept_exact(tmp_path):
     assert issue.value == "~0.45"
     graph = load_patient_file(path)
     assert str(graph.value(next(graph.objects(None, JDM.bodyWeight)), JDM.value)) == "0.45359237"
+
+
+def test_a_turtle_field_the_model_does_not_have_is_reported_with_the_nearest_field(tmp_path):
+    path = tmp_path / "typo.ttl"
+    path.write_text(TURTLE.replace("{drug}", "methotrexate").replace("{predominant}", "; jdm:predominnt true ")
+                    .replace("jdm:sex", "jdm:bodyWeigth [ jdm:value 35 ; jdm:unit \"kg\" ] ; jdm:sex"), encoding="utf-8")
+    issues = [(i.severity, i.field, i.source_line) for i in validate_file(path).issues if "is not a field" in i.message]
+    assert issues == [("violation", "bodyWeigth", 5), ("violation", "hasManifestation.predominnt", 6)]
+    messages = " ".join(i.message for i in validate_file(path).issues)
+    assert "did you mean bodyWeight?" in messages and "did you mean predominant?" in messages
