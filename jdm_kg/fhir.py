@@ -144,14 +144,18 @@ class CodeMap:
 
     def by_name(self, codeable: Any, kinds: tuple[str, ...]) -> tuple[_Concept | None, str]:
         """The one concept of ``kinds`` that the CodeableConcept's text or a coding's display
-        names (labels and alternative labels, whole words; case, spacing and punctuation
-        insensitive), and the name it was matched on."""
+        names (labels and alternative labels; case, spacing and punctuation insensitive), and
+        the name it was matched on. A drug or a stop reason may be named among other words
+        ("Xeljanz 5 mg tablet", "stopped for side effects"); a condition or a test only by its
+        whole name: "no calcinosis" or "hepatitis B surface antibody" must not be read as one."""
         names = [getattr(codeable, "text", None)] + [c.display for c in getattr(codeable, "coding", None) or []]
         for name in [str(n) for n in names if n]:
             exact = self.names.named(name, kinds)
             if exact is not None:  # the graph's own label ("Inadequate response"): nothing to say
                 kind = next(k for k in kinds if self.names.is_a(exact.iri, k))
                 return self.concepts.get(f"{exact.iri} {kind}") or _Concept(exact.iri, exact.label, kind, True), ""
+            if not set(kinds) & _IN_WORDS:
+                continue
             found = self.names.mentioned(name, kinds)
             if len(found) == 1:
                 term = found[0]
@@ -168,6 +172,10 @@ class CodeMap:
             return concept, why, ""
         named, name = self.by_name(codeable, kinds)
         return named, why, name
+
+
+#: Kinds of concept that may be named among other words (see :meth:`CodeMap.by_name`).
+_IN_WORDS = frozenset(str(JDM[k]) for k in ("Drug", "TreatmentOutcome"))
 
 
 @cache
@@ -332,7 +340,9 @@ class _Importer:
             self.note(record, f"{where} status", f"{resource.status}; not used")
             return
         when = _day(resource.effectiveDateTime) or _day(getattr(resource.effectivePeriod, "start", None))
-        concept, why, name = self.codes.find(resource.code, _kind("BodyMeasure", "ScreeningTest", "ScreenedCondition"))
+        concept, why, name = self.codes.find(resource.code, _kind("BodyMeasure", "ScreeningTest"))
+        if concept is None:  # a code (a related match) for the condition a test is for; never by name
+            concept, _ = self.codes.lookup(resource.code, _kind("ScreenedCondition"))
         if concept is None:
             self.note(record, f"{where} code", why)
             return

@@ -190,3 +190,30 @@ def test_a_turtle_field_the_model_does_not_have_is_reported_with_the_nearest_fie
     assert issues == [("violation", "bodyWeigth", 5), ("violation", "hasManifestation.predominnt", 6)]
     messages = " ".join(i.message for i in validate_file(path).issues)
     assert "did you mean bodyWeight?" in messages and "did you mean predominant?" in messages
+
+
+def test_conditions_and_tests_are_matched_by_their_whole_name_only_drugs_and_reasons_among_words():
+    from jdm_kg.fhir import fhir_to_graph
+
+    def bundle(*resources):
+        return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "X", "birthDate": "2013-01-01"}}] + [{"resource": r} for r in resources]})
+
+    subject = {"reference": "Patient/X"}
+    graph = fhir_to_graph(bundle(
+        {"resourceType": "Condition", "id": "c1", "subject": subject, "code": {"text": "no calcinosis"}},
+        {"resourceType": "Condition", "id": "c2", "subject": subject, "code": {"text": "Calcinosis"}},
+        {"resourceType": "Observation", "id": "o1", "status": "final", "subject": subject, "effectiveDateTime": "2026-10-01",
+         "code": {"text": "Hepatitis B surface antibody"}, "interpretation": [{"text": "Positive"}]},
+        {"resourceType": "MedicationStatement", "id": "m1", "status": "stopped", "subject": subject,
+         "medicationCodeableConcept": {"text": "Xeljanz XR 11 mg tablet"}, "statusReason": [{"text": "stopped for side effects"}]},
+    ), "b.json")
+    assert [graph.value(f, JDM.manifestation) for f in graph.objects(None, JDM.hasManifestation)] == [JDMG.Calcinosis]
+    assert list(graph.objects(None, JDM.screening)) == []
+    episode = next(graph.objects(None, JDM.treatmentEpisode))
+    assert (graph.value(episode, JDM.drug), graph.value(episode, JDM.outcome)) == (JDMG.tofacitinib, JDM.Intolerance)
+    notes = sorted(str(n) for n in graph.objects(None, JDM.importNote))
+    assert "Condition/c1 code: no coding (text 'no calcinosis' only); not used" in notes
+    assert any(n.startswith("Observation/o1 code: no coding") for n in notes)
+    assert "MedicationStatement/m1 medicationCodeableConcept: matched 'Xeljanz XR 11 mg tablet' to tofacitinib by name" in notes
+    assert "MedicationStatement/m1 statusReason: matched 'stopped for side effects' to intolerance or adverse event by name" in notes
