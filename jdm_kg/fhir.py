@@ -13,14 +13,21 @@ What it reads:
 - Condition: the disease (-> diagnosis) or a manifestation (-> hasManifestation); the
   extension :data:`PREDOMINANT_EXTENSION` (valueBoolean) marks a predominant one.
 - Observation: body weight (LOINC 29463-7) and height (8302-2), converted to kg and cm from
-  UCUM units; screening tests (TB IGRA, hepatitis markers) with their result from
-  ``interpretation`` or a coded value.
-- MedicationStatement / MedicationRequest: the drug, the period, and the outcome: the
-  ``statusReason`` code, or Ongoing for an active one.
+  UCUM units; screening tests (``jdm:ScreeningTest``: IGRA, tuberculin, HBsAg, anti-HBc,
+  anti-HCV) with their result from ``interpretation`` and/or ``valueCodeableConcept`` (both
+  must agree); the result keeps its test (``jdm:screeningTest``) and condition.
+- MedicationStatement / MedicationRequest: the drug (a code, a contained or bundled
+  Medication, else its name), the period, and the outcome: the ``statusReason`` code or text,
+  or Ongoing for an active one. A drug the graph does not know is kept (``jdm:drugText``,
+  ``jdm:drugCode``); a stop reason that names no outcome is a ``jdm:inputIssue`` (a violation).
 
-Anything it cannot place (an unknown code, an unconvertible unit, a reference to nothing, a
-resource type it does not read) becomes a ``jdm:importNote`` on the patient, naming the
-resource and the field; validation reports each one as a warning. Nothing is dropped silently.
+Codes first (CURIEs such as ``HP:0001324`` too), names as a fallback (:meth:`CodeMap.by_name`,
+with a note). Anything it cannot place (an unknown code, an unconvertible unit, a reference to
+nothing, a resource type it does not read, an element it does not read) becomes a
+``jdm:importNote`` on the patient, naming the resource (id, else fullUrl, else its place) and
+the element; validation reports each one as a warning. Nothing is dropped silently:
+:func:`fhir_import` returns the account of every element (:class:`ImportAccount`), record-keeping
+elements (:data:`ADMINISTRATIVE`) aside.
 """
 
 from __future__ import annotations
