@@ -287,8 +287,9 @@ def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any]
         from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
         return review_patient(fhir_to_graph(text, str(path)), predominant)
-    return review_patient(parse_rdf_text(review_jsonld_text(text, str(path)) if fmt == "json-ld" else text, fmt,
-                                              str(path)), predominant)
+    if fmt == "json-ld":
+        text = review_jsonld_text(text, str(path))
+    return review_patient(parse_rdf_text(text, fmt, str(path)), predominant)
 
 
 def review_jsonld_text(text: str, source: str) -> str:
