@@ -26,7 +26,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import ValidationReport, patients_in, validate_graphs
+from jdm_kg.validation import ValidationReport, patients_in, summary_key, validate_graphs
 
 __all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
 
@@ -190,8 +190,8 @@ class Summary:
         for record in outcome.report.records:
             self.records += 1
             issues = outcome.report.issues_for(record)
-            violations = {f"{i.field}: {i.message}" for i in issues if i.severity == "violation"}
-            for warning in {f"{i.field}: {i.message}" for i in issues if i.severity == "warning"}:
+            violations = {summary_key(i) for i in issues if i.severity == "violation"}
+            for warning in {summary_key(i) for i in issues if i.severity == "warning"}:
                 self.warnings[warning] += 1
             if violations:
                 self.invalid += 1

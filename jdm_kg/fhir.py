@@ -414,7 +414,7 @@ class _Importer:
             return
         if len({o.iri for o, _ in outcomes}) > 1:
             said = ", ".join(f"{path} {o.label}" for o, path in outcomes)
-            self.note(record, where, f"{label} result is contradictory ({said}); not used: correct the source")
+            self.note(record, where, f"{label} result is contradictory ({said}): correct the source; not used")
             return
         self.use(where, *(path for _, path in outcomes))
         if why:

@@ -171,7 +171,7 @@ def describe_episode(graph: Graph, episode: Node, number: int | None = None) -> 
 
 
 def describe_screening(graph: Graph, screening: Node, number: int | None = None) -> str:
-    """``"screening 1 (hepatitis B surface antigen (HBsAg), 2026-10-01)"``"""
+    """``"screening 1 (HBsAgTest, 2026-10-01)"``: the test (else the condition) and the date."""
     test = graph.value(screening, JDM.screeningTest) or graph.value(screening, JDM.screenedFor)
     when = graph.value(screening, JDM.date)
     bits = [_local(str(test)) if test is not None else "condition not given"] + ([str(when)] if when is not None else [])

@@ -28,7 +28,7 @@ from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
 
-__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
+__all__ = ["Issue", "summary_key", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,21 @@ class Issue:
         entry = f"{self.entry}: " if self.entry else ""
         at = f"line {self.source_line}: " if self.source_line else ""
         return f"{source}: {self.severity}: record {self.record}: {at}{entry}{self.field}: {self.message}{value}"
+
+
+_RESOURCE_REF = re.compile(r"^([A-Z][A-Za-z]+)(?:/[^\s:]+|<[^>]*>|#entry\d+)")
+
+
+def summary_key(issue: Issue) -> str:
+    """What an issue counts as in a run's summary: its field and message, an import note
+    without the resource it names (``Condition/c7 onsetDateTime: not read`` counts as
+    ``Condition onsetDateTime: not read``), so that a registry's notes add up by kind.
+
+    >>> summary_key(Issue("warning", "P1", "importNote", None, "Condition/c7 onsetDateTime: not read by jdm-kg"))
+    'importNote: Condition onsetDateTime: not read by jdm-kg'
+    """
+    message = _RESOURCE_REF.sub(r"\1", issue.message) if issue.field == "importNote" else issue.message
+    return f"{issue.field}: {message}"
 
 
 @dataclass
