@@ -453,7 +453,7 @@ class _Importer:
                 medications.setdefault("(used)", set()).add(id(med))  # type: ignore[attr-defined]
                 if any(c is med for c in resource.contained or []):
                     self.use(where, "contained")
-        concept, why, name = self.codes.find(codeable, _kind("Drug"))
+        concept, _, name = self.codes.find(codeable, _kind("Drug"))
         self.use(where, path, "status")
         episode = self.node_for(entry)
         self.add(record.node, JDM.treatmentEpisode, episode)

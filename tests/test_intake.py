@@ -78,8 +78,8 @@ def test_a_drug_outside_the_guideline_is_kept_with_the_same_warning_in_every_for
         found.append(_drug_issues(path))
     assert found[0] == found[1] == found[2] == [(
         "warning", "treatmentEpisode.drug", "prednisolone",
-        "prednisolone is not a drug the guideline graph knows: the treatment is kept as another medication (in the record "
-        "and its history) but not reasoned about. If it is one of the guideline's drugs, name it (e.g. jdmg:tofacitinib).",
+        ("prednisolone is not a drug the guideline graph knows: the treatment is kept as another medication (in the record "
+         "and its history) but not reasoned about. If it is one of the guideline's drugs, name it (e.g. jdmg:tofacitinib)."),
         "treatment 1 (prednisolone, from 2025-09-01)")]
 
 
