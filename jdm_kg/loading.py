@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -98,6 +99,8 @@ class _IllTypedLiteral(logging.Filter):
 
 
 logging.getLogger("rdflib.term").addFilter(_IllTypedLiteral())
+# the same for a boolean such as "yes": rdflib warns, the shapes say "must be true or false"
+warnings.filterwarnings("ignore", message="Parsing weird boolean", category=UserWarning)
 
 
 #: pyoxigraph IRI or literal -> its rdflib term, for every file a process parses.
