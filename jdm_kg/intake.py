@@ -73,8 +73,8 @@ class TermIndex:
         self.terms: dict[str, Term] = {}
         self.names: dict[tuple[str, str], set[str]] = {}  # (kind, normalised name) -> term IRIs
         self.kinds: dict[str, set[str]] = {}  # term IRI -> its kinds
-        self.properties = sorted(  # the model's properties, by name: what a record's fields may be
-            _local(str(p)) for kind in (OWL.ObjectProperty, OWL.DatatypeProperty)
+        self.property_iris = frozenset(  # the model's properties: what a record's fields may be
+            p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty, RDF.Property)
             for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
         for row in oxigraph_store(guideline).guideline_view.select("term-labels"):
             iri, kind = str(row["concept"]), str(row["kind"])
@@ -201,8 +201,8 @@ def review_patient_graph(graph: Graph, guideline: Guideline | None = None,
                          predominant: tuple[URIRef, ...] = ()) -> Graph:
     """Settle, in place, what every format needs the same way (see the module text); returns ``graph``."""
     index = term_index(guideline or load_guideline())
+    _review_fields(graph, index)
     for patient in list(graph.subjects(RDF.type, JDM.Patient)):
-        _review_fields(graph, index, patient)
         for episode in list(graph.objects(patient, JDM.treatmentEpisode)):
             _review_episode(graph, index, episode)
         _review_predominant(graph, index, patient, predominant)
@@ -219,19 +219,17 @@ def _record_fields() -> list[str]:
                        v["@id"] if isinstance(v, dict) else v).startswith("jdm:") and k[0].islower()})
 
 
-def _review_fields(graph: Graph, index: TermIndex, patient: Node) -> None:
-    """A field in jdm-kg's namespace that the model does not have (``jdm:bodyWeigth``), on the
-    record or one of its entries: taken out and reported with its value and the nearest field
-    (as JSON-LD keys are, before parsing)."""
-    known = set(index.properties)
-    nodes = [patient] + [o for o in graph.objects(patient, None) if isinstance(o, (BNode, URIRef)) and o != patient]
-    for node in nodes:
-        for p, o in list(graph.predicate_objects(node)):
-            name = str(p)[len(str(JDM)):] if str(p).startswith(str(JDM)) else None
-            if name is None or name in known:
-                continue
-            near = difflib.get_close_matches(name, _record_fields(), n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]}?" if near else "no known field is close"
+def _review_fields(graph: Graph, index: TermIndex) -> None:
+    """A field in jdm-kg's namespace that the model does not have (``jdm:bodyWeigth``): taken
+    out and reported, on the entry it was on, with its value and the nearest record field (as
+    JSON-LD keys are, before parsing). One pass over the file's predicates."""
+    namespace = str(JDM)
+    unknown = {p for p in set(graph.predicates()) if str(p).startswith(namespace) and p not in index.property_iris}
+    for p in unknown:
+        name = str(p)[len(namespace):]
+        near = difflib.get_close_matches(name, _record_fields(), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else "no known field is close"
+        for node, o in list(graph.subject_objects(p)):
             shown = str(o) if isinstance(o, Literal) else (_local(str(o)) if isinstance(o, URIRef) else "[...]")
             graph.remove((node, p, o))
             add_issue(graph, node, URIRef(str(p)), None,
