@@ -18,9 +18,12 @@ from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.validation import ValidationReport, validate_file, validate_graph
 
 
-def recommend_file(path: str, engine: EngineChoice = "rdflib") -> tuple[ValidationReport, list[PatientResult]]:
-    """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON)."""
-    return recommend_graph(load_patient_file(path), str(path), engine=engine)
+def recommend_file(path: str, engine: EngineChoice = "rdflib",
+                   predominant: tuple[str, ...] | list[str] = ()) -> tuple[ValidationReport, list[PatientResult]]:
+    """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON);
+    ``predominant``: manifestations (names such as ``"SkinDisease"`` or ``"skin disease"``) to mark
+    predominant in every record."""
+    return recommend_graph(load_patient_file(path, predominant), str(path), engine=engine)
 
 
 __all__ = [

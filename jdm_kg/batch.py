@@ -26,7 +26,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import ValidationReport, patients_in, validate_graphs
+from jdm_kg.validation import ValidationReport, patients_in, summary_key, validate_graphs
 
 __all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
 
@@ -86,20 +86,22 @@ def _guideline_subjects(guideline: Guideline) -> frozenset[Node]:
 
 
 def process_files(
-    paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib"
+    paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib",
+    predominant: tuple[str, ...] = (),
 ) -> list[FileOutcome]:
     """Validate (``mode="validate"``) or validate and recommend (``"recommend"``) ``paths``.
 
     Files are read one by one (an unusable one gives an outcome with its error), then
     processed in groups (:func:`disjoint_groups`); with ``keep_shacl`` each file on its own,
-    so its SHACL report graph is its own.
+    so its SHACL report graph is its own. ``predominant``: manifestations marked predominant in
+    every record (``--predominant``).
     """
     guideline = load_guideline()
     outcomes: dict[str, FileOutcome] = {}
     loaded: list[tuple[str, Graph]] = []
     for path in paths:
         try:
-            graph = load_patient_file(path)
+            graph = load_patient_file(path, predominant)
             if not patients_in(graph):
                 raise _no_patient(path)
         except InputError as err:
@@ -118,17 +120,19 @@ def process_files(
     return [outcomes[p] for p in paths]
 
 
-def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib") -> FileOutcome:
+def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib",
+                 predominant: tuple[str, ...] = ()) -> FileOutcome:
     """:func:`process_files` for one file."""
-    return process_files([path], mode, keep_shacl, engine)[0]
+    return process_files([path], mode, keep_shacl, engine, predominant)[0]
 
 
-def _work(args: tuple[list[str], str, bool, str]) -> list[FileOutcome]:
+def _work(args: tuple[list[str], str, bool, str, tuple[str, ...]]) -> list[FileOutcome]:
     return process_files(*args)
 
 
 def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool = False,
-              progress: bool = False, engine: EngineChoice = "rdflib") -> Iterator[FileOutcome]:
+              progress: bool = False, engine: EngineChoice = "rdflib",
+              predominant: tuple[str, ...] = ()) -> Iterator[FileOutcome]:
     """Yield one :class:`FileOutcome` per file, in the order given.
 
     Files go to the workers in groups of :data:`GROUP_SIZE` (one SHACL run and one store load
@@ -136,7 +140,7 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
     """
     jobs = (os.cpu_count() or 1) if jobs <= 0 else jobs
     total = len(paths)
-    tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine) for i in range(0, total, GROUP_SIZE)]
+    tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine, predominant) for i in range(0, total, GROUP_SIZE)]
     done = 0
 
     def report(path: str) -> None:
@@ -186,8 +190,8 @@ class Summary:
         for record in outcome.report.records:
             self.records += 1
             issues = outcome.report.issues_for(record)
-            violations = {f"{i.field}: {i.message}" for i in issues if i.severity == "violation"}
-            for warning in {f"{i.field}: {i.message}" for i in issues if i.severity == "warning"}:
+            violations = {summary_key(i) for i in issues if i.severity == "violation"}
+            for warning in {summary_key(i) for i in issues if i.severity == "warning"}:
                 self.warnings[warning] += 1
             if violations:
                 self.invalid += 1

@@ -71,7 +71,7 @@ def _run(
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
-                      engine=_engine(args))
+                      engine=_engine(args), predominant=_predominant(args))
     for outcome in batch:
         summary.add(outcome)
         if outcome.error:
@@ -99,6 +99,15 @@ def _run(
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
+
+
+def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
+    """--predominant FEATURE[,FEATURE] (repeatable): the manifestations' names, checked (an
+    unknown one is a usage error with the nearest names)."""
+    from jdm_kg.intake import resolve_features
+
+    names = tuple(n.strip() for value in getattr(args, "predominant", None) or [] for n in value.split(",") if n.strip())
+    return tuple(str(f) for f in resolve_features(names)) if names else ()
 
 
 def _engine(args: argparse.Namespace) -> EngineChoice:
@@ -334,7 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def predominant_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--predominant", action="append", metavar="FEATURE[,FEATURE]",
+                       help="mark these manifestations predominant in every record of the run (e.g. SkinDisease or "
+                            "'skin disease'); for EHR data, which cannot say which feature is predominant")
+
     def batch_options(p: argparse.ArgumentParser, queries: bool = True) -> None:
+        predominant_option(p)
         p.add_argument("--summary", action="store_true",
                        help="print a summary table at the end (to stderr with --format json/jsonl/turtle)")
         p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes; 0 = one per core (default 1)")
@@ -376,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("drug", metavar="DRUG", nargs="?", help="one drug or option (e.g. rituximab)")
     p.add_argument("--patient-id", help="the record to explain, when the file holds several")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    predominant_option(p)
     engine_options(p)
     p.set_defaults(func=_cmd_explain)
 

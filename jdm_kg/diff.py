@@ -24,6 +24,7 @@ from rdflib.term import Node
 from jdm_kg.dosing import ComputedDose
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, compile_guideline, guideline_files
+from jdm_kg.intake import review_patient_graph
 from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.recommend import PatientResult, recommend_graph
 from jdm_kg.resources import resource_dir
@@ -170,7 +171,7 @@ def _results(paths: list[Path], guideline: Guideline) -> dict[str, dict[str, str
     out: dict[str, dict[str, str]] = {}
     for path in paths:
         try:
-            _, found = recommend_graph(load_rdf_file(path), str(path), guideline)
+            _, found = recommend_graph(review_patient_graph(load_rdf_file(path), guideline), str(path), guideline)
         except InputError:
             continue
         for result in found:

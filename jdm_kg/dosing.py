@@ -16,7 +16,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, getcontext
 from typing import Any
 
-__all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "ROUNDING_NOTE"]
+__all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "reading", "ROUNDING_NOTE"]
 
 getcontext().prec = 28
 
@@ -159,7 +159,7 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         if body.weight_kg is None:
             return ComputedDose(regimen, "missing-data", notes=[body.weight_problem or "no usable body weight"])
         factor = body.weight_kg
-        basis_text = f"weight {body.weight_kg} kg"
+        basis_text = f"weight {reading(body.weight_kg)} kg"
         formula = f"{regimen.dose_unit} × weight (kg)"
         used: tuple[str, ...] = ("weight",)
     elif regimen.basis == "m2":
@@ -167,7 +167,7 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         if body.bsa is None:
             return ComputedDose(regimen, "missing-data", notes=problems or ["no usable weight and height for BSA"])
         factor = body.bsa
-        basis_text = f"BSA {_bsa_text(body)} m² from {body.height_cm} cm and {body.weight_kg} kg"
+        basis_text = f"BSA {_bsa_text(body)} m² from {reading(body.height_cm)} cm and {reading(body.weight_kg)} kg"
         formula = f"{regimen.dose_unit} × BSA; {BSA_FORMULA}"
         used = ("weight", "height")
     else:
@@ -203,6 +203,16 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         uncapped_low=uncapped_low,
         uncapped_high=uncapped_high,
     )
+
+
+def reading(value: Decimal) -> str:
+    """A measure rounded to 0.1 for reading (the dose is worked out from the exact value).
+
+    >>> reading(Decimal("31.978262085")), reading(Decimal("35"))
+    ('32.0', '35')
+    """
+    rounded = value.quantize(_TENTH, rounding=ROUND_HALF_UP)
+    return str(value) if rounded == value else str(rounded)
 
 
 def _bsa_text(body: BodyMeasures) -> str:

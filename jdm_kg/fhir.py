@@ -13,23 +13,30 @@ What it reads:
 - Condition: the disease (-> diagnosis) or a manifestation (-> hasManifestation); the
   extension :data:`PREDOMINANT_EXTENSION` (valueBoolean) marks a predominant one.
 - Observation: body weight (LOINC 29463-7) and height (8302-2), converted to kg and cm from
-  UCUM units; screening tests (TB IGRA, hepatitis markers) with their result from
-  ``interpretation`` or a coded value.
-- MedicationStatement / MedicationRequest: the drug, the period, and the outcome: the
-  ``statusReason`` code, or Ongoing for an active one.
+  UCUM units; screening tests (``jdm:ScreeningTest``: IGRA, tuberculin, HBsAg, anti-HBc,
+  anti-HCV) with their result from ``interpretation`` and/or ``valueCodeableConcept`` (both
+  must agree); the result keeps its test (``jdm:screeningTest``) and condition.
+- MedicationStatement / MedicationRequest: the drug (a code, a contained or bundled
+  Medication, else its name), the period, and the outcome: the ``statusReason`` code or text,
+  or Ongoing for an active one. A drug the graph does not know is kept (``jdm:drugText``,
+  ``jdm:drugCode``); a stop reason that names no outcome is a ``jdm:inputIssue`` (a violation).
 
-Anything it cannot place (an unknown code, an unconvertible unit, a reference to nothing, a
-resource type it does not read) becomes a ``jdm:importNote`` on the patient, naming the
-resource and the field; validation reports each one as a warning. Nothing is dropped silently.
+Codes first (CURIEs such as ``HP:0001324`` too), names as a fallback (:meth:`CodeMap.by_name`,
+with a note). Anything it cannot place (an unknown code, an unconvertible unit, a reference to
+nothing, a resource type it does not read, an element it does not read) becomes a
+``jdm:importNote`` on the patient, naming the resource (id, else fullUrl, else its place) and
+the element; validation reports each one as a warning. Nothing is dropped silently:
+:func:`fhir_import` returns the account of every element (:class:`ImportAccount`), record-keeping
+elements (:data:`ADMINISTRATIVE`) aside.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
@@ -38,8 +45,9 @@ from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline
+from jdm_kg.intake import add_issue
 
-__all__ = ["fhir_to_graph", "PREDOMINANT_EXTENSION", "CodeMap"]
+__all__ = ["fhir_to_graph", "fhir_import", "ImportAccount", "PREDOMINANT_EXTENSION", "CodeMap", "ADMINISTRATIVE"]
 
 #: Extension (valueBoolean) on a Condition: this manifestation is predominant (guideline step 1).
 PREDOMINANT_EXTENSION = "https://w3id.org/jdm-kg/fhir/StructureDefinition/predominant"
@@ -58,30 +66,68 @@ _MEASURES = {
 _READ = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Medication")
 
 
+#: Record-keeping elements: who recorded what, when, in which encounter, and the resource's own
+#: metadata and narrative. They carry no fact the guideline uses, so they are neither read nor
+#: reported (every other element is either read or named in an import note).
+ADMINISTRATIVE = frozenset({
+    "resourceType", "id", "meta", "text", "implicitRules", "language", "identifier", "active", "subject", "patient",
+    "encounter", "context", "category", "recorder", "asserter", "recordedDate", "issued", "performer",
+    "informationSource", "requester", "dateAsserted", "intent", "reportedBoolean", "reportedReference",
+})
+
+
 @dataclass(frozen=True)
 class _Concept:
     iri: str
     label: str
     kind: str
     usable: bool
+    test_for: str | None = None
 
 
 class CodeMap:
-    """(FHIR system, code) -> guideline concepts, from the SKOS mappings in the graph."""
+    """(FHIR system, code) -> guideline concepts, from the SKOS mappings in the graph; names
+    (labels and alternative labels, :class:`~jdm_kg.intake.TermIndex`) as a fallback."""
 
     def __init__(self, guideline: Guideline) -> None:
         from jdm_kg.engines import oxigraph_store  # rdflib takes seconds on this query; Oxigraph, ms
+        from jdm_kg.intake import term_index
 
         self._codes: dict[tuple[str, str], list[_Concept]] = defaultdict(list)
         self.systems: dict[str, str] = {}  # FHIR system URI -> the code system's label
+        self.curies: dict[str, str] = {}  # CURIE prefix (HP, MONDO) -> FHIR system URI
+        self.concepts: dict[str, _Concept] = {}
         for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
             key = (str(row["system"]), str(row["code"]))
             self.systems[key[0]] = str(row.get("systemLabel", key[0]))
-            self._codes[key].append(_Concept(str(row["concept"]), str(row["conceptLabel"]), str(row["kind"]),
-                                             bool(row["usable"].toPython())))  # type: ignore[union-attr]
+            test_for = row.get("testFor")
+            concept = _Concept(str(row["concept"]), str(row["conceptLabel"]), str(row["kind"]),
+                               bool(row["usable"].toPython()), str(test_for) if test_for else None)  # type: ignore[union-attr]
+            self._codes[key].append(concept)
+            self.concepts.setdefault(f"{concept.iri} {concept.kind}", replace(concept, usable=True))
+        self.names = term_index(guideline)
+        self._curie_prefixes(guideline)
+
+    def _curie_prefixes(self, guideline: Guideline) -> None:
+        """A CURIE prefix is the IRI prefix's last segment: .../obo/HP_ -> HP, .../obo/MONDO_ -> MONDO."""
+        graph = guideline.graph
+        for system_node in graph.subjects(RDF.type, JDM.CodeSystem):
+            fhir_system, prefix = graph.value(system_node, JDM.fhirSystem), graph.value(system_node, JDM.iriPrefix)
+            if fhir_system is None or prefix is None or not str(prefix).endswith("_"):
+                continue
+            self.curies[str(prefix).rstrip("_").rsplit("/", 1)[-1].upper()] = str(fhir_system)
+
+    def _candidates(self, system: str, code: str) -> list[_Concept]:
+        found = self._codes.get((system, code), [])
+        if not found and ":" in code:  # a CURIE: HP:0001324, MONDO:0008054
+            prefix, rest = code.split(":", 1)
+            curie_system = self.curies.get(prefix.upper())
+            if curie_system and (not system or system == curie_system):
+                found = self._codes.get((curie_system, rest), [])
+        return found
 
     def lookup(self, codeable: Any, kinds: tuple[str, ...]) -> tuple[_Concept | None, str]:
-        """The concept of one of ``kinds`` a CodeableConcept maps to, or None and why not."""
+        """The concept of one of ``kinds`` a CodeableConcept maps to by code, or None and why not."""
         codings = list(getattr(codeable, "coding", None) or [])
         if not codings:
             text = getattr(codeable, "text", None)
@@ -90,11 +136,11 @@ class CodeMap:
         for coding in codings:
             system, code = str(coding.system or ""), str(coding.code or "")
             seen.append(f"{self.systems.get(system, system or '(no system)')} {code}")
-            for concept in self._codes.get((system, code), []):
+            for concept in self._candidates(system, code):
                 if concept.kind in kinds and concept.usable:
                     return concept, ""
         broader = [
-            c for coding in codings for c in self._codes.get((str(coding.system or ""), str(coding.code or "")), [])
+            c for coding in codings for c in self._candidates(str(coding.system or ""), str(coding.code or ""))
             if c.kind in kinds
         ]
         if broader:
@@ -102,6 +148,41 @@ class CodeMap:
         known = any(str(coding.system or "") in self.systems for coding in codings)
         why = "is not mapped to a guideline concept" if known else "is from a code system the guideline graph does not list"
         return None, f"{', '.join(seen)} {why}"
+
+    def by_name(self, codeable: Any, kinds: tuple[str, ...]) -> tuple[_Concept | None, str]:
+        """The one concept of ``kinds`` that the CodeableConcept's text or a coding's display
+        names (labels and alternative labels; case, spacing and punctuation insensitive), and
+        the name it was matched on. A drug or a stop reason may be named among other words
+        ("Xeljanz 5 mg tablet", "stopped for side effects"); a condition or a test only by its
+        whole name: "no calcinosis" or "hepatitis B surface antibody" must not be read as one."""
+        names = [getattr(codeable, "text", None)] + [c.display for c in getattr(codeable, "coding", None) or []]
+        for name in [str(n) for n in names if n]:
+            exact = self.names.named(name, kinds)
+            if exact is not None:  # the graph's own label ("Inadequate response"): nothing to say
+                kind = next(k for k in kinds if self.names.is_a(exact.iri, k))
+                return self.concepts.get(f"{exact.iri} {kind}") or _Concept(exact.iri, exact.label, kind, True), ""
+            if not set(kinds) & _IN_WORDS:
+                continue
+            found = self.names.mentioned(name, kinds)
+            if len(found) == 1:
+                term = found[0]
+                kind = next(k for k in kinds if self.names.is_a(term.iri, k))
+                concept = self.concepts.get(f"{term.iri} {kind}") or _Concept(term.iri, term.label, kind, True)
+                return concept, name
+        return None, ""
+
+    def find(self, codeable: Any, kinds: tuple[str, ...]) -> tuple[_Concept | None, str, str]:
+        """By code, else by name: (concept, why not by code, the name matched when it is not
+        exactly one of the concept's labels, else "")."""
+        concept, why = self.lookup(codeable, kinds)
+        if concept is not None or "broader than" in why:
+            return concept, why, ""
+        named, name = self.by_name(codeable, kinds)
+        return named, why, name
+
+
+#: Kinds of concept that may be named among other words (see :meth:`CodeMap.by_name`).
+_IN_WORDS = frozenset(str(JDM[k]) for k in ("Drug", "TreatmentOutcome"))
 
 
 @cache
@@ -121,6 +202,16 @@ def _day(value: Any) -> date | None:
     return None
 
 
+def _text_of(codeable: Any) -> str | None:
+    text = getattr(codeable, "text", None)
+    if text:
+        return str(text)
+    for coding in getattr(codeable, "coding", None) or []:
+        if coding.display:
+            return str(coding.display)
+    return None
+
+
 @dataclass
 class _Record:
     node: Node
@@ -129,12 +220,29 @@ class _Record:
     heights: list[tuple[date | None, Node, str]] = field(default_factory=list)
 
 
+@dataclass
+class ImportAccount:
+    """What became of each element of each resource (administrative ones aside): read into
+    the record (``used``) or named in an import note (``noted``). ``present`` is every element
+    the file has; nothing in ``present`` is in neither set."""
+
+    present: dict[str, set[str]] = field(default_factory=dict)
+    used: dict[str, set[str]] = field(default_factory=dict)
+    noted: dict[str, set[str]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """facts in (elements present), facts used, facts reported."""
+        return {"in": sum(len(v) for v in self.present.values()), "used": sum(len(v) for v in self.used.values()),
+                "reported": sum(len(v) for v in self.noted.values())}
+
+
 class _Importer:
     def __init__(self, codes: CodeMap) -> None:
         self.codes = codes
         self.graph = Graph()
         self.records: list[_Record] = []  # one per Patient resource
         self.patients: dict[str, _Record] = {}  # reference ("Patient/1", fullUrl) -> record
+        self.account = ImportAccount()
 
     # ---------------------------------------------------------------- helpers
     def node_for(self, entry: dict[str, Any]) -> Node:
@@ -144,7 +252,19 @@ class _Importer:
     def add(self, s: Node, p: URIRef, o: Node) -> None:
         self.graph.add((s, p, o))
 
-    def note(self, record: _Record | None, where: str, text: str) -> None:
+    def use(self, where: str, *elements: str) -> None:
+        present = self.account.present.get(where, set())
+        self.account.used.setdefault(where, set()).update(e for e in elements if e in present)
+
+    def note(self, record: _Record | None, where: str, text: str, elements: tuple[str, ...] | None = None) -> None:
+        """An import note on ``record`` (all records if None) about ``elements`` of resource
+        ``where`` (all its elements if None): ``where element: text``."""
+        resource = where.split(" ", 1)[0] if where.split(" ", 1)[0] in self.account.present else where
+        present = self.account.present.get(resource, set())
+        named = present - self.account.used.get(resource, set()) if elements is None else {e for e in elements if e in present}
+        self.account.noted.setdefault(resource, set()).update(named)
+        if elements is None and not text.endswith("not used"):
+            text += "; not used"  # the whole resource: every element it has is in this note
         for target in [record] if record else self.records:
             target.notes.append(f"{where}: {text}")
 
@@ -161,7 +281,7 @@ class _Importer:
         return record
 
     # ---------------------------------------------------------------- resources
-    def patient(self, resource: Any, entry: dict[str, Any], record_date: date | None) -> None:
+    def patient(self, resource: Any, entry: dict[str, Any], record_date: date | None, where: str) -> None:
         node = self.node_for(entry)
         record = _Record(node)
         self.records.append(record)
@@ -169,13 +289,15 @@ class _Importer:
             self.patients[key] = record
         identifiers = [i.value for i in (resource.identifier or []) if i.value]
         self.add(node, RDF.type, JDM.Patient)
-        pid = identifiers[0] if identifiers else resource.id
+        pid = identifiers[0] if identifiers else resource.id or entry.get("fullUrl")
         if pid:
             self.add(node, JDM.patientId, Literal(str(pid)))
         if resource.birthDate:
             self.add(node, JDM.birthDate, Literal(resource.birthDate, datatype=XSD.date))
+            self.use(where, "birthDate")
         if resource.gender:
             self.add(node, JDM.sex, Literal(str(resource.gender)))
+            self.use(where, "gender")
         if record_date:
             self.add(node, JDM.recordDate, Literal(record_date, datatype=XSD.date))
 
@@ -189,22 +311,33 @@ class _Importer:
         if _status(resource.clinicalStatus) in ("inactive", "remission", "resolved"):
             self.note(record, f"{where} clinicalStatus", f"{_status(resource.clinicalStatus)}: only current conditions count; not used")
             return
-        concept, why = self.codes.lookup(resource.code, _kind("Disease", "Manifestation"))
+        self.use(where, "verificationStatus", "clinicalStatus")
+        concept, why, name = self.codes.find(resource.code, _kind("Disease", "Manifestation"))
         if concept is None:
             self.note(record, f"{where} code", why)
             return
+        self.use(where, "code")
+        if name:
+            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name")
         if concept.kind == str(JDM.Disease):
             self.add(record.node, JDM.diagnosis, URIRef(concept.iri))
             return
         finding = self.node_for(entry)
         self.add(record.node, JDM.hasManifestation, finding)
         self.add(finding, JDM.manifestation, URIRef(concept.iri))
+        others = []
         for ext in resource.extension or []:
             if ext.url == PREDOMINANT_EXTENSION:
                 if isinstance(ext.valueBoolean, bool):
                     self.add(finding, JDM.predominant, Literal(ext.valueBoolean))
-                else:
-                    self.note(record, f"{where} extension(predominant)", "needs valueBoolean true or false; not used")
+                    continue
+                self.note(record, f"{where} extension(predominant)", "needs valueBoolean true or false; not used", ())
+            else:
+                others.append(str(ext.url))
+        if others:
+            self.note(record, f"{where} extension", f"{', '.join(others)} not read by jdm-kg", ("extension",))
+        else:
+            self.use(where, "extension")
 
     def observation(self, resource: Any, entry: dict[str, Any], where: str) -> None:
         record = self.subject(resource, where)
@@ -214,12 +347,19 @@ class _Importer:
             self.note(record, f"{where} status", f"{resource.status}; not used")
             return
         when = _day(resource.effectiveDateTime) or _day(getattr(resource.effectivePeriod, "start", None))
-        concept, why = self.codes.lookup(resource.code, _kind("BodyMeasure", "ScreenedCondition"))
+        concept, why, name = self.codes.find(resource.code, _kind("BodyMeasure", "ScreeningTest"))
+        if concept is None:  # a code (a related match) for the condition a test is for; never by name
+            concept, _ = self.codes.lookup(resource.code, _kind("ScreenedCondition"))
         if concept is None:
             self.note(record, f"{where} code", why)
-        elif concept.iri in _MEASURES:
+            return
+        if name:
+            record.notes.append(f"{where} code: matched {name!r} to {concept.label} by name")
+        if concept.iri in _MEASURES:
+            self.use(where, "code", "status", "effectiveDateTime", "effectivePeriod")
             self.measure(record, resource, entry, where, concept, when)
-        elif concept.kind == str(JDM.ScreenedCondition):
+        elif concept.kind in _kind("ScreeningTest", "ScreenedCondition"):
+            self.use(where, "code", "status", "effectiveDateTime", "effectivePeriod")
             self.screening(record, resource, entry, where, concept, when)
         else:
             self.note(record, f"{where} code", f"{concept.label} is not read from FHIR; not used")
@@ -229,14 +369,15 @@ class _Importer:
         _, unit, factors = _MEASURES[concept.iri]
         quantity = resource.valueQuantity
         if quantity is None or quantity.value is None:
-            self.note(record, f"{where} valueQuantity", f"{concept.label} has no numeric value; not used")
+            self.note(record, f"{where} valueQuantity", f"{concept.label} has no numeric value; not used", None)
             return
         code = quantity.code if quantity.system in (UCUM, None) and quantity.code else quantity.unit
         factor = factors.get(str(code)) if code else None
         if factor is None:
             self.note(record, f"{where} valueQuantity.code",
-                      f"unit {code!r} cannot be converted to {unit} (UCUM {', '.join(factors)}); not used")
+                      f"unit {code!r} cannot be converted to {unit} (UCUM {', '.join(factors)}); not used", None)
             return
+        self.use(where, "valueQuantity")
         value = Decimal(str(quantity.value)) * factor
         node = self.node_for(entry)
         self.add(node, JDM.value, Literal(value, datatype=XSD.decimal))
@@ -247,21 +388,43 @@ class _Importer:
 
     def screening(self, record: _Record, resource: Any, entry: dict[str, Any], where: str, concept: _Concept,
                   when: date | None) -> None:
-        outcome, why = None, "no interpretation or coded value"
-        for codeable, path in [(c, "interpretation") for c in resource.interpretation or []] + (
-            [(resource.valueCodeableConcept, "valueCodeableConcept")] if resource.valueCodeableConcept else []
-        ):
-            outcome, why = self.codes.lookup(codeable, _kind("ScreeningOutcome"))
-            if outcome:
-                break
-            why = f"{path}: {why}"
-        if outcome is None:
-            self.note(record, f"{where}", f"{concept.label} screening result not readable ({why}); not used")
+        outcomes: list[tuple[_Concept, str]] = []
+        why = []
+        sources = [(c, "interpretation") for c in resource.interpretation or []]
+        if resource.valueCodeableConcept:
+            sources.append((resource.valueCodeableConcept, "valueCodeableConcept"))
+        for codeable, path in sources:
+            outcome, not_by_code, name = self.codes.find(codeable, _kind("ScreeningOutcome"))
+            if outcome is None:
+                why.append(f"{path}: {not_by_code}")
+            else:
+                outcomes.append((outcome, path))
+                if name:
+                    record.notes.append(f"{where} {path}: matched {name!r} to {outcome.label} by name")
+        if resource.valueString:
+            outcome = self.codes.names.named(str(resource.valueString), _kind("ScreeningOutcome"))
+            if outcome is None:
+                why.append(f"valueString {resource.valueString!r} is not positive, negative or indeterminate")
+            else:
+                outcomes.append((_Concept(outcome.iri, outcome.label, str(JDM.ScreeningOutcome), True), "valueString"))
+        condition = concept.test_for or concept.iri
+        label = concept.label
+        if not outcomes:
+            self.note(record, where, f"{label} result not readable ({'; '.join(why) or 'no interpretation or coded value'}); not used")
             return
+        if len({o.iri for o, _ in outcomes}) > 1:
+            said = ", ".join(f"{path} {o.label}" for o, path in outcomes)
+            self.note(record, where, f"{label} result is contradictory ({said}): correct the source; not used")
+            return
+        self.use(where, *(path for _, path in outcomes))
+        if why:
+            self.note(record, where, f"{label}: {'; '.join(why)}", ("interpretation", "valueCodeableConcept", "valueString"))
         node = self.node_for(entry)
         self.add(record.node, JDM.screening, node)
-        self.add(node, JDM.screenedFor, URIRef(concept.iri))
-        self.add(node, JDM.result, URIRef(outcome.iri))
+        self.add(node, JDM.screenedFor, URIRef(condition))
+        if concept.kind == str(JDM.ScreeningTest):
+            self.add(node, JDM.screeningTest, URIRef(concept.iri))
+        self.add(node, JDM.result, URIRef(outcomes[0][0].iri))
         if when:
             self.add(node, JDM.date, Literal(when, datatype=XSD.date))
 
@@ -275,26 +438,46 @@ class _Importer:
         codeable, path = resource.medicationCodeableConcept, "medicationCodeableConcept"
         if codeable is None and resource.medicationReference is not None:
             path = "medicationReference"
-            med = medications.get(str(resource.medicationReference.reference))
+            reference = str(resource.medicationReference.reference)
+            med = medications.get(reference) or next(
+                (c for c in resource.contained or [] if reference == f"#{c.id}" and c.get_resource_type() == "Medication"), None)
             codeable = getattr(med, "code", None)
             if codeable is None:
-                self.note(record, f"{where} {path}",
-                          f"{resource.medicationReference.reference!r} is not a Medication with a code in this file; not used")
-                return
-        concept, why = self.codes.lookup(codeable, _kind("Drug"))
-        if concept is None:
-            self.note(record, f"{where} {path}", why)
-            return
+                display = resource.medicationReference.display
+                if not display:
+                    self.note(record, f"{where} {path}",
+                              f"{reference!r} is not a Medication with a code in this file; not used")
+                    return
+                codeable = _Text(str(display))
+            else:
+                medications.setdefault("(used)", set()).add(id(med))  # type: ignore[attr-defined]
+                if any(c is med for c in resource.contained or []):
+                    self.use(where, "contained")
+        concept, _, name = self.codes.find(codeable, _kind("Drug"))
+        self.use(where, path, "status")
         episode = self.node_for(entry)
         self.add(record.node, JDM.treatmentEpisode, episode)
-        self.add(episode, JDM.drug, URIRef(concept.iri))
+        if concept is not None:
+            self.add(episode, JDM.drug, URIRef(concept.iri))
+            if name:
+                record.notes.append(f"{where} {path}: matched {name!r} to {concept.label} by name")
+        else:
+            text = _text_of(codeable)
+            codes = [f"{c.system or ''}|{c.code}" for c in getattr(codeable, "coding", None) or [] if c.code]
+            self.add(episode, JDM.drugText, Literal(text or (codes[0] if codes else "medication without name")))
+            for code in codes:
+                self.add(episode, JDM.drugCode, Literal(code))
         if resource.get_resource_type() == "MedicationStatement":
             period = resource.effectivePeriod
             start = _day(getattr(period, "start", None)) or _day(resource.effectiveDateTime)
             end = _day(getattr(period, "end", None))
+            self.use(where, "effectivePeriod", "effectiveDateTime")
         else:
             start = _day(resource.authoredOn)
             end = _day(getattr(getattr(resource.dispenseRequest, "validityPeriod", None), "end", None))
+            self.use(where, "authoredOn")
+            if end:
+                self.use(where, "dispenseRequest")
         if start:
             self.add(episode, JDM.startDate, Literal(start, datatype=XSD.date))
         if end:
@@ -302,30 +485,65 @@ class _Importer:
         reasons = list(resource.statusReason or []) if isinstance(resource.statusReason, list) else (
             [resource.statusReason] if resource.statusReason else [])
         for reason in reasons:
-            outcome, why = self.codes.lookup(reason, _kind("TreatmentOutcome"))
+            outcome, not_by_code, name = self.codes.find(reason, _kind("TreatmentOutcome"))
             if outcome:
+                self.use(where, "statusReason")
                 self.add(episode, JDM.outcome, URIRef(outcome.iri))
+                if name:
+                    record.notes.append(f"{where} statusReason: matched {name!r} to {outcome.label} by name")
                 return
-            self.note(record, f"{where} statusReason", why)
+        if reasons:
+            said = _text_of(reasons[0]) or not_by_code
+            self.use(where, "statusReason")
+            add_issue(self.graph, episode, JDM.outcome, said,
+                      f"{where} statusReason {said!r} names no treatment outcome ({self.codes.names.suggestion(said, _kind('TreatmentOutcome'))}): "
+                      "code it (SNOMED CT 266721009 not effective, 407563006 not tolerated; or jdm-kg's InadequateResponse, "
+                      "LossOfResponse, Intolerance, StoppedOtherReason) or write one of those in its text.")
+            return
         if resource.status == "active":
             self.add(episode, JDM.outcome, JDM.Ongoing)
+
+    def unread(self, where: str, record: _Record | None) -> None:
+        """One note naming the elements of ``where`` neither read nor noted yet."""
+        left = self.account.present.get(where, set()) - self.account.used.get(where, set()) - self.account.noted.get(where, set())
+        if left:
+            self.note(record, f"{where} {', '.join(sorted(left))}", "not read by jdm-kg", tuple(left))
 
     # ---------------------------------------------------------------- finish
     def finish(self) -> Graph:
         for record in self.records:
-            for values, prop, label in ((record.weights, JDM.bodyWeight, "body weight"),
-                                        (record.heights, JDM.bodyHeight, "body height")):
+            for values, prop, label, unit in ((record.weights, JDM.bodyWeight, "body weight", "kg"),
+                                              (record.heights, JDM.bodyHeight, "body height", "cm")):
                 if not values:
                     continue
                 values.sort(key=lambda v: (v[0] is not None, v[0] or date.min))
                 latest = values[-1]
                 self.add(record.node, prop, latest[1])
                 for when, node, where in values[:-1]:
+                    value = self.graph.value(node, JDM.value)
                     self.graph.remove((node, None, None))
-                    record.notes.append(f"{where}: an older {label} ({when or 'undated'}); the latest ({latest[0]}) is used")
+                    self.account.used.get(where, set()).discard("valueQuantity")
+                    self.account.noted.setdefault(where, set()).add("valueQuantity")
+                    shown = _rounded(value)
+                    record.notes.append(f"{where} valueQuantity: an older {label} ({shown} {unit}, {when or 'undated'}); the latest ({latest[0]}) is used")
             for text in record.notes:
                 self.add(record.node, JDM.importNote, Literal(text))
         return self.graph
+
+
+@dataclass
+class _Text:
+    """A medication known only by a reference's display text."""
+
+    text: str
+    coding: tuple[()] = ()
+
+
+def _rounded(value: Any) -> str:
+    try:
+        return f"{Decimal(str(value)).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP).normalize():f}"
+    except Exception:  # noqa: BLE001 (a note never fails the import)
+        return str(value)
 
 
 def _status(codeable: Any) -> str | None:
@@ -375,6 +593,20 @@ def _pydantic_message(err: Any, document: dict[str, Any]) -> str:
 
 def fhir_to_graph(text: str, source: str, guideline: Guideline | None = None) -> Graph:
     """The patient graph for FHIR R4 JSON ``text`` (read from ``source``)."""
+    return fhir_import(text, source, guideline)[0]
+
+
+def _where(kind: str, resource: Any, entry: dict[str, Any], index: int) -> str:
+    """How notes name a resource: ``Condition/c1``, else its fullUrl, else its place in the file."""
+    if resource.id:
+        return f"{kind}/{resource.id}"
+    if entry.get("fullUrl"):
+        return f"{kind}<{entry['fullUrl']}>"
+    return f"{kind}#entry{index + 1}"
+
+
+def fhir_import(text: str, source: str, guideline: Guideline | None = None) -> tuple[Graph, ImportAccount]:
+    """:func:`fhir_to_graph`, with the account of what became of every element of every resource."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:
@@ -383,22 +615,27 @@ def fhir_to_graph(text: str, source: str, guideline: Guideline | None = None) ->
         raise InputError(source, "FHIR JSON must be one resource (an object with resourceType)")
     entries, record_date = _resources(document, source)
     importer = _Importer(_code_map(guideline or load_guideline()))
-    patients = [e for e in entries if e["resource"].get_resource_type() == "Patient"]
-    if not patients:
-        raise InputError(source, "no FHIR Patient resource: jdm-kg needs the Patient the record is about")
-    for entry in patients:
-        importer.patient(entry["resource"], entry, record_date)
-    medications = {}
-    for entry in entries:
-        resource = entry["resource"]
-        if resource.get_resource_type() == "Medication":
-            for key in (f"Medication/{resource.id}", entry.get("fullUrl"), f"#{resource.id}"):
-                if key:
-                    medications[str(key)] = resource
-    for entry in entries:
+    named = []
+    for index, entry in enumerate(entries):
         resource = entry["resource"]
         kind = resource.get_resource_type()
-        where = f"{kind}/{resource.id or '(no id)'}"
+        where = _where(kind, resource, entry, index)
+        named.append((entry, resource, kind, where))
+        raw = entry.get("raw") or {}
+        importer.account.present[where] = {k for k in raw if k not in ADMINISTRATIVE}
+    patients = [n for n in named if n[2] == "Patient"]
+    if not patients:
+        raise InputError(source, "no FHIR Patient resource: jdm-kg needs the Patient the record is about")
+    for entry, resource, _, where in patients:
+        importer.patient(resource, entry, record_date, where)
+    medications: dict[str, Any] = {}
+    for entry, resource, kind, _ in named:
+        if kind == "Medication":
+            for key in (f"Medication/{resource.id}" if resource.id else None, entry.get("fullUrl"),
+                        f"#{resource.id}" if resource.id else None):
+                if key:
+                    medications[str(key)] = resource
+    for entry, resource, kind, where in named:
         if kind == "Condition":
             importer.condition(resource, entry, where)
         elif kind == "Observation":
@@ -407,4 +644,14 @@ def fhir_to_graph(text: str, source: str, guideline: Guideline | None = None) ->
             importer.medication(resource, entry, where, medications)
         elif kind not in _READ:
             importer.note(None, where, f"{kind} resources are not read by jdm-kg; not used")
-    return importer.finish()
+    used_meds = medications.get("(used)", set())
+    for entry, resource, kind, where in named:
+        record = importer.records[0] if len(importer.records) == 1 else None
+        if kind == "Medication":
+            if id(resource) in used_meds:
+                importer.use(where, "code")
+            else:
+                importer.note(record, where, "no MedicationStatement or MedicationRequest of this file refers to it; not used")
+        if kind in _READ:
+            importer.unread(where, record)
+    return importer.finish(), importer.account

@@ -8,8 +8,10 @@ or ``@import`` is refused with an :class:`~jdm_kg.errors.InputError`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -21,7 +23,8 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES",
+           "review_jsonld_text", "review_patient"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -85,6 +88,19 @@ def _first_line(message: str) -> str:
 
 
 _FAST_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES"}
+
+
+class _IllTypedLiteral(logging.Filter):
+    """rdflib logs a traceback for a literal whose text is not of its datatype (a birth date
+    2012-13-40); the shapes report that value as one clean violation, so the log is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to convert Literal lexical form")
+
+
+logging.getLogger("rdflib.term").addFilter(_IllTypedLiteral())
+# the same for a boolean such as "yes": rdflib warns, the shapes say "must be true or false"
+warnings.filterwarnings("ignore", message="Parsing weird boolean", category=UserWarning)
 
 
 #: pyoxigraph IRI or literal -> its rdflib term, for every file a process parses.
@@ -262,14 +278,41 @@ def is_fhir(text: str) -> bool:
     return head.startswith("{") and '"resourceType"' in head and '"@context"' not in head
 
 
-def load_patient_file(path: str | Path) -> Graph:
+def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
     """Read a patient file: Turtle, N-Triples, JSON-LD, or FHIR R4 JSON (a Bundle or a resource),
-    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`."""
+    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`; then reviewed the same way
+    whatever the format (:func:`review_patient`). ``predominant``: manifestations (IRIs or
+    names) to mark predominant in every record of the file."""
     path = Path(path)
     fmt = _format_of(path)
     text = _read_text(path)
     if fmt == "json-ld" and is_fhir(text):
         from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
-        return fhir_to_graph(text, str(path))
-    return parse_rdf_text(text, fmt, str(path))
+        return review_patient(fhir_to_graph(text, str(path)), predominant)
+    if fmt == "json-ld":
+        text = review_jsonld_text(text, str(path))
+    return review_patient(parse_rdf_text(text, fmt, str(path)), predominant)
+
+
+def review_jsonld_text(text: str, source: str) -> str:
+    """A JSON-LD patient record that uses the bundled context, with every key and term value
+    checked against the vocabulary (:func:`jdm_kg.intake.review_jsonld_document`); other text
+    as given (the parser then reports it)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    contexts = [d.get("@context") for d in (document if isinstance(document, list) else [document]) if isinstance(d, dict)]
+    if not contexts or any(not isinstance(c, str) or c.rstrip("#/") != CONTEXT_IRI for c in contexts):
+        return text  # an inline or other context: the shapes check the terms it gives
+    from jdm_kg.intake import review_jsonld_document
+
+    return json.dumps(review_jsonld_document(document, bundled_context()))
+
+
+def review_patient(graph: Graph, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
+    """What every patient graph goes through after parsing (:func:`jdm_kg.intake.review_patient_graph`)."""
+    from jdm_kg.intake import resolve_features, review_patient_graph
+
+    return review_patient_graph(graph, predominant=resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant]))

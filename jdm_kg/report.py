@@ -11,7 +11,7 @@ from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg import __version__
-from jdm_kg.dosing import ROUNDING_NOTE
+from jdm_kg.dosing import ROUNDING_NOTE, reading as _reading
 from jdm_kg.guideline import JDM, JDMG, Guideline
 from jdm_kg.recommend import OptionAssessment, PatientResult, Provenance, Reason
 from jdm_kg.validation import ValidationReport
@@ -159,8 +159,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     b: list[_Block] = [("title", f"Patient {result.record.patient_id} ({result.source}); guideline "
                                  f"{result.guideline_version}; as of {result.as_of}")]
     for issue in result.issues:
-        value = f" (value: {issue.value})" if issue.value not in (None, "") else ""
-        b.append(("line", f"{issue.severity}: {issue.field}: {issue.message}{value}"))
+        b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
     b.append(("line", result.applicability))
     if not result.applicable:
         return b
@@ -170,9 +169,11 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         b.append(("line", "Treatments: " + "; ".join(e.text() for e in result.history)))
     if result.body:
         body = result.body
-        bits = [
-            f"weight {body.weight_kg} kg ({body.weight_date})" if body.weight_kg is not None else f"weight: {body.weight_problem}",
-            f"height {body.height_cm} cm ({body.height_date})" if body.height_cm is not None else f"height: {body.height_problem}",
+        bits = [  # rounded for reading; doses are worked out from the exact values
+            f"weight {_reading(body.weight_kg)} kg ({body.weight_date})" if body.weight_kg is not None
+            else f"weight: {body.weight_problem}",
+            f"height {_reading(body.height_cm)} cm ({body.height_date})" if body.height_cm is not None
+            else f"height: {body.height_problem}",
         ]
         if body.bsa is not None:
             bits.append(f"BSA {body.bsa.quantize(Decimal('0.01'))} m² (Mosteller 1987)")

@@ -6,9 +6,11 @@ Violations block a recommendation for that record; warnings do not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 from pyshacl import validate as shacl_validate
 from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
 from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
-from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
+from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.engines import oxigraph_answered
 from jdm_kg.guideline import JDM, Guideline, load_guideline
@@ -26,7 +28,7 @@ from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
 
-__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
+__all__ = ["Issue", "summary_key", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,29 @@ class Issue:
     field: str
     value: str | None
     message: str
+    entry: str | None = None  # the treatment or screening result it is in: "treatment 2 (prednisolone, from 2025-09-01)"
+    source_line: int | None = None  # the line of the file it is on, where the file has lines and only one fits
 
     def line(self, source: str) -> str:
         value = f" (value: {self.value})" if self.value is not None else ""
-        return f"{source}: {self.severity}: record {self.record}: {self.field}: {self.message}{value}"
+        entry = f"{self.entry}: " if self.entry else ""
+        at = f"line {self.source_line}: " if self.source_line else ""
+        return f"{source}: {self.severity}: record {self.record}: {at}{entry}{self.field}: {self.message}{value}"
+
+
+_RESOURCE_REF = re.compile(r"^([A-Z][A-Za-z]+)(?:/[^\s:]+|<[^>]*>|#entry\d+)")
+
+
+def summary_key(issue: Issue) -> str:
+    """What an issue counts as in a run's summary: its field and message, an import note
+    without the resource it names (``Condition/c7 onsetDateTime: not read`` counts as
+    ``Condition onsetDateTime: not read``), so that a registry's notes add up by kind.
+
+    >>> summary_key(Issue("warning", "P1", "importNote", None, "Condition/c7 onsetDateTime: not read by jdm-kg"))
+    'importNote: Condition onsetDateTime: not read by jdm-kg'
+    """
+    message = _RESOURCE_REF.sub(r"\1", issue.message) if issue.field == "importNote" else issue.message
+    return f"{issue.field}: {message}"
 
 
 @dataclass
@@ -98,21 +119,39 @@ def _short(node: Node) -> str:
 
 def _owner(
     data: Graph, guideline: Graph, node: Node, patients: dict[Node, Any]
-) -> tuple[Node | None, list[str]]:
+) -> tuple[Node | None, list[str], Node | None]:
     """Walk up from ``node`` to the patient record it belongs to, through the patient triples of
-    ``data`` (those not in ``guideline``); return that node and the path names."""
+    ``data`` (those not in ``guideline``); return that node, the path names and the entry of the
+    record the walk came through (a treatment, a screening result), if any."""
     trail: list[str] = []
     seen: set[Node] = set()
-    current = node
+    current, entry = node, None
     while current not in patients and current not in seen:
         seen.add(current)
         parents = [(s, p) for s, p in data.subject_predicates(current) if (s, p, current) not in guideline]
         if not parents:
-            return None, trail
+            return None, trail, None
         subject, predicate = parents[0]
         trail.insert(0, _local(predicate))
-        current = subject
-    return (current if current in patients else None), trail
+        current, entry = subject, current
+    return (current if current in patients else None), trail, entry
+
+
+def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
+    """``"treatment 2 (prednisolone, from 2025-09-01)"`` or ``"screening 1 (hepatitis B, 2026-10-01)"``
+    for an entry of the record: numbered by date (undated last), then by name."""
+    if entry is None:
+        return None
+    from jdm_kg.intake import describe_episode, describe_screening
+
+    for prop, describe in ((JDM.treatmentEpisode, describe_episode), (JDM.screening, describe_screening)):
+        if (patient, prop, entry) in data:
+            entries = [e for e in data.objects(patient, prop) if not isinstance(e, Literal)]
+            date_of = JDM.startDate if prop == JDM.treatmentEpisode else JDM.date
+            entries.sort(key=lambda e: (data.value(e, date_of) is None, str(data.value(e, date_of) or ""),
+                                        describe(data, e)))
+            return describe(data, entry, entries.index(entry) + 1) if entry in entries else None
+    return None
 
 
 def _local(term: Node) -> str:
@@ -127,10 +166,22 @@ def _value_text(value: Node | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, Literal):
-        return str(value)
+        return _readable(value)
     if isinstance(value, BNode):
         return None
     return _local(value)
+
+
+def _readable(value: Literal) -> str:
+    """A literal as text; a decimal with more than 3 places (a converted weight, 31.978262085)
+    rounded to 2 for reading, marked with ~ (the exact value stays in the graph)."""
+    text = str(value)
+    if value.datatype in (XSD.decimal, XSD.double) and "." in text and len(text.split(".")[1]) > 3:
+        try:
+            return f"~{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+        except InvalidOperation:
+            return text
+    return text
 
 
 def validate_graph(
@@ -169,15 +220,17 @@ def validate_graphs(
     if keep_shacl:
         for report in reports:
             report.shacl_report = results
-    seen: set[tuple[int, str, str, str, str | None, str]] = set()
+    seen: set[tuple[int, str, str, str, str | None, str, str | None]] = set()
     for result in results.subjects(RDF.type, SH.ValidationResult):
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
-        owner_node, trail = _owner(data, guideline.graph, focus, record_report) if focus is not None else (None, [])
+        owner_node, trail, entry = _owner(data, guideline.graph, focus, record_report) if focus is not None else (None, [], None)
+        entry_name = None
         if owner_node is not None:
             owner, report = record_report[owner_node]
             record = owner.patient_id
+            entry_name = _entry_name(data, owner_node, entry)
         else:
             report = _report_holding(focus, sources, reports)
             record = _short(focus) if focus is not None else "?"
@@ -186,14 +239,42 @@ def validate_graphs(
         message = messages[0] if messages else "does not conform"
         raw_value = results.value(result, SH.value)
         value = None if raw_value == focus else _value_text(raw_value)
-        key = (id(report), severity, record, field_name, value, message)
+        key = (id(report), severity, record, field_name, value, message, entry_name)
         if key in seen:
             continue
         seen.add(key)
-        report.issues.append(Issue(severity, record, field_name, value, message))
+        report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
     for report in reports:
-        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message, i.value or ""))
+        report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.entry or "", i.message,
+                                          i.value or ""))
+        _add_lines(report)
     return reports
+
+
+#: Fields whose name says nothing about where in the file the problem is.
+_NO_LINE_FIELDS = {"record", "importNote"}
+
+
+def _add_lines(report: ValidationReport) -> None:
+    """Give each issue of a Turtle or JSON-LD file the line it is on, where exactly one line of
+    the file holds its value (or, for a field that should not be there, the field's name)."""
+    path = Path(report.source)
+    if not report.issues or path.suffix.lower() not in (".ttl", ".nt", ".jsonld"):
+        return
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for index, issue in enumerate(report.issues):
+        last = issue.field.rsplit(".", 1)[-1]
+        wanted = issue.value if issue.value and not issue.value.startswith("~") else (
+            last if issue.value is None and last not in _NO_LINE_FIELDS and "not a field" in issue.message + "Field is not" else None)
+        if not wanted:
+            continue
+        pattern = re.compile(rf"(?<![\w-]){re.escape(wanted)}(?![\w-])")
+        found = [n for n, text in enumerate(lines, 1) if pattern.search(text.split("#", 1)[0] if path.suffix != ".jsonld" else text)]
+        if len(found) == 1:
+            report.issues[index] = replace(issue, source_line=found[0])
 
 
 def _validate_property_shape_in_bulk(
@@ -297,6 +378,8 @@ def _report_holding(
     return reports[0]
 
 
-def validate_file(path: str | Path, guideline: Guideline | None = None) -> ValidationReport:
-    """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read."""
-    return validate_graph(load_patient_file(path), str(path), guideline)
+def validate_file(path: str | Path, guideline: Guideline | None = None,
+                  predominant: tuple[str, ...] | list[str] = ()) -> ValidationReport:
+    """Load and validate one file; raises :class:`~jdm_kg.errors.InputError` if it cannot be read.
+    ``predominant``: manifestations to mark predominant in every record (as ``--predominant``)."""
+    return validate_graph(load_patient_file(path, predominant), str(path), guideline)

@@ -31,6 +31,7 @@ from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.guideline import JDM, Guideline, load_guideline
+from jdm_kg.intake import review_patient_graph
 from jdm_kg.loading import load_rdf_file, rdf_files
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.report import result_text
@@ -218,7 +219,7 @@ def run_vignettes(paths: list[str | Path], guideline: Guideline | None = None) -
     guideline = guideline or load_guideline()
     results: list[VignetteResult] = []
     for path in vignette_files(paths):
-        graph = load_rdf_file(path)
+        graph = review_patient_graph(load_rdf_file(path), guideline)  # read as the CLI reads a patient file
         vignettes = sorted(graph.subjects(RDF.type, JDM.Vignette))
         if not vignettes:
             raise InputError(str(path), "no jdm:Vignette node found; a vignette file needs one per patient")

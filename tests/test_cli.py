@@ -17,7 +17,7 @@ def test_validate_ok_and_violations():
     assert ok.returncode == 0 and "conforms" in ok.stdout
     bad = run("validate", str(EX / "invalid" / "height-in-metres.ttl"))
     assert bad.returncode == 1
-    assert "record P-BAD-UNITS: bodyHeight.value" in bad.stdout and "metres" in bad.stdout
+    assert "record P-BAD-UNITS: line 14: bodyHeight.value" in bad.stdout and "metres" in bad.stdout  # the line where the format has lines
 
 
 def test_validate_json_and_turtle():

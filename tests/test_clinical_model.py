@@ -50,11 +50,18 @@ def test_every_policy_the_engine_applies_is_a_labelled_policy_node(guideline):
         assert (g.value(band, JDM.underPolicy), RDF.type, JDM.Policy) in g, band
 
 
+def test_the_input_layer_names_its_policy_by_the_graph_label(guideline):
+    from jdm_kg.intake import SOLE_MANIFESTATION_POLICY
+
+    label = guideline.graph.value(JDMG["policy-sole-manifestation-predominant"], RDFS.label)
+    assert str(label) == SOLE_MANIFESTATION_POLICY
+
+
 def _policy_words(guideline) -> list[str]:
     """Words that only a jdm-kg policy puts in a report: the band labels and the rule words."""
     g = guideline.graph
     bands = [str(g.value(b, RDFS.label)) for b in g.subjects(RDF.type, JDM.RankingBand)]
-    return bands + ["within 365 days", "over 365", "days old", "not offered again", "already on",
+    return bands + ["within 365 days", "over 365", "days old", "not offered again", "already on", "taken as predominant",
                     "BLOCKED", "blocked until", "retest", "consider only if", "rounded half-up", "tie at"]
 
 

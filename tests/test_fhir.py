@@ -67,14 +67,13 @@ def test_unplaceable_resources_are_reported_by_id_and_field_never_dropped():
     graph = load_patient_file(FIXTURE)
     notes = _notes(graph)
     expected = {
-        "MedicationStatement/ms-unknown medicationCodeableConcept": "RxNorm 999999 is not mapped",
         "Observation/h-ft valueQuantity.code": "'[ft_i]' cannot be converted to cm",
         "Condition/c-dm code": "SNOMED CT 396230008 is broader than",
         "MedicationStatement/ms-orphan": "'Patient/nobody' is not a Patient in this file",
         "Procedure/proc-1": "not read by jdm-kg",
         "Observation/ck code": "LOINC 2157-6 is not mapped",
         "Condition/c-resolved clinicalStatus": "resolved",
-        "Observation/w-old": "an older body weight (2026-01-10)",
+        "Observation/w-old valueQuantity": "an older body weight (30 kg, 2026-01-10)",
     }
     for where, what in expected.items():
         assert any(n.startswith(where + ":") and what in n for n in notes), (where, notes)
@@ -82,6 +81,13 @@ def test_unplaceable_resources_are_reported_by_id_and_field_never_dropped():
     report = validate_graph(graph, str(FIXTURE))
     warnings = [i for i in report.issues if i.field == "importNote"]
     assert len(warnings) == len(expected) and all(i.severity == "warning" for i in warnings)
+    assert all(i.message in notes and i.value is None for i in warnings)  # the note itself, no boilerplate around it
+    # a drug the graph does not know is kept as another medication, with its text and code, and a warning
+    kept = next(graph.subjects(JDM.drugText, Literal("mystery drug")))
+    assert str(graph.value(kept, JDM.drugCode)) == "http://www.nlm.nih.gov/research/umls/rxnorm|999999"
+    other = [i for i in report.issues if i.field == "treatmentEpisode.drug"]
+    assert [(i.severity, i.value, i.entry) for i in other] == [("warning", "mystery drug", "treatment 2 (mystery drug)")]
+    assert report.conforms
 
 
 def test_fhir_codes_units_and_outcomes_are_placed():

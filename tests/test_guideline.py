@@ -131,9 +131,12 @@ def test_codes_from_clinical_facts(guideline):
     g = guideline.asserted
     assert (JDMG.rituximab, SKOS.exactMatch, URIRef("http://purl.bioontology.org/ontology/RXNORM/121191")) in g
     assert (JDMG.JuvenileDermatomyositis, SKOS.exactMatch, URIRef("http://purl.obolibrary.org/obo/MONDO_0008054")) in g
-    # unverified RxNorm codes are not loaded, but named
-    assert not [o for o in g.objects(JDMG.tofacitinib, SKOS.exactMatch) if "RXNORM" in str(o)]
-    assert "UNVERIFIED" in str(g.value(JDMG.tofacitinib, SKOS.editorialNote))
+    # verified in the updated fact sheet: tofacitinib's RxNorm code, and the pre-2024 ATC code data still uses
+    assert (JDMG.tofacitinib, SKOS.exactMatch, URIRef("http://purl.bioontology.org/ontology/RXNORM/1357536")) in g
+    assert (JDMG.tofacitinib, SKOS.exactMatch, URIRef("http://purl.bioontology.org/ontology/ATC/L04AA29")) in g
+    # unverified RxNorm codes (IVIG's) are not loaded, but named
+    assert not [o for o in g.objects(JDMG.ivig, SKOS.exactMatch) if "RXNORM" in str(o)]
+    assert "UNVERIFIED" in str(g.value(JDMG.ivig, SKOS.editorialNote))
 
 
 def test_unverified_and_adult_evidence_is_labelled(guideline):

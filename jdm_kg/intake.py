@@ -1,0 +1,374 @@
+"""What every patient file goes through after it is parsed, whatever its format (Turtle,
+JSON-LD, FHIR): names read against the guideline graph's labels, drugs outside the guideline
+kept as other medications, misspellings caught, the predominant feature settled, and nothing
+dropped without a message.
+
+- :class:`TermIndex`: the names of the guideline's terms (``queries/term-labels.rq``: labels,
+  preferred and alternative labels, from the graph), matched case, spacing and punctuation
+  insensitively, with "did you mean" suggestions (:mod:`difflib`).
+- :func:`review_patient_graph`: for each record, a treatment of a drug the graph does not know
+  keeps its name (``jdm:drugText``; validation warns, never blocks), a near-miss of a known
+  drug ("tofacitnib") is a violation with "did you mean tofacitinib?", the only manifestation
+  recorded is taken as predominant (said in a note), and the run's ``--predominant`` features
+  are marked.
+- :func:`review_jsonld_document`: before rdflib reads a JSON-LD record that uses the bundled
+  context, every key and every term value is checked against the context and the graph: names
+  become terms ("inadequate response" -> InadequateResponse), an unknown drug name becomes
+  ``drugText``, and anything else that maps to nothing is a violation naming the key, the value
+  and the nearest known term (JSON-LD would otherwise drop it without a word).
+
+Problems found here are written into the record itself (``jdm:inputIssue`` on the entry, a
+violation; ``jdm:importNote`` on the patient, a warning), so that validation reports them with
+the record, the field and the entry, in every output format.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from rdflib import OWL, RDF, BNode, Graph, Literal, URIRef
+from rdflib.term import Node
+
+from jdm_kg.errors import InputError
+from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline
+
+#: The label of jdmg:policy-sole-manifestation-predominant (ontology/guideline.ttl; a test
+#: checks that they agree).
+SOLE_MANIFESTATION_POLICY = "a sole manifestation is the predominant one"
+
+__all__ = ["TermIndex", "term_index", "review_patient_graph", "review_jsonld_document", "normalise",
+           "resolve_features", "describe_episode", "describe_screening", "add_issue"]
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation and spacing folded: ``"Interstitial-Lung  Disease"`` ->
+    ``"interstitial lung disease"``; a term name is split at its capitals
+    (``InadequateResponse`` -> ``"inadequate response"``)."""
+    text = _CAMEL.sub(" ", str(text)) if " " not in str(text) else str(text)
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+def _local(iri: str) -> str:
+    return re.split(r"[#/]", iri)[-1]
+
+
+@dataclass(frozen=True)
+class Term:
+    iri: str
+    label: str
+    kind: str
+    local: str
+
+
+class TermIndex:
+    """The guideline's terms by kind and by normalised name (labels, alternative labels, and
+    the term's own name), from the graph."""
+
+    def __init__(self, guideline: Guideline) -> None:
+        from jdm_kg.engines import oxigraph_store
+
+        self.terms: dict[str, Term] = {}
+        self.names: dict[tuple[str, str], set[str]] = {}  # (kind, normalised name) -> term IRIs
+        self.kinds: dict[str, set[str]] = {}  # term IRI -> its kinds
+        self.property_iris = frozenset(  # the model's properties: what a record's fields may be
+            p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty, RDF.Property)
+            for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
+        for row in oxigraph_store(guideline).guideline_view.select("term-labels"):
+            iri, kind = str(row["concept"]), str(row["kind"])
+            term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
+            self.kinds.setdefault(iri, set()).add(kind)
+            for name in (str(row["name"]), term.local):
+                key = normalise(name)
+                if key:
+                    self.names.setdefault((kind, key), set()).add(iri)
+
+    def is_a(self, iri: str, kind: str) -> bool:
+        return kind in self.kinds.get(iri, ())
+
+    def named(self, text: str, kinds: tuple[str, ...]) -> Term | None:
+        """The one term of ``kinds`` whose name is ``text`` (normalised), or None."""
+        found = {i for k in kinds for i in self.names.get((k, normalise(text)), ())}
+        return self.terms[found.pop()] if len(found) == 1 else None
+
+    def mentioned(self, text: str, kinds: tuple[str, ...]) -> list[Term]:
+        """The terms of ``kinds`` one of whose names appears, as whole words, in ``text``
+        (``"Xeljanz 5 mg tablet"`` mentions tofacitinib)."""
+        padded = f" {normalise(text)} "
+        found = {i for (k, name), iris in self.names.items() if k in kinds and f" {name} " in padded for i in iris}
+        return sorted((self.terms[i] for i in found), key=lambda t: t.label)
+
+    def _names_of(self, kinds: tuple[str, ...]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for (k, name), iris in self.names.items():
+            if k in kinds:
+                out.setdefault(name, set()).update(iris)
+        return out
+
+    def nearest(self, text: str, kinds: tuple[str, ...], n: int = 3) -> list[Term]:
+        """Up to ``n`` terms of ``kinds`` whose names are closest to ``text`` (difflib)."""
+        names = self._names_of(kinds)
+        out: list[Term] = []
+        for name in difflib.get_close_matches(normalise(text), list(names), n=10, cutoff=0.0):
+            for iri in sorted(names[name]):
+                if self.terms[iri] not in out:
+                    out.append(self.terms[iri])
+        return out[:n]
+
+    def near_miss(self, text: str, kinds: tuple[str, ...]) -> Term | None:
+        """A known term that ``text`` (or one of its words) is a misspelling of: a name of
+        five letters or more, at least 85% alike (``tofacitnib`` -> tofacitinib), not equal."""
+        names = {n: i for n, i in self._names_of(kinds).items() if len(n) >= 5}
+        words = normalise(text).split()
+        for candidate in [normalise(text)] + [w for w in words if len(w) >= 5]:
+            if candidate in names:
+                continue
+            close = difflib.get_close_matches(candidate, list(names), n=1, cutoff=0.85)
+            if close and len(names[close[0]]) == 1:
+                return self.terms[next(iter(names[close[0]]))]
+        return None
+
+    def suggestion(self, text: str, kinds: tuple[str, ...]) -> str:
+        """``"nearest: intolerance or adverse event (Intolerance), ..."``"""
+        near = self.nearest(text, kinds)
+        return "nearest: " + ", ".join(f"{t.label} ({t.local})" for t in near) if near else "no known term is close"
+
+
+@cache
+def term_index(guideline: Guideline) -> TermIndex:
+    return TermIndex(guideline)
+
+
+def _kind(name: str) -> str:
+    return str(JDM[name])
+
+
+DRUG = (_kind("Drug"),)
+MANIFESTATION = (_kind("Manifestation"),)
+
+
+def add_issue(graph: Graph, node: Node, path: URIRef, value: str | None, text: str) -> None:
+    """Record a problem (a violation when validated) on the entry ``node``."""
+    issue = BNode()
+    graph.add((node, JDM.inputIssue, issue))
+    graph.add((issue, JDM.issuePath, path))
+    graph.add((issue, JDM.issueText, Literal(text)))
+    if value is not None:
+        graph.add((issue, JDM.issueValue, Literal(value)))
+
+
+def describe_episode(graph: Graph, episode: Node, number: int | None = None) -> str:
+    """``"treatment 2 (prednisolone, from 2025-09-01)"``"""
+    name = graph.value(episode, JDM.drugText)
+    drug = graph.value(episode, JDM.drug)
+    if name is None and drug is not None:
+        name = _local(str(drug))
+    start = graph.value(episode, JDM.startDate)
+    bits = [str(name) if name is not None else "drug not given"] + ([f"from {start}"] if start is not None else [])
+    return f"treatment{f' {number}' if number else ''} ({', '.join(bits)})"
+
+
+def describe_screening(graph: Graph, screening: Node, number: int | None = None) -> str:
+    """``"screening 1 (HBsAgTest, 2026-10-01)"``: the test (else the condition) and the date."""
+    test = graph.value(screening, JDM.screeningTest) or graph.value(screening, JDM.screenedFor)
+    when = graph.value(screening, JDM.date)
+    bits = [_local(str(test)) if test is not None else "condition not given"] + ([str(when)] if when is not None else [])
+    return f"screening{f' {number}' if number else ''} ({', '.join(bits)})"
+
+
+def resolve_features(names: list[str] | tuple[str, ...], guideline: Guideline | None = None) -> tuple[URIRef, ...]:
+    """The manifestations named (by term name or label) for ``--predominant``; an unknown name
+    is an :class:`InputError` with the nearest ones."""
+    index = term_index(guideline or load_guideline())
+    out = []
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        iri = str(JDMG) + name
+        term = index.terms.get(iri) if index.is_a(iri, MANIFESTATION[0]) else None
+        term = term or index.named(name, MANIFESTATION)
+        if term is None:
+            raise InputError("--predominant", f"{name!r} is not a manifestation the guideline knows; "
+                             f"{index.suggestion(name, MANIFESTATION)}")
+        out.append(URIRef(term.iri))
+    return tuple(out)
+
+
+def review_patient_graph(graph: Graph, guideline: Guideline | None = None,
+                         predominant: tuple[URIRef, ...] = ()) -> Graph:
+    """Settle, in place, what every format needs the same way (see the module text); returns ``graph``."""
+    index = term_index(guideline or load_guideline())
+    _review_fields(graph, index)
+    for patient in list(graph.subjects(RDF.type, JDM.Patient)):
+        for episode in list(graph.objects(patient, JDM.treatmentEpisode)):
+            _review_episode(graph, index, episode)
+        _review_predominant(graph, index, patient, predominant)
+    return graph
+
+
+@cache
+def _record_fields() -> list[str]:
+    """The fields of a patient record (the properties the bundled JSON-LD context names)."""
+    from jdm_kg.loading import bundled_context
+
+    return sorted({str(v["@id"] if isinstance(v, dict) else v).split(":", 1)[-1]
+                   for k, v in bundled_context().items() if not k.startswith("@") and str(
+                       v["@id"] if isinstance(v, dict) else v).startswith("jdm:") and k[0].islower()})
+
+
+def _review_fields(graph: Graph, index: TermIndex) -> None:
+    """A field in jdm-kg's namespace that the model does not have (``jdm:bodyWeigth``): taken
+    out and reported, on the entry it was on, with its value and the nearest record field (as
+    JSON-LD keys are, before parsing). One pass over the file's predicates."""
+    namespace = str(JDM)
+    unknown = {p for p in set(graph.predicates()) if str(p).startswith(namespace) and p not in index.property_iris}
+    for p in unknown:
+        name = str(p)[len(namespace):]
+        near = difflib.get_close_matches(name, _record_fields(), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else "no known field is close"
+        for node, o in list(graph.subject_objects(p)):
+            shown = str(o) if isinstance(o, Literal) else (_local(str(o)) if isinstance(o, URIRef) else "[...]")
+            graph.remove((node, p, o))
+            add_issue(graph, node, URIRef(str(p)), None,
+                      f"{name!r} is not a field of a jdm-kg record ({hint}); check its spelling against the patient "
+                      f"vocabulary in the README; its value {shown} is not used.")
+
+
+def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
+    if isinstance(episode, Literal):
+        return  # a plain value: the shapes say what an episode must be
+    drug = graph.value(episode, JDM.drug)
+    text = graph.value(episode, JDM.drugText)
+    if isinstance(drug, URIRef) and not index.is_a(str(drug), DRUG[0]):
+        name = _local(str(drug))
+        near = index.near_miss(name, DRUG)
+        if near is not None:
+            add_issue(graph, episode, JDM.drug, name,
+                      f"{name!r} is not a drug the guideline graph knows: did you mean {near.label}? "
+                      f"Correct the spelling (jdmg:{near.local}); a drug outside the guideline is kept as another medication.")
+        elif text is None:
+            graph.add((episode, JDM.drugText, Literal(name)))
+    elif drug is None and text is not None:
+        near = index.near_miss(str(text), DRUG)
+        if near is not None and not index.mentioned(str(text), DRUG):
+            add_issue(graph, episode, JDM.drug, str(text),
+                      f"{str(text)!r} is not a drug the guideline graph knows: did you mean {near.label}? "
+                      f"Correct the spelling; a drug outside the guideline is kept as another medication.")
+
+
+def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features: tuple[URIRef, ...]) -> None:
+    findings = [f for f in graph.objects(patient, JDM.hasManifestation) if not isinstance(f, Literal)]
+    for feature in features:
+        chosen = [f for f in findings if graph.value(f, JDM.manifestation) == feature]
+        label = index.terms[str(feature)].label if str(feature) in index.terms else _local(str(feature))
+        if not chosen:
+            graph.add((patient, JDM.importNote, Literal(
+                f"--predominant {_local(str(feature))}: the record has no {label} manifestation; not applied")))
+        for finding in chosen:
+            graph.set((finding, JDM.predominant, Literal(True)))
+    if len(findings) == 1 and graph.value(findings[0], JDM.predominant) is None:
+        manifestation = graph.value(findings[0], JDM.manifestation)
+        if isinstance(manifestation, URIRef) and index.is_a(str(manifestation), MANIFESTATION[0]):
+            graph.add((findings[0], JDM.predominant, Literal(True)))
+            label = index.terms[str(manifestation)].label
+            graph.add((patient, JDM.importNote, Literal(
+                f"hasManifestation: the only manifestation recorded ({label}) is taken as predominant "
+                f"(jdm-kg policy: {SOLE_MANIFESTATION_POLICY})")))
+
+
+# ------------------------------------------------------------------ JSON-LD records
+
+#: JSON keys whose value names a guideline term, and the kind of term.
+_TERM_KEYS = {
+    "diagnosis": ("Disease", JDM.diagnosis),
+    "manifestation": ("Manifestation", JDM.manifestation),
+    "drug": ("Drug", JDM.drug),
+    "outcome": ("TreatmentOutcome", JDM.outcome),
+    "screenedFor": ("ScreenedCondition", JDM.screenedFor),
+    "screeningTest": ("ScreeningTest", JDM.screeningTest),
+    "result": ("ScreeningOutcome", JDM.result),
+}
+
+_ISSUE = str(JDM.inputIssue)
+
+
+def _issue_json(path: URIRef, value: Any, text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {str(JDM.issuePath): {"@id": str(path)}, str(JDM.issueText): text}
+    if value is not None:
+        out[str(JDM.issueValue)] = value if isinstance(value, str) else _short_json(value)
+    return out
+
+
+def _short_json(value: Any) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _known_keys(context: dict[str, Any]) -> set[str]:
+    return {k for k in context if not k.startswith("@")} | {"@id", "@type", "@context", "@graph"}
+
+
+def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Guideline | None = None) -> Any:
+    """``document`` (parsed JSON-LD that uses the bundled ``context``) with names read as terms,
+    unknown drugs as ``drugText``, and every key or value that maps to nothing replaced by a
+    ``jdm:inputIssue`` on the same object (see the module text)."""
+    index = term_index(guideline or load_guideline())
+    known = _known_keys(context)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict) or "@value" in node:
+            return node
+        out: dict[str, Any] = {}
+        issues: list[dict[str, Any]] = []
+        for key, value in node.items():
+            if key in ("@context", "@id", "id", "@type", "type") or ":" in key:
+                out[key] = value
+            elif key not in known:
+                near = difflib.get_close_matches(key, sorted(known - {"@id", "@type", "@context", "@graph"}), n=1, cutoff=0.6)
+                hint = f"did you mean {near[0]}?" if near else "no known field is close"
+                issues.append(_issue_json(URIRef(str(JDM) + re.sub(r"[^A-Za-z0-9_-]", "_", key)), None,
+                                          f"{key!r} is not a field of a jdm-kg record ({hint}); check its spelling against "
+                                          f"the patient vocabulary in the README; its value {_short_json(value)} is not used."))
+            elif key in _TERM_KEYS:
+                for item in value if isinstance(value, list) else [value]:
+                    _term_value(out, issues, key, item)
+            else:
+                out[key] = walk(value)
+        if issues:
+            out[_ISSUE] = issues
+        return out
+
+    def _term_value(out: dict[str, Any], issues: list[dict[str, Any]], key: str, item: Any) -> None:
+        kind_name, prop = _TERM_KEYS[key]
+        kind = _kind(kind_name)
+        if not isinstance(item, str):
+            out.setdefault(key, []).append(walk(item))
+            return
+        term = next((t for t in index.terms.values() if t.local == item and index.is_a(t.iri, kind)), None)
+        term = term or index.named(item, (kind,))
+        if term is not None:
+            out.setdefault(key, []).append(term.local)
+        elif key == "drug":
+            out.setdefault("drugText", []).append(item)
+        elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", item):
+            out.setdefault(key, []).append(item)  # a term-like name: the shapes name it and list the terms
+            near = index.near_miss(item, (kind,))
+            if near is not None:
+                issues.append(_issue_json(prop, item, f"{key} {item!r} is not a known {normalise(kind_name)}: "
+                                                       f"did you mean {near.label} ({near.local})?"))
+        else:
+            issues.append(_issue_json(prop, item, f"{key} {item!r} is not a known {normalise(kind_name)} "
+                                                   f"({index.suggestion(item, (kind,))}); give one of the graph's terms."))
+
+    return walk(document)
