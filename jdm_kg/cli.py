@@ -6,6 +6,7 @@ Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input o
 from __future__ import annotations
 
 import argparse
+import difflib
 import csv
 import io
 import json
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rdflib import RDFS, SKOS, Graph, URIRef
+from rdflib import RDF, RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
@@ -160,7 +161,11 @@ def _resolve_drug(name: str) -> str:
     for s, _, label in list(graph.triples((None, RDFS.label, None))) + list(graph.triples((None, SKOS.altLabel, None))):
         if str(label).lower() == wanted and str(s).startswith(str(JDMG)):
             return str(s)
-    raise InputError("DRUG", f"{name!r} is not a drug or option in the guideline graph")
+    names = sorted({str(label) for s, _, label in graph.triples((None, RDFS.label, None))
+                    if (s, RDF.type, JDM.TreatmentOption) in graph or (s, RDF.type, JDM.Drug) in graph})
+    near = difflib.get_close_matches(wanted, [n.lower() for n in names], n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else f"; the guideline's options: {', '.join(names)}"
+    raise InputError("DRUG", f"{name!r} is not a drug or option in the guideline graph{hint}")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

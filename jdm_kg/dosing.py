@@ -125,9 +125,12 @@ class ComputedDose:
         """The amount in words: a capped range is the cap, with the uncapped range said."""
         r = self.regimen
         if self.uncapped_low is not None:
-            source = f", {r.max_dose_source}" if r.max_dose_source else ""
-            return (f"{r.max_dose} {self.unit} {self.per} (the maximum{source}; {r.dose_min}-{r.dose_max} "
-                    f"{r.dose_unit} would give {self.uncapped_low}-{self.uncapped_high} {self.unit})")
+            source = f" from {r.max_dose_source}, not from the guideline" if r.max_dose_source else ""
+            worked = f"{r.dose_min}-{r.dose_max} {r.dose_unit} works out to {self.uncapped_low}-{self.uncapped_high} {self.unit}"
+            if self.low == self.high:  # the whole range is above the maximum: the cap
+                return f"{self.high} {self.unit} {self.per} (the maximum{source}; {worked})"
+            return (f"{self.low}-{self.high} {self.unit} {self.per} (top end capped at the maximum{source}; "
+                    f"{worked})")
         value = f"{self.low} {self.unit}" if self.low == self.high else f"{self.low}-{self.high} {self.unit}"
         text = f"{value} {self.per}"
         if self.per_day_low is not None:
@@ -182,7 +185,8 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
                 f"(uncapped {low}-{high} {regimen.amount_unit})"
             )
             uncapped_low, uncapped_high = low, high
-            low, high = min(low, regimen.max_dose), regimen.max_dose
+            cap = _round(regimen.max_dose)
+            low, high = min(low, cap), cap
     per_day_low = per_day_high = None
     if regimen.administration_days and regimen.administration_days > 1:
         days = Decimal(regimen.administration_days)

@@ -66,8 +66,11 @@ POLICY_SCREENING = JDMG["policy-screening-gate"]
 POLICY_MEASURES = JDMG["policy-measurement-recency"]
 POLICY_MULTISYSTEM = JDMG["policy-multisystem-question"]
 POLICY_ROUNDING = JDMG["policy-dose-rounding"]
+POLICY_FAILURE = JDMG["policy-failure-reading"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
-               POLICY_MULTISYSTEM, POLICY_ROUNDING)
+               POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE)
+GAP_AFTER_POSITIVE = str(JDMG["gap-after-positive-screening"])
+GAP_SWITCH_IN_CLASS = str(JDMG["gap-switch-within-class"])
 
 REFRACTORY = str(JDMG.RefractoryMultiSystemDisease)
 
@@ -210,7 +213,7 @@ class Gate:
 
     condition: str
     condition_label: str
-    state: str  # "passed", "required", "blocking"
+    state: str  # "passed", "cleared" (a positive cleared by a clinician), "required", "blocking"
     text: str
     statement: Provenance
     policy: PolicyRef
@@ -312,6 +315,9 @@ class OptionAssessment:
     standing_iri: str | None = None
     standing_order: int | None = None
     summary: str = ""  # the one-line reason a report prints
+    summary_statement: Provenance | None = None  # the statement that one-line reason quotes
+    derivation: str | None = None  # where the option itself is jdm-kg's reading of the guideline
+    dose_statements: list[Provenance] = field(default_factory=list)  # the dosing statements behind the doses
     status_policy: PolicyRef | None = None  # the policy behind a status other than "offered"
     band_policy: PolicyRef | None = None  # the policy behind the standing (ranked options)
     reasons: list[Reason] = field(default_factory=list)
@@ -346,6 +352,7 @@ class OptionAssessment:
             "standing": self.standing,
             "standingBand": self.standing_iri,
             "summary": self.summary,
+            "derivation": self.derivation,
             "reasonsFor": [r.as_dict() for r in self.reasons_for],
             "reasonsAgainst": [r.as_dict() for r in self.reasons_against],
             "doses": [_dose_dict(d) for d in self.doses],
@@ -487,6 +494,9 @@ class _Candidate:
     heading: str
     ranked: bool
     components: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    derivation: str | None = None
+    role_from: str | None = None
 
 
 class _GuidelineFacts:
@@ -525,7 +535,8 @@ class _GuidelineFacts:
         self.candidates = [
             _Candidate(str(r["option"]), str(r["optionLabel"]), str(r["role"]), str(r["roleLabel"]),
                        int(r["sectionOrder"]), str(r["sectionHeading"]), _b(r, "ranked"),  # type: ignore[call-overload]
-                       tuple(_split(r, "components")))
+                       tuple(_split(r, "components")), tuple(_split(r, "classes")), _s(r, "derivation"),
+                       _s(r, "roleFrom"))
             for r in self.select("candidate-options")
         ]
         # option -> (side, level label, manifestation label, manifestation, statement)
@@ -739,7 +750,7 @@ def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date
         later = [r for r in results if r.date and first.date and r.date > first.date]
         tail = (f"; the later {later[-1].text()} does not clear it" if later else "")
         text = (f"{label}: positive on {_iso(first.date)}{tail}: blocked until a clinician assesses it and "
-                f"records a clearance ({policy.tag})")
+                f"records a clearance ({policy.tag}){_after_positive(facts)}")
         return Gate(condition, label, "blocking", text, statement, policy, history, first.date.isoformat() if first.date else None)
     if not results:
         return Gate(condition, label, "required", f"{label}: no result on record: screen before starting", statement,
@@ -750,10 +761,10 @@ def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date
     for p in positives:
         c = cleared(p)
         if c is not None:
-            cleared_note = f" (positive {_iso(p.date)}, {c.text()})"
-    if latest.result_iri == str(JDM.Positive):  # cleared positive is the latest result
-        return Gate(condition, label, "passed", f"{label}: positive {_iso(when)} cleared{cleared_note} ({policy.tag})",
-                    statement, policy, history, when.isoformat() if when else None)
+            cleared_note = f"; positive {_iso(p.date)}, {c.text()}{_after_positive(facts)}"
+    if latest.result_iri == str(JDM.Positive):  # a cleared positive is the latest result
+        return Gate(condition, label, "cleared", f"{label}: cleared by a clinician, not by a negative test{cleared_note} "
+                    f"({policy.tag})", statement, policy, history, when.isoformat() if when else None)
     if latest.result_iri != str(JDM.Negative):
         return Gate(condition, label, "required",
                     f"{label}: {latest.text()}: retest before starting ({policy.tag})", statement, policy, history,
@@ -766,9 +777,14 @@ def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date
         return Gate(condition, label, "required",
                     f"{label}: negative {when.isoformat()} is {age} days old, over {max_age}: retest before starting "
                     f"({policy.tag})", statement, policy, history, when.isoformat())
-    return Gate(condition, label, "passed",
+    return Gate(condition, label, "cleared" if cleared_note else "passed",
                 f"{label}: negative {when.isoformat()}, within {max_age} days{cleared_note} ({policy.tag})",
                 statement, policy, history, when.isoformat())
+
+
+def _after_positive(facts: _GuidelineFacts) -> str:
+    gap = next((g for g in facts.document_gaps if g["gap"] == GAP_AFTER_POSITIVE), None)
+    return f"; guideline gap: {gap['label'].lower()}" if gap else ""
 
 
 def _as_of(rows: list[Row], today: date | None) -> date:
@@ -829,6 +845,7 @@ def assess_patient(
             "outcome": str(r["outcomeLabel"]),
             "start": _s(r, "startDate") or "",
             "end": _s(r, "endDate") or "",
+            "outcomeIri": str(r["outcome"]),
         }
         for r in select("jak-failure", patient=patient)
     ]
@@ -846,6 +863,8 @@ def assess_patient(
         episodes = "; ".join(
             f"{f['drug']} ({f['outcome']}" + (f", stopped {f['end']})" if f["end"] else ")") for f in failures)
         applicable, applicability = True, f"The guideline applies: JAK inhibitor failure recorded: {episodes}."
+        if any(f["outcomeIri"] == str(JDM.Intolerance) for f in failures):
+            applicability += f" ({facts.policy(POLICY_FAILURE).tag})"
 
     result = PatientResult(
         source=source, record=record, guideline_version=guideline.version, as_of=as_of, issues=issues,
@@ -877,6 +896,7 @@ def assess_patient(
                 option.gates.append(gates[condition])
         option.gates.sort(key=lambda g: g.condition_label)
         _history_status(option, candidate, result.history, facts)
+        _same_class_failures(option, candidate, result.history, facts)
         if not applicable:
             option.status, option.summary = "not-applicable", "the guideline does not apply to this record"
         elif option.status in OFFERED_STATUSES and any(g.state == "blocking" for g in option.gates):
@@ -887,6 +907,7 @@ def assess_patient(
                 option.reasons.append(Reason("against", gate.text, gate.statement, policy=gate.policy))
         if option.status in ("offered", "conditional", "blocked") and result.body is not None:
             option.doses = [compute_dose(r, result.body) for r in facts.regimens(candidate.option)]
+            option.dose_statements = [facts.provenance(r.statement) for r in facts.regimens(candidate.option) if r.statement]
         result.options.append(option)
     result.screening = sorted(gates.values(), key=lambda g: g.condition_label)
     _rank(result)
@@ -909,11 +930,13 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
     option = OptionAssessment(
         option=candidate.option, label=candidate.label, role=candidate.role_label, role_iri=candidate.role,
         section=candidate.section, section_heading=candidate.heading, ranked=candidate.ranked,
+        derivation=candidate.derivation,
     )
     by_statement: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         by_statement.setdefault((str(row["statement"]), str(row["side"])), []).append(row)
     matched: list[tuple[str, str, bool, str]] = []  # (side, level, predominant, text)
+    said_by: dict[str, Provenance] = {}
     for (statement, side), group in sorted(by_statement.items()):
         prov = facts.provenance(statement)
         features = sorted({(str(r["manifestationLabel"]), _b(r, "predominant")) for r in group})
@@ -931,6 +954,7 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
             text = f"{said}: works less well for {where}"
         option.reasons.append(Reason(side, text, prov, fact))
         matched.append((side, str(group[0]["level"]), predominant, text))
+        said_by[text] = prov
     any_predominant = any(f.predominant for f in result.features)
     if candidate.ranked:
         band = _band(matched, facts, any_predominant)
@@ -948,9 +972,13 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
         elif band.is_default:
             option.summary = "the guideline names it as a next-line bDMARD without tying it to any feature"
         else:
-            option.summary = next((t for s, _, p, t in matched if _fits(band, s, p)), matched[0][3])
+            option.summary = next((t for s, _, p, t in matched if _fits(band, s, p) and (p or not any_predominant)),
+                                  matched[0][3])
+        option.summary_statement = said_by.get(option.summary)
     else:
         _unranked(option, candidate, matched, facts, result)
+        if option.summary_statement is None:
+            option.summary_statement = next((said_by[t] for t in said_by if option.summary.startswith(t)), None)
     return option
 
 
@@ -988,6 +1016,14 @@ def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tup
     if positive:
         option.summary = positive[0] + (f" (and {len(positive) - 1} more statement(s): --details)" if len(positive) > 1 else "")
         return
+    if candidate.role == str(JDM.AdjunctiveTherapy) and candidate.role_from:
+        # the sentence that makes it an adjunct ("... and as adjunctive therapy") speaks for it for anyone
+        prov = facts.provenance(candidate.role_from)
+        option.summary = (f"as adjunctive therapy (the guideline names it for {' and '.join(named)}, "
+                          "neither recorded)")
+        option.reasons.append(Reason("for", f'"{_short_quote(prov.quote or prov.label)}": as adjunctive therapy', prov))
+        option.summary_statement = prov
+        return
     if refractory and len(recorded) >= facts.multisystem_min:
         policy = facts.policy(POLICY_MULTISYSTEM)
         option.status, option.status_policy = "conditional", policy
@@ -999,9 +1035,10 @@ def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tup
             option.reasons.append(Reason("for", f'If severe and multi-system: "{_short_quote(prov.quote or prov.label)}"',
                                          prov, policy=policy))
         return
-    option.status = "not-indicated"
-    option.summary = ("the guideline names it for " + " and ".join(named) + "; not recorded for this patient"
-                      if named else "no feature of this patient is named for it")
+    policy = facts.policy(POLICY_MULTISYSTEM)
+    option.status, option.status_policy = "not-indicated", policy
+    option.summary = ("the guideline names it for " + " and ".join(named) + f"; not recorded for this patient ({policy.tag})"
+                      if named else f"no feature of this patient is named for it ({policy.tag})")
 
 
 def _short_quote(quote: str) -> str:
@@ -1042,6 +1079,23 @@ def _history_status(option: OptionAssessment, candidate: _Candidate, history: li
                                          policy=policy))
 
 
+def _same_class_failures(option: OptionAssessment, candidate: _Candidate, history: list[Episode],
+                         facts: _GuidelineFacts) -> None:
+    """Say so when another drug of the option's class already failed: the guideline is silent on
+    switching within a class (a gap, not a rule)."""
+    if option.status not in OFFERED_STATUSES or not candidate.classes:
+        return
+    classes = {c.option: set(c.classes) for c in facts.candidates}
+    failed = [e for e in history if e.failure and e.drug and e.drug != candidate.option
+              and classes.get(e.drug, set()) & set(candidate.classes)]
+    gap = next((g for g in facts.document_gaps if g["gap"] == GAP_SWITCH_IN_CLASS), None)
+    if failed and gap:
+        names = ", ".join(sorted({e.label for e in failed}))
+        option.summary += f"; note: {names}, of the same class, already failed: {gap['label'].lower()} in the guideline"
+        option.reasons.append(Reason("against", f"{names}, of the same class, already failed ({failed[-1].period}). "
+                                     f"Guideline gap: {gap['text']}", patient_fact=failed[-1].as_dict()))
+
+
 def _rank(result: PatientResult) -> None:
     """Competition ranking (1, 1, 3) by band among the ranked options still in play; ties stay
     ties and are named."""
@@ -1069,6 +1123,11 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
             result.notices.append(Reason("against", f"{feature.label} is predominant: {gap['label']}. {gap['text']} The next-line "
                                          "bDMARDs are offered without a feature preference.",
                                          patient_fact={"manifestation": feature.label, "predominant": "yes"}))
+    for feature in result.features:
+        if not feature.predominant:
+            for gap in facts.feature_gaps.get(feature.manifestation, []):
+                result.notices.append(Reason("against", f"{feature.label} is recorded (not predominant): {gap['label']}.",
+                                             patient_fact={"manifestation": feature.label, "predominant": "no"}))
     if result.notices:
         referral = _referral(result)
         if referral is not None:
@@ -1079,10 +1138,7 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
             result.notices.append(Reason(
                 "against", f"Already on {option.label}, a next-line bDMARD ({since}): the options below are the "
                 f"alternatives if it fails or is not tolerated ({option.status_policy.tag})", policy=option.status_policy))
-    if not predominant and result.features:
-        result.notices.append(Reason("against", "No feature is marked predominant: the guideline ranks by the "
-                                     "predominant feature, so the ranking uses every feature recorded; record which "
-                                     "feature predominates."))
+
 
 
 def _referral(result: PatientResult) -> Action | None:
@@ -1098,7 +1154,7 @@ def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
     seen: dict[str, Action] = {}
     caveats: dict[str, Provenance] = {}
     for option in result.options:
-        if option.status not in ("offered", "conditional", "blocked"):
+        if option.status not in ("offered", "conditional", "blocked", "current"):
             continue
         for action in option.actions:
             seen.setdefault(action.statement.statement, action)
@@ -1115,6 +1171,9 @@ def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
                 used[policy.iri] = policy
         for gate in option.gates:
             used[gate.policy.iri] = gate.policy
+    if result.applicable and "jdm-kg policy: " + facts.policy(POLICY_FAILURE).label in result.applicability:
+        policy = facts.policy(POLICY_FAILURE)
+        used[policy.iri] = policy
     if any(d.status == "computed" for o in result.options for d in o.doses):
         policy = facts.policy(POLICY_ROUNDING)
         used[policy.iri] = policy

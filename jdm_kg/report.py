@@ -11,7 +11,7 @@ from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg import __version__
-from jdm_kg.dosing import ROUNDING_NOTE, reading as _reading
+from jdm_kg.dosing import reading as _reading
 from jdm_kg.guideline import JDM, JDMG, Guideline
 from jdm_kg.recommend import OptionAssessment, PatientResult, Provenance, Reason
 from jdm_kg.validation import ValidationReport
@@ -86,7 +86,7 @@ def _dose_text(o: OptionAssessment) -> str:
         if dose.status == "computed":
             r = dose.regimen
             schedule = f", {r.schedule()}" if r.schedule() else ""
-            route = f", {r.route}" if r.route and "not stated" not in r.route else ""
+            route = f", {r.route}" if r.route else ""
             count = f", {r.number_of_doses} doses" if r.number_of_doses else ""
             drug = f"{r.drug_label} " if len(o.doses) > 1 else ""
             parts.append(f"{drug}{dose.amount()}{route}{schedule}{count} ({r.dose_min}-{r.dose_max} {r.dose_unit}"
@@ -96,20 +96,10 @@ def _dose_text(o: OptionAssessment) -> str:
                          else "the guideline gives no dose")
         else:
             parts.append(f"{dose.regimen.drug_label}: no dose worked out: " + "; ".join(dose.notes))
-    return "; ".join(parts)
-
-
-def _gate_state(o: OptionAssessment) -> str:
-    if not o.gates:
-        return ""
-    states = {g.state for g in o.gates}
-    if "blocking" in states:
-        word = "BLOCKED by " + ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
-    elif "required" in states:
-        word = "required first: " + ", ".join(g.condition_label for g in o.gates if g.state == "required")
-    else:
-        word = "passed"
-    return f"screening {word} ({o.gates[0].policy.tag})"
+    flags = sorted({f for p in o.dose_statements for f in p.flags if f == "UNVERIFIED" or f.startswith("population")})
+    markers = sorted({m for p in o.dose_statements for m in p.markers})
+    cited = f"{', '.join(markers)}; " if markers and flags else ""
+    return "; ".join(parts) + (f" [{cited}{'; '.join(flags)}]" if flags else "")
 
 
 _NOT_OFFERED = {
@@ -122,20 +112,19 @@ _NOT_OFFERED = {
 
 def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
     blocks: list[_Block] = []
+    label = f"{o.label} ({o.derivation})" if o.derivation else o.label
     if o.ranked:
-        head = f"#{o.rank} {o.label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
+        head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
         if o.status == "blocked":
             blocking = ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
             head += f" - BLOCKED by {blocking} screening ({o.gates[0].policy.tag})"
-        blocks.append(("item", head + ": " + o.summary + _flags(o.reasons_for[0].statement if o.reasons_for else None)))
+        blocks.append(("item", head + ": " + o.summary + _flags(o.summary_statement)))
     else:
         word = "consider only if" if o.status == "conditional" else "to consider"
-        blocks.append(("item", f"{o.label} ({word}): {o.summary}" + _flags(o.reasons_for[0].statement if o.reasons_for else None)))
-    dose = _dose_text(o)
-    gate = _gate_state(o) if o.status != "blocked" else ""
-    if dose or gate:
-        text = ("dose once cleared: " if o.status == "blocked" else "dose: ") + dose if dose else ""
-        blocks.append(("sub", "; ".join(t for t in (text, gate) if t)))
+        blocks.append(("item", f"{label} ({word}): {o.summary}" + _flags(o.summary_statement)))
+    dose = _dose_text(o)  # (screening is said once, above, for every biologic; a blocked option says so itself)
+    if dose:
+        blocks.append(("sub", ("dose once cleared: " if o.status == "blocked" else "dose: ") + dose))
     if detail:
         blocks += _reason_details(o)
     return blocks
@@ -164,7 +153,9 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     if not result.applicable:
         return b
     if result.features:
-        b.append(("line", "Features: " + "; ".join(f.text() for f in result.features)))
+        none = "" if any(f.predominant for f in result.features) else (
+            " (none marked predominant: every feature recorded ranks; record which predominates)")
+        b.append(("line", "Features: " + "; ".join(f.text() for f in result.features) + none))
     if result.history:
         b.append(("line", "Treatments: " + "; ".join(e.text() for e in result.history)))
     if result.body:
@@ -228,7 +219,8 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         b.append(("line", "jdm-kg policies used (not guideline content): " + "; ".join(p.label for p in result.policies) + "."))
     if any(d.status == "computed" for o in result.options for d in o.doses):
         rounding = next((p for p in result.policies if "rounding" in p.label), None)
-        b.append(("line", f"Doses: {ROUNDING_NOTE}" + (f" ({rounding.tag})" if rounding else "")))
+        b.append(("line", "Doses: from unrounded weight and BSA, rounded half-up to 0.1 of the unit; vial and tablet sizes "
+                          "are the prescriber's decision" + (f" ({rounding.tag})" if rounding else "")))
     if not detail:
         b.append(("line", "Every reason with its quote and source: --details, or jdm-kg explain FILE [DRUG]."))
     return b
