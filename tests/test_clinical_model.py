@@ -135,8 +135,9 @@ def test_capped_dose_is_printed_as_the_cap_with_the_range_in_words(tmp_path):
                       .replace('jdm:value 150.0 ; jdm:unit "cm"', 'jdm:value 185.0 ; jdm:unit "cm"'))
     _, results = recommend_file(str(record))
     text = result_text(results[0])
-    line = next(l for l in text.splitlines() if "methotrexate (MTX) 40 mg" in l)
-    assert "40 mg per dose (the maximum, SHARE JDM recommendations 2017; 15-20 mg/m2 would give 33.1-44.2 mg)" in line
+    line = next(l for l in text.splitlines() if "methotrexate (MTX) 33.1-40.0 mg" in l)
+    assert ("33.1-40.0 mg per dose (top end capped at the maximum from SHARE JDM recommendations 2017, not from the "
+            "guideline; 15-20 mg/m2 works out to 33.1-44.2 mg)") in line
     assert "per course, given as" in text  # IVIG: 2 g/kg is a course, split over 2 days
 
 

@@ -100,7 +100,8 @@ def test_the_only_manifestation_is_taken_as_predominant_unless_it_says_otherwise
         if path.suffix == ".json":  # the FHIR twin also records JDM and skin as two Conditions: skin is the one manifestation
             assert len(notes) == (1 if given is None else 0)
         else:
-            assert notes == (["hasManifestation: the only manifestation recorded (skin disease) is taken as predominant"]
+            assert notes == (["hasManifestation: the only manifestation recorded (skin disease) is taken as predominant "
+                              "(jdm-kg policy: a sole manifestation is the predominant one)"]
                              if given is None else [])
 
 

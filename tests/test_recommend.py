@@ -161,7 +161,18 @@ def test_mtx_is_capped_at_the_share_maximum():
     )
     assert mtx.high == Decimal(40) and "capped" in mtx.notes[0]
     assert (mtx.uncapped_low, mtx.uncapped_high) == (Decimal("35.4"), Decimal("47.1"))
-    assert mtx.amount().startswith("40 mg per dose (the maximum;")
+    assert mtx.amount().startswith("35.4-40.0 mg per dose (top end capped at the maximum;")
+    whole = compute_dose(
+        _reg(dose_min=Decimal(15), dose_max=Decimal(20), dose_unit="mg/m2", basis="m2", max_dose=Decimal(40), max_dose_unit="mg"),
+        BodyMeasures(Decimal(150), Decimal(200)),  # BSA 2.887: 43.3-57.7 mg, all above 40
+    )
+    assert whole.amount().startswith("40.0 mg per dose (the maximum; 15-20 mg/m2 works out to 43.3-57.7 mg)")
+    partial = compute_dose(
+        _reg(dose_min=Decimal(15), dose_max=Decimal(20), dose_unit="mg/m2", basis="m2", max_dose=Decimal(40), max_dose_unit="mg"),
+        BodyMeasures(Decimal(92), Decimal(178)),  # BSA 2.134: 32.0-42.7 mg, only the top end above 40
+    )
+    assert (partial.low, partial.high) == (Decimal("32.0"), Decimal("40.0"))
+    assert partial.amount().startswith("32.0-40.0 mg per dose (top end capped at the maximum;")
 
 
 def test_no_dose_from_missing_or_not_given():
