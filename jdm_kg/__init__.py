@@ -15,12 +15,12 @@ from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
-from jdm_kg.validation import ValidationReport, validate_file, validate_graph
+from jdm_kg.validation import ValidationReport, set_aside_ill_typed, validate_file, validate_graph
 
 
 def recommend_file(path: str, engine: EngineChoice = "rdflib") -> tuple[ValidationReport, list[PatientResult]]:
     """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON)."""
-    return recommend_graph(load_patient_file(path), str(path), engine=engine)
+    return recommend_graph(set_aside_ill_typed(load_patient_file(path)), str(path), engine=engine)
 
 
 __all__ = [

@@ -5,6 +5,11 @@ in groups (:data:`GROUP_SIZE`): one pySHACL run over the group, one Oxigraph sto
 queries, each per-patient query run once for the whole group. With ``jobs`` > 1 each group
 runs in a worker process. Results come back in the order the files were given, and are the
 same whatever the grouping and the number of jobs (tested).
+
+One file never costs another its result: any exception while reading or processing a file
+becomes that file's error (naming the file, the stage and the exception in one line); a group
+that fails is run again file by file, so that only the file at fault fails. An exception that
+is not an :class:`~jdm_kg.errors.InputError` is a bug, and says so (``internal``: exit 3).
 """
 
 from __future__ import annotations
@@ -22,23 +27,33 @@ from rdflib import Graph, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
-from jdm_kg.errors import InputError
+from jdm_kg.errors import InputError, captured_messages, internal_error
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import ValidationReport, patients_in, validate_graphs
+from jdm_kg.validation import ValidationReport, patients_in, set_aside_ill_typed, validate_graphs
 
 __all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
 
 
 @dataclass
 class FileOutcome:
-    """What one file gave: its validation report and results, or the error that made it unusable."""
+    """What one file gave: its validation report and results, or the error that made it unusable
+    (``internal``: the error is a bug in jdm-kg, not a problem with the file); ``notes``: what
+    rdflib or pySHACL warned about while reading the file, one line each."""
 
     path: str
     report: ValidationReport | None = None
     results: list[PatientResult] = field(default_factory=list)
     error: str | None = None
+    internal: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _failed(path: str, stage: str, err: Exception) -> FileOutcome:
+    if isinstance(err, InputError):
+        return FileOutcome(path, error=str(err))
+    return FileOutcome(path, error=internal_error(path, stage, err), internal=True)
 
 
 def _no_patient(path: str) -> InputError:
@@ -97,25 +112,46 @@ def process_files(
     guideline = load_guideline()
     outcomes: dict[str, FileOutcome] = {}
     loaded: list[tuple[str, Graph]] = []
+    notes: dict[str, list[str]] = {}
     for path in paths:
         try:
-            graph = load_patient_file(path)
+            with captured_messages() as notes[path]:
+                graph = set_aside_ill_typed(load_patient_file(path))
             if not patients_in(graph):
                 raise _no_patient(path)
-        except InputError as err:
-            outcomes[path] = FileOutcome(path, error=str(err))
+        except Exception as err:  # one file's failure is its own (InputError: exit 2; anything else: a bug)
+            outcomes[path] = _failed(path, "reading", err)
             continue
         loaded.append((path, graph))
     groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
     for group in groups:
-        sources = [loaded[i] for i in group]
-        if mode == "validate":
-            done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
-        else:
-            done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
-        for (path, _), (report, results) in zip(sources, done):
-            outcomes[path] = FileOutcome(path, report, results)
+        for outcome in _process_group([loaded[i] for i in group], guideline, mode, keep_shacl, engine):
+            outcomes[outcome.path] = outcome
+    for path, outcome in outcomes.items():
+        outcome.notes = notes.get(path, []) + outcome.notes
     return [outcomes[p] for p in paths]
+
+
+def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode: str, keep_shacl: bool,
+                   engine: EngineChoice) -> list[FileOutcome]:
+    """Validate (and recommend) the files of one group together; if that fails, each file on its
+    own, so that only the file at fault gets the error."""
+    def one_by_one() -> list[FileOutcome]:
+        return [outcome for source in sources for outcome in _process_group([source], guideline, mode, keep_shacl, engine)]
+
+    try:
+        with captured_messages() as notes:
+            if mode == "validate":
+                done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
+            else:
+                done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
+    except Exception as err:
+        if len(sources) > 1:
+            return one_by_one()
+        return [_failed(sources[0][0], "validation" if mode == "validate" else "validation and recommendation", err)]
+    if notes and len(sources) > 1:  # a library warned about one of the files: each on its own tells which
+        return one_by_one()
+    return [FileOutcome(path, report, results, notes=list(notes)) for (path, _), (report, results) in zip(sources, done)]
 
 
 def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib") -> FileOutcome:

@@ -1,6 +1,9 @@
 """``jdm-kg`` command line: a thin layer over the Python API.
 
-Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error.
+Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error;
+3 internal error (a bug in jdm-kg: the message says "please report"); 141 output closed early
+(e.g. piped into `head`: what was printed is incomplete); 130 interrupted. With many files the
+code is the worst one met. Control characters from the input are shown escaped (\u001b).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rdflib import RDFS, SKOS, Graph, URIRef
 
@@ -20,7 +25,7 @@ from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.endpoint import Endpoint, file_graph_name, load_guideline_graph, load_patient_graph, values_block
 from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
-from jdm_kg.errors import InputError
+from jdm_kg.errors import EXIT_INTERNAL, InputError, internal_error
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
@@ -40,6 +45,43 @@ from jdm_kg.report import (
 __all__ = ["main"]
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
+#: Output closed before everything was written (``| head``): 128 + SIGPIPE, as a shell reports it.
+EXIT_OUTPUT_CLOSED = 141
+
+# C0 and C1 control characters and DEL, except newline and tab: an escape sequence in a record
+# must not reach the terminal. ``\uXXXX`` is also a valid escape in JSON and Turtle strings.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    r"""``text`` with control characters (other than newline and tab) written as ``\uXXXX``.
+
+    >>> escape_controls("P-1\x1b[31m\tok\n")
+    'P-1\\u001b[31m\tok\n'
+    """
+    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class _Escaping(io.TextIOBase):
+    """A text stream that writes to ``stream`` with control characters escaped."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(escape_controls(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+
+def _say(text: str) -> None:
+    """One line on stderr (an error or a note), control characters escaped."""
+    print(escape_controls(text), file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,32 +115,45 @@ def _run(
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
                       engine=_engine(args))
     for outcome in batch:
+        for note in outcome.notes:
+            _say(f"note: {outcome.path}: {note}")
+        if outcome.error is None:
+            try:  # rendered whole before it is printed: a failure prints nothing of this file
+                text = _rendered(outcome, args, mode, fmt, stream)
+            except Exception as err:  # the file's error, not the batch's
+                outcome = FileOutcome(outcome.path, error=internal_error(outcome.path, "writing", err), internal=True)
+            else:
+                if text is None:
+                    outcomes.append(outcome)
+                else:
+                    print(text, end="", flush=False)
         summary.add(outcome)
         if outcome.error:
-            print(f"error: {outcome.error}", file=sys.stderr)
-            worst = max(worst, EXIT_ERROR)
+            _say(f"error: {outcome.error}")
+            worst = max(worst, EXIT_INTERNAL if outcome.internal else EXIT_ERROR)
             continue
         assert outcome.report is not None
         worst = max(worst, EXIT_OK if outcome.report.conforms else EXIT_VIOLATIONS)
-        if fmt == "jsonl":
-            rows = (
-                [dict(r.as_dict(), file=outcome.path) for r in outcome.results]
-                if mode == "recommend"
-                else [dict(validation_json(outcome.report), file=outcome.path)]
-            )
-            for row in rows:
-                print(json.dumps(row, ensure_ascii=False))
-        elif fmt == "text" and mode == "validate":
-            if not getattr(args, "summary_only", False):
-                print(validation_text(outcome.report))
-        elif fmt == "text" and stream:
-            if outcome.results:
-                print(results_text(outcome.results), end="\n\n", flush=False)
-        elif fmt != "none":
-            outcomes.append(outcome)
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
+
+
+def _rendered(outcome: FileOutcome, args: argparse.Namespace, mode: str, fmt: str, stream: bool) -> str | None:
+    """One file's output, printed as it arrives (JSON Lines, streamed text); None: kept for the caller."""
+    assert outcome.report is not None
+    if fmt == "jsonl":
+        rows = (
+            [dict(r.as_dict(), file=outcome.path) for r in outcome.results]
+            if mode == "recommend"
+            else [dict(validation_json(outcome.report), file=outcome.path)]
+        )
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if fmt == "text" and mode == "validate":
+        return "" if getattr(args, "summary_only", False) else validation_text(outcome.report) + "\n"
+    if fmt == "text" and stream:
+        return results_text(outcome.results) + "\n\n" if outcome.results else ""
+    return None if fmt != "none" else ""
 
 
 def _engine(args: argparse.Namespace) -> EngineChoice:
@@ -428,19 +483,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     block_network(allow=getattr(args, "allow_service", False))
+    stdout = sys.stdout
+    sys.stdout = _Escaping(stdout)  # type: ignore[assignment]
     try:
-        return int(args.func(args))
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    except NetworkBlocked as err:
-        print(f"error: {err}", file=sys.stderr)
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except (InputError, NetworkBlocked) as err:
+        _say(f"error: {err}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # output piped into head, less...: stop quietly
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
-        return EXIT_OK
+    except BrokenPipeError:  # output piped into head, less...: stop quietly, but say it was cut
+        stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
+        return EXIT_OUTPUT_CLOSED
+    except Exception as err:  # a bug: one line saying so, never a bare traceback
+        _say(f"error: {internal_error('jdm-kg ' + args.command, 'running', err)}")
+        return EXIT_INTERNAL
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,17 @@
-"""Errors that end in a clear message and exit code 2 (unusable input or usage)."""
+"""Errors that end in a clear message: unusable input or usage (exit 2), a bug (exit 3), and
+the library warnings captured on the way (one line each, never a traceback)."""
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["InputError", "internal_error", "captured_messages", "EXIT_INTERNAL"]
+
+#: The exit code of a run that met a bug in jdm-kg (not a problem with the input).
+EXIT_INTERNAL = 3
 
 
 class InputError(Exception):
@@ -21,3 +30,72 @@ class InputError(Exception):
         self.line = line
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {problem}")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters.
+
+    >>> one_line("a\\n  b" + "c" * 400, 10)
+    'a bccccc...'
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def internal_error(where: str, stage: str, err: BaseException) -> str:
+    """The one line for an exception that is a bug in jdm-kg (exit :data:`EXIT_INTERNAL`).
+
+    >>> internal_error("a.ttl", "validation", KeyError("x"))[:55]
+    "a.ttl: validation: internal error (KeyError: 'x'); this"
+    """
+    from jdm_kg import __version__
+
+    detail = one_line(str(err)) or "no detail"
+    return (f"{where}: {stage}: internal error ({type(err).__name__}: {detail}); this is a bug in "
+            f"jdm-kg {__version__}: please report it (with this line, and the input if you can share it)")
+
+
+_LOGGERS = ("rdflib", "pyshacl", "owlrl", "pyoxigraph")
+
+#: rdflib's warning for an ill-typed literal: jdm-kg reports each such literal as a violation.
+_REPORTED_ELSEWHERE = ("Failed to convert Literal lexical form to value",)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if not text.startswith(_REPORTED_ELSEWHERE):
+            self.into.append(f"{record.name.split('.')[0]}: {one_line(text)}")
+
+
+@contextmanager
+def captured_messages() -> Iterator[list[str]]:
+    """Collect what rdflib, pySHACL and owlrl log (warnings and above) and what Python's
+    ``warnings`` module is told, as one line each, in the list yielded; nothing reaches stderr
+    and no traceback is printed. Each distinct line is kept once."""
+    lines: list[str] = []
+    handler = _Collect(lines)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    saved = [(lg.propagate, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+        if lg.level == logging.NOTSET or lg.level > logging.WARNING:
+            lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every time, not once per process: the same notes for each file
+            for category in (DeprecationWarning, PendingDeprecationWarning):  # for jdm-kg's developers, not its users
+                warnings.simplefilter("ignore", category)
+            yield lines
+        lines += [f"{w.category.__name__}: {one_line(str(w.message))}" for w in caught]
+        lines[:] = list(dict.fromkeys(lines))
+    finally:
+        for lg, (propagate, level) in zip(loggers, saved):
+            lg.removeHandler(handler)
+            lg.propagate = propagate
+            lg.setLevel(level)

@@ -6,6 +6,8 @@ Violations block a recommendation for that record; warnings do not.
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 from pyshacl import validate as shacl_validate
 from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
 from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
-from rdflib import RDF, SH, BNode, Graph, Literal, Node, URIRef
+from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.engines import oxigraph_answered
 from jdm_kg.guideline import JDM, Guideline, load_guideline
@@ -26,7 +28,10 @@ from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
 
-__all__ = ["Issue", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
+__all__ = [
+    "Issue", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in",
+    "validate_file", "set_aside_ill_typed",
+]
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,62 @@ def _value_text(value: Node | None) -> str | None:
     return _local(value)
 
 
+#: Per patient graph, the triples :func:`set_aside_ill_typed` took out of it.
+_SET_ASIDE: weakref.WeakKeyDictionary[Graph, list[tuple[Node, Node, Literal]]] = weakref.WeakKeyDictionary()
+
+_DECIMALS = (XSD.decimal, XSD.integer)
+
+
+def _ill_typed(term: Node) -> bool:
+    """A literal whose text is not a value of its datatype (``"2020-02-30"^^xsd:date``, ``""^^xsd:date``,
+    ``"NaN"^^xsd:decimal``: NaN and INF are doubles, not decimals)."""
+    if not isinstance(term, Literal) or term.datatype is None:
+        return False
+    if term.ill_typed:
+        return True
+    value = term.value
+    return term.datatype in _DECIMALS and value is not None and not math.isfinite(value)
+
+
+_SHOULD_BE = {
+    "date": "write a date that exists, as YYYY-MM-DD (e.g. 2024-02-29)",
+    "dateTime": "write a date and time that exist, as YYYY-MM-DDThh:mm:ss",
+    "decimal": "write a finite number such as 35.5 (NaN and INF are not numbers)",
+    "integer": "write a whole number such as 12",
+}
+
+
+def set_aside_ill_typed(graph: Graph) -> Graph:
+    """Take the triples whose object is an ill-typed literal out of ``graph`` (pySHACL and the
+    queries would compare them and fail) and keep them, so that :func:`validate_graphs` reports
+    each as a violation naming the record, the field and the value. Call it before the graph
+    is merged with anything; calling it again finds nothing new. Returns ``graph``.
+
+    >>> g = Graph()
+    >>> _ = g.add((URIRef("urn:p"), URIRef("urn:d"), Literal("2020-02-30", datatype=XSD.date)))
+    >>> len(set_aside_ill_typed(g)), len(_SET_ASIDE[g])
+    (0, 1)
+    """
+    bad = [t for t in graph.triples((None, None, None)) if _ill_typed(t[2])]
+    if bad:
+        for triple in bad:
+            graph.remove(triple)
+        _SET_ASIDE.setdefault(graph, []).extend(bad)  # type: ignore[arg-type]
+    return graph
+
+
+def _ill_typed_issues(graph: Graph, guideline: Graph, records: dict[Node, Any]) -> list[tuple[Node | None, Issue]]:
+    """The violations for the triples :func:`set_aside_ill_typed` took out of ``graph``: (owner node, issue)."""
+    found = []
+    for subject, predicate, literal in _SET_ASIDE.get(graph, []):
+        owner_node, trail = _owner(graph, guideline, subject, records)
+        record = records[owner_node][0].patient_id if owner_node is not None else _short(subject)
+        datatype = _local(literal.datatype)
+        message = f"not a valid {datatype}: {_SHOULD_BE.get(datatype, 'correct the value or its datatype')}"
+        found.append((owner_node, Issue("violation", record, ".".join(trail + [_local(predicate)]), str(literal), message)))
+    return found
+
+
 def validate_graph(
     patient_graph: Graph, source: str, guideline: Guideline | None = None, data: Graph | None = None
 ) -> ValidationReport:
@@ -159,6 +220,8 @@ def validate_graphs(
     """
     guideline = guideline or load_guideline()
     if data is None:  # pySHACL's SPARQL targets and constraints answered by Oxigraph (same results)
+        for _, graph in sources:  # (a caller that passes ``data`` set them aside before merging)
+            set_aside_ill_typed(graph)
         data = oxigraph_answered(guideline, [g for _, g in sources])
     reports = [ValidationReport(source=source, records=patients_in(graph)) for source, graph in sources]
     record_report = {r.node: (r, report) for report in reports for r in report.records}
@@ -170,6 +233,9 @@ def validate_graphs(
         for report in reports:
             report.shacl_report = results
     seen: set[tuple[int, str, str, str, str | None, str]] = set()
+    for (_, graph), report in zip(sources, reports):
+        for owner_node, issue in _ill_typed_issues(graph, guideline.graph, record_report):
+            (record_report[owner_node][1] if owner_node is not None else report).issues.append(issue)
     for result in results.subjects(RDF.type, SH.ValidationResult):
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
