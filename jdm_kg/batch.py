@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from pyshacl.errors import ReportableRuntimeError, ValidationFailure
 from rdflib import Graph, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
-from jdm_kg.errors import InputError, captured_messages, internal_error
+from jdm_kg.errors import InputError, captured_messages, internal_error, one_line
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
@@ -134,10 +135,13 @@ def process_files(
 
 def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode: str, keep_shacl: bool,
                    engine: EngineChoice) -> list[FileOutcome]:
-    """Validate (and recommend) the files of one group together; if that fails, each file on its
-    own, so that only the file at fault gets the error."""
-    def one_by_one() -> list[FileOutcome]:
-        return [outcome for source in sources for outcome in _process_group([source], guideline, mode, keep_shacl, engine)]
+    """Validate (and recommend) the files of one group together; if that fails, each half of the
+    group again (and so on down to single files), so that only the file at fault gets the error;
+    the others' results are the same in any grouping."""
+    def halves() -> list[FileOutcome]:
+        middle = len(sources) // 2
+        return [outcome for half in (sources[:middle], sources[middle:])
+                for outcome in _process_group(half, guideline, mode, keep_shacl, engine)]
 
     try:
         with captured_messages() as notes:
@@ -147,10 +151,14 @@ def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode:
                 done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
     except Exception as err:
         if len(sources) > 1:
-            return one_by_one()
-        return [_failed(sources[0][0], "validation" if mode == "validate" else "validation and recommendation", err)]
-    if notes and len(sources) > 1:  # a library warned about one of the files: each on its own tells which
-        return one_by_one()
+            return halves()
+        path = sources[0][0]
+        if type(err) in (ReportableRuntimeError, ValidationFailure):  # pySHACL refusing the data, not the shapes
+            err = InputError(path, f"the SHACL validator cannot check this file ({one_line(str(err.message))}): a field "
+                                   "holds a value of the wrong kind (e.g. an object where a date is expected); correct it")
+        return [_failed(path, "validation" if mode == "validate" else "validation and recommendation", err)]
+    if notes and len(sources) > 1:  # a library warned about one of the files: halving tells which
+        return halves()
     return [FileOutcome(path, report, results, notes=list(notes)) for (path, _), (report, results) in zip(sources, done)]
 
 

@@ -25,7 +25,7 @@ from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.endpoint import Endpoint, file_graph_name, load_guideline_graph, load_patient_graph, values_block
 from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
-from jdm_kg.errors import EXIT_INTERNAL, InputError, internal_error
+from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, internal_error
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
@@ -486,7 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = _Escaping(stdout)  # type: ignore[assignment]
     try:
-        code = int(args.func(args))
+        with captured_messages() as notes:  # what the libraries warn about outside a file's processing
+            code = int(args.func(args))
+        for note in notes:
+            _say(f"note: {note}")
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except (InputError, NetworkBlocked) as err:

@@ -57,35 +57,45 @@ def internal_error(where: str, stage: str, err: BaseException) -> str:
 
 _LOGGERS = ("rdflib", "pyshacl", "owlrl", "pyoxigraph")
 
-#: rdflib's warning for an ill-typed literal: jdm-kg reports each such literal as a violation.
+#: rdflib's warnings for an ill-typed literal and a bad IRI: jdm-kg reports each as a violation
+#: (:func:`jdm_kg.validation.set_aside_ill_typed`) or an error (:func:`jdm_kg.loading.check_terms`).
 _REPORTED_ELSEWHERE = ("Failed to convert Literal lexical form to value",)
+_BAD_IRI = " does not look like a valid URI"
 
 
 class _Collect(logging.Handler):
-    def __init__(self, into: list[str]) -> None:
+    """Puts each log record, as one line, in the innermost :func:`captured_messages` list."""
+
+    def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.into = into
+        self.active: list[list[str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if not text.startswith(_REPORTED_ELSEWHERE):
-            self.into.append(f"{record.name.split('.')[0]}: {one_line(text)}")
+        if self.active and not text.startswith(_REPORTED_ELSEWHERE) and _BAD_IRI not in text:
+            self.active[-1].append(f"{record.name.split('.')[0]}: {one_line(text)}")
+
+
+_HANDLER = _Collect()
 
 
 @contextmanager
 def captured_messages() -> Iterator[list[str]]:
     """Collect what rdflib, pySHACL and owlrl log (warnings and above) and what Python's
     ``warnings`` module is told, as one line each, in the list yielded; nothing reaches stderr
-    and no traceback is printed. Each distinct line is kept once."""
+    and no traceback is printed. Each distinct line is kept once. Blocks may nest: a message
+    goes to the innermost."""
     lines: list[str] = []
-    handler = _Collect(lines)
     loggers = [logging.getLogger(name) for name in _LOGGERS]
+    outermost = not _HANDLER.active
     saved = [(lg.propagate, lg.level) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.propagate = False
-        if lg.level == logging.NOTSET or lg.level > logging.WARNING:
-            lg.setLevel(logging.WARNING)
+    if outermost:
+        for lg in loggers:
+            lg.addHandler(_HANDLER)
+            lg.propagate = False
+            if lg.level == logging.NOTSET or lg.level > logging.WARNING:
+                lg.setLevel(logging.WARNING)
+    _HANDLER.active.append(lines)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # every time, not once per process: the same notes for each file
@@ -95,7 +105,9 @@ def captured_messages() -> Iterator[list[str]]:
         lines += [f"{w.category.__name__}: {one_line(str(w.message))}" for w in caught]
         lines[:] = list(dict.fromkeys(lines))
     finally:
-        for lg, (propagate, level) in zip(loggers, saved):
-            lg.removeHandler(handler)
-            lg.propagate = propagate
-            lg.setLevel(level)
+        _HANDLER.active.pop()
+        if outermost:
+            for lg, (propagate, level) in zip(loggers, saved):
+                lg.removeHandler(_HANDLER)
+                lg.propagate = propagate
+                lg.setLevel(level)

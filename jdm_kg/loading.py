@@ -21,7 +21,7 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
+__all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -173,11 +173,7 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
             return fast
     graph = Graph()
     if fmt == "json-ld":
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(source, f"not valid JSON: {err.msg} (column {err.colno})", line=err.lineno) from None
-        text = json.dumps(_resolve_contexts(document, source))
+        text = json.dumps(_resolve_contexts(load_json(text, source), source))
     try:
         graph.parse(data=text, format=fmt)
     except InputError:
@@ -185,6 +181,76 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
     except Exception as err:  # rdflib raises many types; each becomes one clear line
         message = str(err) or type(err).__name__
         raise InputError(source, f"not valid {fmt}: {_first_line(message)}", line=_line_of(message)) from None
+    check_terms(graph, source)  # (what Oxigraph's parser read above is valid already)
+    return graph
+
+
+#: JSON deeper than this is refused: a patient record is a few levels deep, and rdflib's JSON-LD
+#: reader and the FHIR models recurse once or more per level.
+MAX_JSON_DEPTH = 64
+
+
+def load_json(text: str, source: str) -> Any:
+    """The JSON document in ``text``, or an :class:`InputError` for what jdm-kg cannot use: not
+    JSON (``NaN`` and ``Infinity`` are not), nested deeper than :data:`MAX_JSON_DEPTH`, or a
+    number too large for a double (or of more than 4,300 digits).
+
+    >>> load_json('{"a": [1, 2.5]}', "inline")
+    {'a': [1, 2.5]}
+    """
+    def constant(name: str) -> Any:
+        raise InputError(source, f"{name} is not a JSON number: write a number, or leave the field out")
+
+    try:
+        document = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as err:
+        raise InputError(source, f"not valid JSON: {err.msg} (column {err.colno})", line=err.lineno) from None
+    except RecursionError:
+        raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few") from None
+    except ValueError as err:  # Python's limit on the digits of an integer
+        raise InputError(source, f"a number in the JSON is too long ({_first_line(str(err)).split(';')[0]})") from None
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few")
+        if isinstance(node, dict):
+            stack += [(value, depth + 1) for value in node.values()]
+        elif isinstance(node, list):
+            stack += [(value, depth + 1) for value in node]
+        elif isinstance(node, (int, float)) and not isinstance(node, bool) and not abs(node) <= _LARGEST:
+            raise InputError(source, "a number in the JSON is too large (over 1e308); correct it")
+    return document
+
+
+_LARGEST = 1.7976931348623157e308
+
+
+def check_terms(graph: Graph, source: str) -> Graph:
+    """``graph`` if every IRI and literal in it is valid RDF (an IRI without spaces, quotes or
+    angle brackets; text without lone surrogates; a well-formed language tag), as Oxigraph and
+    SPARQL servers require; rdflib's readers let some through. Otherwise an :class:`InputError`
+    naming the first bad term."""
+    import pyoxigraph as ox
+
+    seen: set[Node] = set()
+    for triple in graph:
+        for term in triple:
+            if term in seen or isinstance(term, BNode):
+                continue
+            seen.add(term)
+            try:
+                if isinstance(term, URIRef):
+                    ox.NamedNode(term)
+                elif isinstance(term, Literal) and term.language:
+                    ox.Literal(str(term), language=term.language)
+                elif isinstance(term, Literal):
+                    ox.Literal(str(term), datatype=ox.NamedNode(term.datatype or _XSD_STRING))
+            except (ValueError, TypeError, UnicodeError) as err:
+                shown = repr(str(term)) if isinstance(term, URIRef) else term.n3()
+                what = "IRI" if isinstance(term, URIRef) else "literal"
+                raise InputError(source, f"{what} {_first_line(shown)[:160]} is not valid RDF ({_first_line(str(err))}); "
+                                         "correct or remove it") from None
     return graph
 
 
@@ -271,5 +337,32 @@ def load_patient_file(path: str | Path) -> Graph:
     if fmt == "json-ld" and is_fhir(text):
         from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
-        return fhir_to_graph(text, str(path))
+        _check_fhir_structure(load_json(text, str(path)), str(path))
+        return check_terms(fhir_to_graph(text, str(path)), str(path))
     return parse_rdf_text(text, fmt, str(path))
+
+
+def _check_fhir_structure(document: Any, source: str) -> None:
+    """An :class:`InputError` if ``document`` is not a FHIR resource, or a Bundle whose entries
+    are not each an object holding a resource of a FHIR R4 type (what the importer then reads)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    def resource(node: Any, where: str) -> None:
+        kind = node.get("resourceType") if isinstance(node, dict) else None
+        if not isinstance(kind, str):
+            raise InputError(source, f"{where} is not a FHIR resource (a JSON object with a resourceType)")
+        try:
+            get_fhir_model_class(kind)
+        except (KeyError, ValueError):
+            raise InputError(source, f"{where}: resourceType {kind!r} is not a FHIR R4 resource") from None
+
+    resource(document, "the document")
+    entries = document.get("entry")
+    if document["resourceType"] != "Bundle" or entries is None:
+        return
+    if not isinstance(entries, list):
+        raise InputError(source, "Bundle.entry must be a list of entries")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or entry.get("resource") is None:
+            raise InputError(source, f"Bundle.entry[{index}] holds no resource; jdm-kg reads entries that hold one")
+        resource(entry["resource"], f"Bundle.entry[{index}].resource")

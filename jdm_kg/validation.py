@@ -6,11 +6,11 @@ Violations block a recommendation for that record; warnings do not.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -141,9 +141,6 @@ def _value_text(value: Node | None) -> str | None:
 #: Per patient graph, the triples :func:`set_aside_ill_typed` took out of it.
 _SET_ASIDE: weakref.WeakKeyDictionary[Graph, list[tuple[Node, Node, Literal]]] = weakref.WeakKeyDictionary()
 
-_DECIMALS = (XSD.decimal, XSD.integer)
-
-
 def _ill_typed(term: Node) -> bool:
     """A literal whose text is not a value of its datatype (``"2020-02-30"^^xsd:date``, ``""^^xsd:date``,
     ``"NaN"^^xsd:decimal``: NaN and INF are doubles, not decimals)."""
@@ -151,8 +148,7 @@ def _ill_typed(term: Node) -> bool:
         return False
     if term.ill_typed:
         return True
-    value = term.value
-    return term.datatype in _DECIMALS and value is not None and not math.isfinite(value)
+    return isinstance(term.value, Decimal) and not term.value.is_finite()
 
 
 _SHOULD_BE = {
