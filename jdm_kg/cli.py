@@ -105,11 +105,15 @@ def _run(
     An unusable file is reported on stderr and the others still run. Returns the worst exit
     code and the outcomes that the caller still has to print, in the order the files were given.
     """
-    files = _expand(paths if paths is not None else args.files)
+    problems: list[InputError] = []  # a folder that is empty or unreadable: its error, and the other paths go on
+    files = [str(p) for p in rdf_files(list(paths if paths is not None else args.files), problems)]
     fmt = getattr(args, "format", "text")
     summary = Summary()
     outcomes: list[FileOutcome] = []
-    worst = EXIT_OK
+    worst = EXIT_ERROR if problems else EXIT_OK
+    for problem in problems:
+        summary.add(FileOutcome(problem.source, error=str(problem)))
+        _say(f"error: {problem}")
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,

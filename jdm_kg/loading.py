@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -254,9 +255,11 @@ def check_terms(graph: Graph, source: str) -> Graph:
     return graph
 
 
-def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
+def rdf_files(paths: list[str] | list[Path] | tuple[str, ...], problems: list[InputError] | None = None) -> list[Path]:
     """Files as given; a folder expands to the RDF files inside it (sorted, recursive, through
-    symbolic links to folders too, each folder once). A folder holding none is an error."""
+    symbolic links to folders too, each folder once). A folder holding none, or one that cannot
+    be read, is an :class:`InputError`: raised, or with ``problems`` given, added to it while the
+    other paths are still expanded."""
     out: list[Path] = []
     for given in paths:
         path = Path(given)
@@ -264,35 +267,60 @@ def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
             out.append(path)
             continue
         found: list[Path] = []
+        unreadable: list[InputError] = []
         seen: set[str] = set()
-        for folder, subfolders, names in os.walk(path, followlinks=True):
+
+        def refused(err: OSError) -> None:
+            folder = err.filename or str(path)
+            unreadable.append(InputError(str(folder), f"cannot read this folder ({err.strerror}); its files were skipped"))
+
+        for folder, subfolders, names in os.walk(path, followlinks=True, onerror=refused):
             real = os.path.realpath(folder)
             if real in seen:  # a link back to a folder already walked
                 subfolders.clear()
                 continue
             seen.add(real)
             found += [Path(folder, n) for n in names if Path(n).suffix.lower() in RDF_SUFFIXES]
-        if not found:
+        if not found and not unreadable:
             kinds = ", ".join(sorted(RDF_SUFFIXES))
-            raise InputError(str(path), f"no patient files in this folder (looked for {kinds}, in subfolders too)")
+            unreadable.append(InputError(str(path), f"no patient files in this folder (looked for {kinds}, in subfolders too)"))
+        if unreadable:
+            if problems is None:
+                raise unreadable[0]
+            problems += unreadable
         out += sorted(found)
     return out
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def _read_text(path: Path) -> str:
-    """The text of ``path``, or a clear :class:`InputError` (missing, too big, binary, not UTF-8)."""
+    """The text of ``path``, or a clear :class:`InputError` (missing, not a regular file, too big,
+    binary, not UTF-8). Only regular files are opened (a FIFO would block, a device never end),
+    and at most :data:`MAX_FILE_BYTES` + 1 bytes are read, whatever the file claims its size is."""
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(source, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit; split it")
-        raw = path.read_bytes()
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        for test, kind in _NOT_REGULAR:
+            if test(mode):
+                raise InputError(source, f"is {kind}, not a regular file; skipped (give the file itself)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never waits, even if it changed since
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InputError(source, "is not a regular file; skipped (give the file itself)")
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
     except IsADirectoryError:
         raise InputError(source, "is a folder, not a file") from None
     except OSError as err:
         raise InputError(source, f"cannot read: {err.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(source, f"file is over the {MAX_FILE_BYTES}-byte limit (MAX_FILE_BYTES); split it into smaller files")
     if not raw.strip():
         raise InputError(source, "file is empty; expected a patient record")
     if b"\x00" in raw[:8192]:

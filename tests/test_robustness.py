@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import jdm_kg.batch as batch
 from fuzz.generate import write as write_corpus
 from helpers import ROOT, run
-from jdm_kg import __version__, recommend_file, validate_file
+from jdm_kg import InputError, __version__, recommend_file, validate_file
 from jdm_kg.batch import process_files
 
 EX = ROOT / "examples"
@@ -202,3 +203,73 @@ def test_output_closed_early_is_not_success() -> None:
                             shell=True, cwd=ROOT, timeout=300, executable="/bin/bash")
     assert status.returncode == 141
     assert "Traceback" not in proc.stderr
+
+
+def test_special_files_are_reported_and_skipped(tmp_path: Path) -> None:
+    """A FIFO named .ttl does not block, a link to a device is refused before it is read, an empty
+    folder named on the command line is one error line, and every other path is still processed."""
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    shutil.copy(EX / "skin-predominant.ttl", folder / "good.ttl")
+    os.mkfifo(folder / "pipe.ttl")
+    (folder / "zero.ttl").symlink_to("/dev/zero")
+    (folder / "random.jsonld").symlink_to("/dev/urandom")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run("validate", "--summary", str(empty), str(folder), str(EX / "ild-predominant.ttl"), tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert f"error: {empty}: no patient files in this folder" in proc.stderr
+    assert f"error: {folder / 'pipe.ttl'}: is a FIFO (named pipe), not a regular file" in proc.stderr
+    assert f"error: {folder / 'zero.ttl'}: is a character device, not a regular file" in proc.stderr
+    assert f"error: {folder / 'random.jsonld'}: is a character device" in proc.stderr
+    assert f"{folder / 'good.ttl'}: conforms" in proc.stdout and "ild-predominant.ttl: conforms" in proc.stdout
+    assert "files: 6 (4 unusable)" in proc.stdout
+
+
+def test_size_limit_is_checked_on_what_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jdm_kg.loading as loading
+
+    path = tmp_path / "big.ttl"
+    path.write_text((EX / "skin-predominant.ttl").read_text(), encoding="utf-8")
+    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 100)
+    with pytest.raises(InputError, match="over the 100-byte limit"):
+        loading.load_patient_file(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_unreadable_folder_is_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "registry"
+    (folder / "locked").mkdir(parents=True)
+    shutil.copy(EX / "skin-predominant.ttl", folder / "good.ttl")
+    (folder / "locked").chmod(0)
+    try:
+        proc = run("validate", str(folder), tmp_path=tmp_path)
+    finally:
+        (folder / "locked").chmod(0o755)
+    assert proc.returncode == 2 and "locked: cannot read this folder (Permission denied)" in proc.stderr
+    assert "good.ttl: conforms" in proc.stdout
+
+
+def test_unreadable_folder_is_reported_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, for a run as root (who reads any folder): the folder listing fails as it would."""
+    import errno
+
+    from jdm_kg.loading import rdf_files
+
+    folder = tmp_path / "registry"
+    (folder / "locked").mkdir(parents=True)
+    shutil.copy(EX / "skin-predominant.ttl", folder / "good.ttl")
+    shutil.copy(EX / "skin-predominant.ttl", folder / "locked" / "hidden.ttl")
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if str(path).endswith("locked"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems: list[InputError] = []
+    assert rdf_files([str(folder)], problems) == [folder / "good.ttl"]
+    assert [str(p) for p in problems] == [f"{folder / 'locked'}: cannot read this folder (Permission denied); its files were skipped"]
+    with pytest.raises(InputError, match="cannot read this folder"):
+        rdf_files([str(folder)])
