@@ -3,7 +3,7 @@
 Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error;
 3 internal error (a bug in jdm-kg: the message says "please report"); 141 output closed early
 (e.g. piped into `head`: what was printed is incomplete); 130 interrupted. With many files the
-code is the worst one met. Control characters from the input are shown escaped (\u001b).
+code is the worst one met. Control characters from the input are shown escaped (ESC as \\u001b).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,26 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return code
 
 
+def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str) -> Any:
+    """rdflib's answer to ``query`` over ``data``, evaluated now, so that what the user's query
+    asks for and cannot have becomes an :class:`InputError` here."""
+    try:
+        result = data.query(query, initBindings=bindings)
+        if result.type == "SELECT":
+            result.bindings  # noqa: B018 (rdflib evaluates lazily: evaluate now)
+        return result
+    except urllib.error.URLError as err:
+        raise InputError(label, f"a SERVICE endpoint could not be reached ({err.reason}); check its URL") from None
+    except OSError as err:
+        raise InputError(label, f"a SERVICE endpoint could not be reached ({err}); check its URL") from None
+    except Exception as err:
+        if "requiring a dataset" in str(err):
+            raise InputError(label, "the query reads named graphs (GRAPH), but --data files form one default graph: "
+                                    "remove GRAPH, or load the files with jdm-kg load and query the server with "
+                                    "--endpoint") from None
+        raise
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     bindings = dict(parse_param(p) for p in args.param)
@@ -254,7 +275,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
                 data += graph
         else:
             data = with_guideline(load_guideline(), *patients)
-        result = data.query(query, initBindings=bindings)
+        result = _local_answer(data, query, bindings, label)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK

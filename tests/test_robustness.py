@@ -273,3 +273,22 @@ def test_unreadable_folder_is_reported_in_process(tmp_path: Path, monkeypatch: p
     assert [str(p) for p in problems] == [f"{folder / 'locked'}: cannot read this folder (Permission denied); its files were skipped"]
     with pytest.raises(InputError, match="cannot read this folder"):
         rdf_files([str(folder)])
+
+
+def test_query_with_graph_on_local_data_is_a_usage_error(tmp_path: Path) -> None:
+    query = tmp_path / "g.rq"
+    query.write_text("SELECT * WHERE { GRAPH <urn:x> { ?s ?p ?o } }")
+    proc = run("query", str(query), "--data", str(EX / "skin-predominant.ttl"), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "the query reads named graphs (GRAPH)" in proc.stderr
+
+
+def test_unreachable_service_is_an_error_not_a_bug(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    query = tmp_path / "s.rq"
+    query.write_text(f"SELECT * WHERE {{ SERVICE <http://127.0.0.1:{port}/sparql> {{ ?s ?p ?o }} }}")
+    proc = run("query", str(query), "--allow-service", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "a SERVICE endpoint could not be reached" in proc.stderr
