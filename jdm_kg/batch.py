@@ -28,7 +28,7 @@ from rdflib import Graph, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
-from jdm_kg.errors import InputError, captured_messages, internal_error, one_line
+from jdm_kg.errors import InputError, ServerError, captured_messages, internal_error, one_line
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
@@ -149,6 +149,8 @@ def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode:
                 done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
             else:
                 done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
+    except ServerError:
+        raise  # not about a file (a SPARQL server that fails): the run stops with that error
     except Exception as err:
         if len(sources) > 1:
             return halves()

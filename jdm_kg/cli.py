@@ -24,7 +24,7 @@ from rdflib import RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
-from jdm_kg.endpoint import Endpoint, file_graph_name, load_guideline_graph, load_patient_graph, values_block
+from jdm_kg.endpoint import Endpoint, cleanup, file_graph_name, load_guideline_graph, load_patient_graph, values_block
 from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, internal_error
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
@@ -167,7 +167,7 @@ def _engine(args: argparse.Namespace) -> EngineChoice:
         if not args.update:
             raise InputError("--endpoint", "recommending on a SPARQL server loads the patient data there for the "
                              "run: give the server's update URL too (--update URL)")
-        return Endpoint(args.endpoint, args.update)
+        return Endpoint(args.endpoint, args.update, timeout=args.timeout)
     return getattr(args, "engine", "rdflib")
 
 
@@ -265,7 +265,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
                              "jdm-kg load")
         check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
-        result = Endpoint(args.endpoint).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
+        result = Endpoint(args.endpoint, timeout=args.timeout).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
     else:
         query = check_query(text, label, allow_service=args.allow_service)
         patients = [load_patient_file(path) for path in _expand(args.data)]
@@ -302,7 +302,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    endpoint = Endpoint(args.endpoint, args.update)
+    endpoint = Endpoint(args.endpoint, args.update, timeout=args.timeout)
+    if args.cleanup is not None:
+        dropped = cleanup(endpoint, older_than=args.cleanup * 60)
+        print(f"dropped {len(dropped)} temporary graph(s) left by runs started over {args.cleanup:g} minute(s) ago"
+              + "".join(f"\n  <{name}>" for name in dropped))
+        if not args.files and args.no_guideline:
+            return EXIT_OK
     guideline = load_guideline()
     if not args.no_guideline:
         count = load_guideline_graph(endpoint, guideline)
@@ -433,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the queries on this SPARQL 1.1 server (query URL) instead of the embedded engine")
         p.add_argument("--update", metavar="URL", required=required and p.prog.endswith("load"),
                        help="the server's SPARQL Update URL, to load the patient data (and with load, the guideline)")
+        p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
+                       help="with --endpoint: how long to wait for each answer of the server (default 120)")
 
     p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
     p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
@@ -465,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-guideline", action="store_true", help="query only the --data files")
     p.add_argument("--allow-service", action="store_true", help="allow SERVICE clauses to contact remote endpoints")
     p.add_argument("--endpoint", metavar="URL", help="run the query on this SPARQL 1.1 server's data instead")
+    p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
+                   help="with --endpoint: how long to wait for the server's answer (default 120)")
     p.add_argument("--graph", action="append", default=[], metavar="IRI",
                    help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}); "
                         "default: the server's default graph")
@@ -474,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", metavar="FILE", help="patient files or folders (each into its own named graph)")
     endpoint_options(p, required=True)
     p.add_argument("--no-guideline", action="store_true", help="load only the patient files")
+    p.add_argument("--cleanup", type=float, nargs="?", const=60, metavar="MINUTES",
+                   help="first drop the temporary graphs (urn:jdm-kg:run:*, urn:jdm-kg:staging:*) that runs started "
+                        "over MINUTES ago left on the server (default 60; 0: all); with --no-guideline and no files, only that")
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")

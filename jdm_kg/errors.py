@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["InputError", "internal_error", "captured_messages", "EXIT_INTERNAL"]
+__all__ = ["InputError", "ServerError", "internal_error", "captured_messages", "EXIT_INTERNAL"]
 
 #: The exit code of a run that met a bug in jdm-kg (not a problem with the input).
 EXIT_INTERNAL = 3
@@ -30,6 +30,11 @@ class InputError(Exception):
         self.line = line
         where = f"{source}:{line}" if line else source
         super().__init__(f"{where}: {problem}")
+
+
+class ServerError(InputError):
+    """A SPARQL server that cannot be used (unreachable, failing, holding another guideline): an
+    error of the run, not of a file (exit 2)."""
 
 
 def one_line(text: str, limit: int = 300) -> str:
