@@ -142,19 +142,20 @@ class Endpoint:
         self.update(f"DROP SILENT GRAPH {_iri(URIRef(name))}")
 
     def drop_all(self, names: list[str]) -> list[str]:
-        """Drop each graph of ``names``, retrying after a failure (:data:`DROP_RETRIES`); return
-        those still there. Never raises: it runs while another error may be on its way."""
-        left = []
-        for name in names:
-            for pause in (*DROP_RETRIES, None):
+        """Drop each graph of ``names``; retry those that failed after a pause (:data:`DROP_RETRIES`);
+        return those still there. Never raises: it runs while another error may be on its way."""
+        left = list(names)
+        for pause in (*DROP_RETRIES, None):
+            failed = []
+            for name in left:
                 try:
                     self.drop(name)
-                    break
                 except ServerError:
-                    if pause is None:
-                        left.append(name)
-                    else:
-                        time.sleep(pause)
+                    failed.append(name)
+            left = failed
+            if not left or pause is None:
+                break
+            time.sleep(pause)
         return left
 
     def graph_names(self, prefix: str) -> list[str]:
