@@ -103,7 +103,7 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
     try:
         parser = ox.parse(text, getattr(ox.RdfFormat, _FAST_FORMATS[fmt]), without_named_graphs=True)
         triples = list(parser)
-    except (SyntaxError, ValueError, OSError):
+    except (SyntaxError, ValueError, OSError, MemoryError):  # MemoryError: a token over its 16 MiB buffer
         return None
     # rdflib's core prefixes only (binding its ~30 default ones costs more than the parse)
     graph = Graph(bind_namespaces="core")

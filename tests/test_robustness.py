@@ -292,3 +292,12 @@ def test_unreachable_service_is_an_error_not_a_bug(tmp_path: Path) -> None:
     query.write_text(f"SELECT * WHERE {{ SERVICE <http://127.0.0.1:{port}/sparql> {{ ?s ?p ?o }} }}")
     proc = run("query", str(query), "--allow-service", tmp_path=tmp_path)
     assert proc.returncode == 2 and "a SERVICE endpoint could not be reached" in proc.stderr
+
+
+def test_a_literal_over_oxigraphs_16_mib_parser_buffer(tmp_path: Path) -> None:
+    """Oxigraph's parser stops at 16 MiB per token; rdflib then reads the file, and the value is judged as any other."""
+    path = tmp_path / "big-literal.ttl"
+    path.write_text((EX / "skin-predominant.ttl").read_text().replace('"kg"', '"' + "k" * (17 * 1024 * 1024) + '"', 1))
+    outcome = process_files([str(path)], "recommend", engine="oxigraph")[0]
+    assert outcome.error is None and outcome.report is not None
+    assert [i.field for i in outcome.report.issues if i.severity == "violation"] == ["bodyWeight.unit"]
