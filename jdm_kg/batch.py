@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any
 
 from pyshacl.errors import ReportableRuntimeError, ValidationFailure
-from rdflib import Graph, URIRef
+from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
@@ -32,9 +32,9 @@ from jdm_kg.errors import InputError, ServerError, captured_messages, internal_e
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import ValidationReport, patients_in, set_aside_ill_typed, validate_graphs
+from jdm_kg.validation import RecordRef, ValidationReport, patients_in, set_aside_ill_typed, validate_graphs
 
-__all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
+__all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "patient_slices", "Summary"]
 
 
 @dataclass
@@ -111,26 +111,86 @@ def process_files(
     so its SHACL report graph is its own.
     """
     guideline = load_guideline()
-    outcomes: dict[str, FileOutcome] = {}
+    outcomes: dict[str, list[FileOutcome]] = {}
     loaded: list[tuple[str, Graph]] = []
     notes: dict[str, list[str]] = {}
     for path in paths:
         try:
             with captured_messages() as notes[path]:
-                graph = set_aside_ill_typed(load_patient_file(path))
-            if not patients_in(graph):
+                graph = load_patient_file(path)
+            records = patients_in(graph)
+            if not records:
                 raise _no_patient(path)
+            parts = [graph] if keep_shacl or len(records) == 1 else patient_slices(graph, records)
+            del graph
+            loaded += [(path, set_aside_ill_typed(part)) for part in parts]
         except Exception as err:  # one file's failure is its own (InputError: exit 2; anything else: a bug)
-            outcomes[path] = _failed(path, "reading", err)
-            continue
-        loaded.append((path, graph))
+            outcomes[path] = [_failed(path, "reading", err)]
     groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
     for group in groups:
         for outcome in _process_group([loaded[i] for i in group], guideline, mode, keep_shacl, engine):
-            outcomes[outcome.path] = outcome
-    for path, outcome in outcomes.items():
-        outcome.notes = notes.get(path, []) + outcome.notes
-    return [outcomes[p] for p in paths]
+            outcomes.setdefault(outcome.path, []).append(outcome)
+    merged = {path: _merged(parts) for path, parts in outcomes.items()}
+    for path, outcome in merged.items():
+        outcome.notes = list(dict.fromkeys(notes.get(path, []) + outcome.notes))
+    return [merged[p] for p in paths]
+
+
+def patient_slices(graph: Graph, records: list[RecordRef]) -> list[Graph]:
+    """``graph`` cut into one graph per patient record (its triples: those reached from the
+    record through nodes no other record reaches), so that the records of a large file are
+    validated and queried in groups of :data:`GROUP_SIZE`, as separate files are, with the same
+    results. ``[graph]`` if the records do not separate cleanly: a triple reached from two records
+    or from none, or a record that points at another."""
+    patients = {r.node for r in records}
+    owner: dict[tuple[Node, Node, Node], int] = {}
+    slices: list[list[tuple[Node, Node, Node]]] = []
+    for index, record in enumerate(records):
+        triples: list[tuple[Node, Node, Node]] = []
+        seen = {record.node}
+        stack = [record.node]
+        while stack:
+            node = stack.pop()
+            for p, o in graph.predicate_objects(node):
+                triple = (node, p, o)
+                if owner.setdefault(triple, index) != index:
+                    return [graph]
+                triples.append(triple)
+                if o in patients:
+                    return [graph]
+                if o not in seen and not isinstance(o, Literal) and (o, None, None) in graph:
+                    seen.add(o)
+                    stack.append(o)
+        slices.append(triples)
+    if len(owner) != len(graph):
+        return [graph]
+    out = []
+    for triples in slices:
+        part = Graph(bind_namespaces="core")
+        for prefix, namespace in graph.namespaces():
+            part.bind(prefix, namespace, override=True, replace=True)
+        part.addN((s, p, o, part) for s, p, o in triples)
+        out.append(part)
+    return out
+
+
+def _merged(parts: list[FileOutcome]) -> FileOutcome:
+    """One file's outcome from the outcomes of its slices (:func:`patient_slices`), as if it had
+    been processed whole: records and results in record order, issues in report order."""
+    if len(parts) == 1:
+        return parts[0]
+    failed = [p for p in parts if p.error]
+    if failed:
+        return failed[0]
+    first = parts[0]
+    assert first.report is not None
+    report = ValidationReport(first.report.source, sorted((r for p in parts for r in p.report.records),  # type: ignore[union-attr]
+                                                          key=lambda r: r.patient_id))
+    report.issues = sorted((i for p in parts for i in p.report.issues),  # type: ignore[union-attr]
+                           key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
+    order = {r.node: n for n, r in enumerate(report.records)}
+    results = sorted((r for p in parts for r in p.results), key=lambda r: order[r.record.node])
+    return FileOutcome(first.path, report, results, notes=[n for p in parts for n in p.notes])
 
 
 def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode: str, keep_shacl: bool,

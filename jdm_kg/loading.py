@@ -25,7 +25,17 @@ from jdm_kg.resources import CONTEXT_IRI, resource_path
 __all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
+#: ``JDM_KG_MAX_FILE_MB`` sets another limit (in MiB): memory grows with the size of one file.
 MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    """The size limit for one file: ``$JDM_KG_MAX_FILE_MB`` MiB if set, else :data:`MAX_FILE_BYTES`."""
+    given = os.environ.get("JDM_KG_MAX_FILE_MB", "").strip()
+    try:
+        return int(float(given) * 1024 * 1024) if given else MAX_FILE_BYTES
+    except ValueError:
+        raise InputError("JDM_KG_MAX_FILE_MB", f"{given!r} is not a number of MiB") from None
 
 RDF_SUFFIXES = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld", ".json": "json-ld"}
 
@@ -312,15 +322,17 @@ def _read_text(path: Path) -> str:
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise InputError(source, "is not a regular file; skipped (give the file itself)")
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            limit = max_file_bytes()
+            raw = fh.read(limit + 1)
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
     except IsADirectoryError:
         raise InputError(source, "is a folder, not a file") from None
     except OSError as err:
         raise InputError(source, f"cannot read: {err.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise InputError(source, f"file is over the {MAX_FILE_BYTES}-byte limit (MAX_FILE_BYTES); split it into smaller files")
+    if len(raw) > limit:
+        raise InputError(source, f"file is over the {limit / 2**20:g} MiB limit for one file (memory grows with it): "
+                                 "split it into smaller files, or raise the limit with JDM_KG_MAX_FILE_MB=<MiB>")
     if not raw.strip():
         raise InputError(source, "file is empty; expected a patient record")
     if b"\x00" in raw[:8192]:

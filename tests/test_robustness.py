@@ -231,9 +231,11 @@ def test_size_limit_is_checked_on_what_is_read(tmp_path: Path, monkeypatch: pyte
 
     path = tmp_path / "big.ttl"
     path.write_text((EX / "skin-predominant.ttl").read_text(), encoding="utf-8")
-    monkeypatch.setattr(loading, "MAX_FILE_BYTES", 100)
-    with pytest.raises(InputError, match="over the 100-byte limit"):
+    monkeypatch.setenv("JDM_KG_MAX_FILE_MB", str(100 / 2**20))
+    with pytest.raises(InputError, match="over the 9.53674e-05 MiB limit .* JDM_KG_MAX_FILE_MB"):
         loading.load_patient_file(path)
+    monkeypatch.setenv("JDM_KG_MAX_FILE_MB", "1")
+    assert len(loading.load_patient_file(path))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
@@ -301,3 +303,43 @@ def test_a_literal_over_oxigraphs_16_mib_parser_buffer(tmp_path: Path) -> None:
     outcome = process_files([str(path)], "recommend", engine="oxigraph")[0]
     assert outcome.error is None and outcome.report is not None
     assert [i.field for i in outcome.report.issues if i.severity == "violation"] == ["bodyWeight.unit"]
+
+
+def test_a_file_of_many_patients_is_processed_in_slices_with_the_same_results(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records of one file are cut apart (patient_slices) and processed in groups like separate
+    files: the same report and results as the whole file processed at once."""
+    from rdflib import Graph
+
+    from jdm_kg.loading import load_patient_file
+    from jdm_kg.validation import patients_in
+
+    merged = Graph()
+    for path in sorted(EX.glob("*.ttl")) + [EX / "invalid" / "height-in-metres.ttl"]:
+        merged += load_patient_file(path)
+    path = tmp_path / "registry.ttl"
+    path.write_text(merged.serialize(format="turtle").replace('"2024-09-01"^^xsd:date', '"2024-09-31"^^xsd:date'))
+    records = patients_in(load_patient_file(path))
+    assert len(batch.patient_slices(load_patient_file(path), records)) == len(records) == 7
+    sliced = process_files([str(path)], "recommend", engine="oxigraph")[0]
+    monkeypatch.setattr(batch, "patient_slices", lambda graph, records: [graph])
+    whole = process_files([str(path)], "recommend", engine="oxigraph")[0]
+    assert sliced.report is not None and whole.report is not None
+    assert sliced.report.records == whole.report.records and sliced.report.issues == whole.report.issues
+    assert [r.as_dict() for r in sliced.results] == [r.as_dict() for r in whole.results]
+    assert any(i.value == "2024-09-31" and i.severity == "violation" for i in sliced.report.issues)
+
+
+def test_records_that_share_a_node_are_not_sliced() -> None:
+    from rdflib import Graph
+
+    from jdm_kg.validation import patients_in
+
+    graph = Graph().parse(data="""@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .
+        <urn:p1> a jdm:Patient ; jdm:patientId "1" ; jdm:bodyWeight <urn:w> .
+        <urn:p2> a jdm:Patient ; jdm:patientId "2" ; jdm:bodyWeight <urn:w> .
+        <urn:w> jdm:value 30 .""", format="turtle")
+    assert batch.patient_slices(graph, patients_in(graph)) == [graph]
+    orphan = Graph().parse(data="""@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .
+        <urn:p1> a jdm:Patient . <urn:p2> a jdm:Patient . <urn:x> jdm:value 30 .""", format="turtle")
+    assert batch.patient_slices(orphan, patients_in(orphan)) == [orphan]
