@@ -121,9 +121,17 @@ def process_files(
             records = patients_in(graph)
             if not records:
                 raise _no_patient(path)
-            parts = [graph] if keep_shacl or len(records) == 1 else patient_slices(graph, records)
-            del graph
-            loaded += [(path, set_aside_ill_typed(part)) for part in parts]
+            slices = None if keep_shacl or len(records) == 1 else _slices(graph, records)
+            if slices is None:
+                loaded.append((path, set_aside_ill_typed(graph)))
+                continue
+            del graph  # its triples are in the slices; each group of them becomes graphs only when its turn comes
+            for start in range(0, len(slices), GROUP_SIZE):
+                chunk = [(path, set_aside_ill_typed(_graph(triples))) for triples in slices[start:start + GROUP_SIZE]]
+                slices[start:start + GROUP_SIZE] = [[] for _ in chunk]
+                for group in disjoint_groups(chunk, guideline):
+                    for outcome in _process_group([chunk[i] for i in group], guideline, mode, keep_shacl, engine):
+                        outcomes.setdefault(path, []).append(outcome)
         except Exception as err:  # one file's failure is its own (InputError: exit 2; anything else: a bug)
             outcomes[path] = [_failed(path, "reading", err)]
     groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
@@ -136,42 +144,46 @@ def process_files(
     return [merged[p] for p in paths]
 
 
+Triple = tuple[Node, Node, Node]
+
+
 def patient_slices(graph: Graph, records: list[RecordRef]) -> list[Graph]:
     """``graph`` cut into one graph per patient record (its triples: those reached from the
     record through nodes no other record reaches), so that the records of a large file are
     validated and queried in groups of :data:`GROUP_SIZE`, as separate files are, with the same
     results. ``[graph]`` if the records do not separate cleanly: a triple reached from two records
     or from none, or a record that points at another."""
+    slices = _slices(graph, records)
+    return [graph] if slices is None else [_graph(triples) for triples in slices]
+
+
+def _graph(triples: list[Triple]) -> Graph:
+    graph = Graph(bind_namespaces="core")
+    graph.addN((s, p, o, graph) for s, p, o in triples)
+    return graph
+
+
+def _slices(graph: Graph, records: list[RecordRef]) -> list[list[Triple]] | None:
+    """The triples of each record (:func:`patient_slices`), or None."""
     patients = {r.node for r in records}
-    owner: dict[tuple[Node, Node, Node], int] = {}
-    slices: list[list[tuple[Node, Node, Node]]] = []
+    owner: dict[Triple, int] = {}
+    slices: list[list[Triple]] = []
     for index, record in enumerate(records):
-        triples: list[tuple[Node, Node, Node]] = []
+        triples: list[Triple] = []
         seen = {record.node}
         stack = [record.node]
         while stack:
             node = stack.pop()
             for p, o in graph.predicate_objects(node):
                 triple = (node, p, o)
-                if owner.setdefault(triple, index) != index:
-                    return [graph]
+                if owner.setdefault(triple, index) != index or o in patients:
+                    return None
                 triples.append(triple)
-                if o in patients:
-                    return [graph]
                 if o not in seen and not isinstance(o, Literal) and (o, None, None) in graph:
                     seen.add(o)
                     stack.append(o)
         slices.append(triples)
-    if len(owner) != len(graph):
-        return [graph]
-    out = []
-    for triples in slices:
-        part = Graph(bind_namespaces="core")
-        for prefix, namespace in graph.namespaces():
-            part.bind(prefix, namespace, override=True, replace=True)
-        part.addN((s, p, o, part) for s, p, o in triples)
-        out.append(part)
-    return out
+    return slices if len(owner) == len(graph) else None
 
 
 def _merged(parts: list[FileOutcome]) -> FileOutcome:
