@@ -25,8 +25,9 @@ from jdm_kg.resources import CONTEXT_IRI, resource_path
 __all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
-#: ``JDM_KG_MAX_FILE_MB`` sets another limit (in MiB): memory grows with the size of one file.
-MAX_FILE_BYTES = 200 * 1024 * 1024
+#: Memory grows with the size of one file, about 50 times (benchmarks/bench_large.py: 20 MiB of
+#: Turtle, 1 GiB), so 64 MiB is about 3 GiB; ``JDM_KG_MAX_FILE_MB`` sets another limit (in MiB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 def max_file_bytes() -> int:
