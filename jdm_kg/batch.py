@@ -28,7 +28,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
-from jdm_kg.errors import InputError, ServerError, captured_messages, internal_error, one_line
+from jdm_kg.errors import InputError, ServerError, captured_messages, escape_controls, internal_error, one_line
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
@@ -261,7 +261,7 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
         if progress:
             width = 30
             filled = width * done // max(total, 1)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {os.path.basename(path)[:40]:<40}",
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {escape_controls(os.path.basename(path))[:40]:<40}",
                   end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     if jobs == 1 or len(tasks) < 2:

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import re
 import sys
 import urllib.error
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.endpoint import Endpoint, cleanup, file_graph_name, load_guideline_graph, load_patient_graph, values_block
 from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
-from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, internal_error
+from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, escape_controls, internal_error
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
@@ -48,20 +47,6 @@ __all__ = ["main"]
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 #: Output closed before everything was written (``| head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_OUTPUT_CLOSED = 141
-
-# C0 and C1 control characters and DEL, except newline and tab: an escape sequence in a record
-# must not reach the terminal. ``\uXXXX`` is also a valid escape in JSON and Turtle strings.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def escape_controls(text: str) -> str:
-    r"""``text`` with control characters (other than newline and tab) written as ``\uXXXX``.
-
-    >>> escape_controls("P-1\x1b[31m\tok\n")
-    'P-1\\u001b[31m\tok\n'
-    """
-    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
 
 class _Escaping(io.TextIOBase):
     """A text stream that writes to ``stream`` with control characters escaped."""

@@ -4,11 +4,12 @@ the library warnings captured on the way (one line each, never a traceback)."""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["InputError", "ServerError", "internal_error", "captured_messages", "EXIT_INTERNAL"]
+__all__ = ["InputError", "ServerError", "escape_controls", "internal_error", "captured_messages", "EXIT_INTERNAL"]
 
 #: The exit code of a run that met a bug in jdm-kg (not a problem with the input).
 EXIT_INTERNAL = 3
@@ -35,6 +36,20 @@ class InputError(Exception):
 class ServerError(InputError):
     """A SPARQL server that cannot be used (unreachable, failing, holding another guideline): an
     error of the run, not of a file (exit 2)."""
+
+
+# C0 and C1 control characters and DEL, except newline and tab: an escape sequence in a record
+# must not reach the terminal. ``\uXXXX`` is also a valid escape in JSON and Turtle strings.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    r"""``text`` with control characters (other than newline and tab) written as ``\uXXXX``.
+
+    >>> escape_controls("P-1\x1b[31m\tok\n")
+    'P-1\\u001b[31m\tok\n'
+    """
+    return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def one_line(text: str, limit: int = 300) -> str:
