@@ -56,7 +56,7 @@ def one_line(text: str, limit: int = 300) -> str:
     """``text`` on one line, at most ``limit`` characters.
 
     >>> one_line("a\\n  b" + "c" * 400, 10)
-    'a bccccc...'
+    'a bcccc...'
     """
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
