@@ -280,6 +280,16 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
                 yield outcome
 
 
+def _ranked(counter: Counter[str], most: int | None = None) -> list[tuple[str, int]]:
+    """``counter.most_common(most)`` with ties in alphabetical order (not in the order they were
+    first counted, which follows set iteration and so changes from run to run).
+
+    >>> _ranked(Counter({"b": 2, "a": 2, "c": 3}))
+    [('c', 3), ('a', 2), ('b', 2)]
+    """
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:most]
+
+
 @dataclass
 class Summary:
     """Counts for the end of a batch run."""
@@ -327,9 +337,9 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files, "unusableFiles": len(self.unusable), "records": self.records,
-            "valid": self.valid, "invalid": self.invalid, "invalidByReason": dict(self.invalid_reasons.most_common()),
-            "warnings": dict(self.warnings.most_common()), "notApplicable": self.not_applicable,
-            "rankedFirst": dict(self.first_options.most_common()), "blocked": dict(self.blocked_options.most_common()),
+            "valid": self.valid, "invalid": self.invalid, "invalidByReason": dict(_ranked(self.invalid_reasons)),
+            "warnings": dict(_ranked(self.warnings)), "notApplicable": self.not_applicable,
+            "rankedFirst": dict(_ranked(self.first_options)), "blocked": dict(_ranked(self.blocked_options)),
         }
 
     def text(self, mode: str) -> str:
@@ -339,15 +349,15 @@ class Summary:
         for title, counter in (("invalid, by reason", self.invalid_reasons), ("warnings", self.warnings)):
             if counter:
                 lines.append(f"{title}:")
-                lines += [f"  {n:6d}  {reason}" for reason, n in counter.most_common(15)]
+                lines += [f"  {n:6d}  {reason}" for reason, n in _ranked(counter, 15)]
         if mode == "recommend":
             lines.append(f"guideline does not apply: {self.not_applicable}")
             if self.first_options:
                 lines.append("ranked first and offered (records):")
-                lines += [f"  {n:6d}  {label}" for label, n in self.first_options.most_common()]
+                lines += [f"  {n:6d}  {label}" for label, n in _ranked(self.first_options)]
             if self.blocked_options:
                 lines.append("blocked by a positive screening (records):")
-                lines += [f"  {n:6d}  {label}" for label, n in self.blocked_options.most_common()]
+                lines += [f"  {n:6d}  {label}" for label, n in _ranked(self.blocked_options)]
         if self.unusable:
             lines.append("unusable files:")
             lines += [f"  {e}" for e in self.unusable[:20]]

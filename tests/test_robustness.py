@@ -343,3 +343,16 @@ def test_records_that_share_a_node_are_not_sliced() -> None:
     orphan = Graph().parse(data="""@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .
         <urn:p1> a jdm:Patient . <urn:p2> a jdm:Patient . <urn:x> jdm:value 30 .""", format="turtle")
     assert batch.patient_slices(orphan, patients_in(orphan)) == [orphan]
+
+
+def test_the_summary_is_the_same_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """Reasons counted the same number of times are listed alphabetically, not in set order
+    (which follows Python's per-process string hashing): the same input, byte-identical output."""
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "validate", "--summary", "--summary-only", str(EX)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300,
+                              env=dict(os.environ, PYTHONHASHSEED=seed))
+        assert proc.returncode == 2 and "invalid, by reason:" in proc.stdout
+        outputs.add(proc.stdout + proc.stderr)
+    assert len(outputs) == 1
