@@ -8,8 +8,11 @@ same whatever the grouping and the number of jobs (tested).
 
 One file never costs another its result: any exception while reading or processing a file
 becomes that file's error (naming the file, the stage and the exception in one line); a group
-that fails is run again file by file, so that only the file at fault fails. An exception that
-is not an :class:`~jdm_kg.errors.InputError` is a bug, and says so (``internal``: exit 3).
+that fails is split in halves and run again, down to single files, so that only the file at
+fault fails. An exception that is not an :class:`~jdm_kg.errors.InputError` is a bug, and says
+so (``internal``: exit 3). A SPARQL server that fails (:class:`~jdm_kg.errors.ServerError`)
+stops the run: that is no file's fault. A file of many patient records is cut into one graph
+per record (:func:`patient_slices`) and processed like that many files.
 """
 
 from __future__ import annotations
