@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import io
 import re
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -57,6 +58,8 @@ __all__ = [
 #: ``load`` puts the guideline in ``urn:jdm-kg:staging:<start time>-<id>`` first, then moves it.
 RUN_GRAPH_PREFIX = "urn:jdm-kg:run:"
 STAGING_GRAPH_PREFIX = "urn:jdm-kg:staging:"
+#: A temporary graph older than this (seconds) is left over from a run that could not drop it.
+STALE_AFTER = 3600
 #: Attempts at dropping a temporary graph, and the pause before each retry (seconds).
 DROP_RETRIES = (0.2, 1.0)
 
@@ -254,7 +257,7 @@ def guideline_digest(triples: Iterable[tuple[Node, Node, Node]]) -> tuple[int, s
     return len(lines), hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def cleanup(endpoint: Endpoint, older_than: float = 3600) -> list[str]:
+def cleanup(endpoint: Endpoint, older_than: float = STALE_AFTER) -> list[str]:
     """Drop the temporary graphs (runs' and loads' staging graphs) that runs started more than
     ``older_than`` seconds ago left on the server; return their names."""
     now = time.time()
@@ -337,10 +340,19 @@ _VIEWS: dict[tuple[str, int], EndpointEngine] = {}
 
 def _views(endpoint: Endpoint, guideline: Guideline) -> EndpointEngine:
     """One guideline-only engine per (server, guideline), checked once, so its cached
-    patient-independent answers are reused."""
+    patient-independent answers are reused. The first time, temporary graphs that runs started
+    over :data:`STALE_AFTER` seconds ago left behind are dropped too (a run's graph lives for one
+    group, seconds to minutes), with a line on stderr saying how many."""
     key = (endpoint.query_url, id(guideline))
     if key not in _VIEWS:
         check_guideline_loaded(endpoint, guideline)
+        try:
+            stale = cleanup(endpoint, older_than=STALE_AFTER)
+        except ServerError:  # best effort: the run itself says what is wrong with the server
+            stale = []
+        if stale:
+            print(f"jdm-kg: dropped {len(stale)} temporary graph(s) that earlier runs left on {endpoint.update_url}",
+                  file=sys.stderr)
         _VIEWS[key] = EndpointEngine(endpoint, [GUIDELINE_GRAPH])
     return _VIEWS[key]
 

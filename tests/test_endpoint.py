@@ -280,3 +280,13 @@ def test_a_damaged_guideline_on_the_server_is_refused(loaded, damage):
         assert "is not this jdm-kg's compiled guideline" in proc.stderr and "reload it with jdm-kg load" in proc.stderr
     finally:
         load_guideline_graph(endpoint, load_guideline())
+
+
+def test_graphs_left_by_an_old_run_are_dropped_at_the_start_of_a_run(loaded):
+    endpoint = Endpoint(loaded["query"], loaded["update"])
+    old = "urn:jdm-kg:run:1000000000-0123456789abcdef:0"  # started in 2001
+    endpoint.update(f"INSERT DATA {{ GRAPH <{old}> {{ <urn:p> <urn:q> 1 }} }}")
+    assert _left_behind(loaded) == [old]
+    proc = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
+    assert proc.returncode == 0 and "dropped 1 temporary graph(s) that earlier runs left" in proc.stderr
+    assert _left_behind(loaded) == []
