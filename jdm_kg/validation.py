@@ -178,16 +178,34 @@ def set_aside_ill_typed(graph: Graph) -> Graph:
     return graph
 
 
-def _ill_typed_issues(graph: Graph, guideline: Graph, records: dict[Node, Any]) -> list[tuple[Node | None, Issue]]:
-    """The violations for the triples :func:`set_aside_ill_typed` took out of ``graph``: (owner node, issue)."""
+def _ill_typed_issues(
+    graph: Graph, guideline: Graph, records: dict[Node, Any]
+) -> list[tuple[Node | None, Issue, tuple[Node, Node, Literal]]]:
+    """The violations for the triples :func:`set_aside_ill_typed` took out of ``graph``: (owner
+    node, issue, the triple)."""
     found = []
     for subject, predicate, literal in _SET_ASIDE.get(graph, []):
         owner_node, trail = _owner(graph, guideline, subject, records)
         record = records[owner_node][0].patient_id if owner_node is not None else _short(subject)
         datatype = _local(literal.datatype)
         message = f"not a valid {datatype}: {_SHOULD_BE.get(datatype, 'correct the value or its datatype')}"
-        found.append((owner_node, Issue("violation", record, ".".join(trail + [_local(predicate)]), str(literal), message)))
+        issue = Issue("violation", record, ".".join(trail + [_local(predicate)]), str(literal), message)
+        found.append((owner_node, issue, (subject, predicate, literal)))
     return found
+
+
+def _add_result(results: Graph, triple: tuple[Node, Node, Literal], issue: Issue) -> None:
+    """Put the violation of an ill-typed literal in pySHACL's report graph too (as ``sh:datatype``
+    would report it), so that the Turtle report says what the text report says."""
+    report = next(results.subjects(RDF.type, SH.ValidationReport))
+    subject, predicate, literal = triple
+    result = BNode()
+    for p, o in ((RDF.type, SH.ValidationResult), (SH.focusNode, subject), (SH.resultPath, predicate),
+                 (SH.value, literal), (SH.resultSeverity, SH.Violation), (SH.resultMessage, Literal(issue.message)),
+                 (SH.sourceConstraintComponent, SH.DatatypeConstraintComponent)):
+        results.add((result, p, o))
+    results.add((report, SH.result, result))
+    results.set((report, SH.conforms, Literal(False)))
 
 
 def validate_graph(
@@ -229,10 +247,9 @@ def validate_graphs(
         for report in reports:
             report.shacl_report = results
     seen: set[tuple[int, str, str, str, str | None, str]] = set()
-    for (_, graph), report in zip(sources, reports):
-        for owner_node, issue in _ill_typed_issues(graph, guideline.graph, record_report):
-            (record_report[owner_node][1] if owner_node is not None else report).issues.append(issue)
-    for result in results.subjects(RDF.type, SH.ValidationResult):
+    ill_typed = [(report, found) for (_, graph), report in zip(sources, reports)
+                 for found in _ill_typed_issues(graph, guideline.graph, record_report)]
+    for result in list(results.subjects(RDF.type, SH.ValidationResult)):
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
@@ -253,6 +270,10 @@ def validate_graphs(
             continue
         seen.add(key)
         report.issues.append(Issue(severity, record, field_name, value, message))
+    for report, (owner_node, issue, triple) in ill_typed:
+        (record_report[owner_node][1] if owner_node is not None else report).issues.append(issue)
+        if keep_shacl:
+            _add_result(results, triple, issue)
     for report in reports:
         report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
     return reports

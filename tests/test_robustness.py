@@ -356,3 +356,13 @@ def test_the_summary_is_the_same_whatever_the_hash_seed(tmp_path: Path) -> None:
         assert proc.returncode == 2 and "invalid, by reason:" in proc.stdout
         outputs.add(proc.stdout + proc.stderr)
     assert len(outputs) == 1
+
+
+def test_an_ill_typed_literal_is_in_the_turtle_report_too(tmp_path: Path) -> None:
+    """The SHACL report graph (--format turtle) says what the text report says: not conforming."""
+    path = tmp_path / "impossible-date.ttl"
+    path.write_text(CRASHERS["impossible-date.ttl"], encoding="utf-8")
+    proc = run("validate", "--format", "turtle", str(path), tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "sh:conforms false" in proc.stdout and '"2020-02-30"^^xsd:date' in proc.stdout
+    assert "sh:DatatypeConstraintComponent" in proc.stdout
