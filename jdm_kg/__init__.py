@@ -15,7 +15,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file, load_rdf_file
 from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
-from jdm_kg.validation import ValidationReport, validate_file, validate_graph
+from jdm_kg.validation import ValidationReport, set_aside_ill_typed, validate_file, validate_graph
 
 
 def recommend_file(path: str, engine: EngineChoice = "rdflib",
@@ -23,7 +23,7 @@ def recommend_file(path: str, engine: EngineChoice = "rdflib",
     """Validate and assess every patient record in the file at ``path`` (Turtle, JSON-LD or FHIR JSON);
     ``predominant``: manifestations (names such as ``"SkinDisease"`` or ``"skin disease"``) to mark
     predominant in every record."""
-    return recommend_graph(load_patient_file(path, predominant), str(path), engine=engine)
+    return recommend_graph(set_aside_ill_typed(load_patient_file(path, predominant)), str(path), engine=engine)
 
 
 __all__ = [

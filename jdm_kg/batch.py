@@ -5,6 +5,14 @@ in groups (:data:`GROUP_SIZE`): one pySHACL run over the group, one Oxigraph sto
 queries, each per-patient query run once for the whole group. With ``jobs`` > 1 each group
 runs in a worker process. Results come back in the order the files were given, and are the
 same whatever the grouping and the number of jobs (tested).
+
+One file never costs another its result: any exception while reading or processing a file
+becomes that file's error (naming the file, the stage and the exception in one line); a group
+that fails is split in halves and run again, down to single files, so that only the file at
+fault fails. An exception that is not an :class:`~jdm_kg.errors.InputError` is a bug, and says
+so (``internal``: exit 3). A SPARQL server that fails (:class:`~jdm_kg.errors.ServerError`)
+stops the run: that is no file's fault. A file of many patient records is cut into one graph
+per record (:func:`patient_slices`) and processed like that many files.
 """
 
 from __future__ import annotations
@@ -18,27 +26,38 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from rdflib import Graph, URIRef
+from pyshacl.errors import ReportableRuntimeError, ValidationFailure
+from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.engines import EngineChoice
-from jdm_kg.errors import InputError
+from jdm_kg.errors import InputError, ServerError, captured_messages, escape_controls, internal_error, one_line
 from jdm_kg.guideline import Guideline, load_guideline
 from jdm_kg.loading import load_patient_file
 from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import ValidationReport, patients_in, summary_key, validate_graphs
+from jdm_kg.validation import RecordRef, ValidationReport, patients_in, set_aside_ill_typed, summary_key, validate_graphs
 
-__all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "Summary"]
+__all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "patient_slices", "Summary"]
 
 
 @dataclass
 class FileOutcome:
-    """What one file gave: its validation report and results, or the error that made it unusable."""
+    """What one file gave: its validation report and results, or the error that made it unusable
+    (``internal``: the error is a bug in jdm-kg, not a problem with the file); ``notes``: what
+    rdflib or pySHACL warned about while reading the file, one line each."""
 
     path: str
     report: ValidationReport | None = None
     results: list[PatientResult] = field(default_factory=list)
     error: str | None = None
+    internal: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _failed(path: str, stage: str, err: Exception) -> FileOutcome:
+    if isinstance(err, InputError):
+        return FileOutcome(path, error=str(err))
+    return FileOutcome(path, error=internal_error(path, stage, err), internal=True)
 
 
 def _no_patient(path: str) -> InputError:
@@ -97,27 +116,129 @@ def process_files(
     every record (``--predominant``).
     """
     guideline = load_guideline()
-    outcomes: dict[str, FileOutcome] = {}
+    outcomes: dict[str, list[FileOutcome]] = {}
     loaded: list[tuple[str, Graph]] = []
+    notes: dict[str, list[str]] = {}
     for path in paths:
         try:
-            graph = load_patient_file(path, predominant)
-            if not patients_in(graph):
+            with captured_messages() as notes[path]:
+                graph = load_patient_file(path, predominant)
+            records = patients_in(graph)
+            if not records:
                 raise _no_patient(path)
-        except InputError as err:
-            outcomes[path] = FileOutcome(path, error=str(err))
-            continue
-        loaded.append((path, graph))
+            slices = None if keep_shacl or len(records) == 1 else _slices(graph, records)
+            if slices is None:
+                loaded.append((path, set_aside_ill_typed(graph)))
+                continue
+            del graph  # its triples are in the slices; each group of them becomes graphs only when its turn comes
+            for start in range(0, len(slices), GROUP_SIZE):
+                chunk = [(path, set_aside_ill_typed(_graph(triples))) for triples in slices[start:start + GROUP_SIZE]]
+                slices[start:start + GROUP_SIZE] = [[] for _ in chunk]
+                for group in disjoint_groups(chunk, guideline):
+                    for outcome in _process_group([chunk[i] for i in group], guideline, mode, keep_shacl, engine):
+                        outcomes.setdefault(path, []).append(outcome)
+        except Exception as err:  # one file's failure is its own (InputError: exit 2; anything else: a bug)
+            outcomes[path] = [_failed(path, "reading", err)]
     groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
     for group in groups:
-        sources = [loaded[i] for i in group]
-        if mode == "validate":
-            done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
-        else:
-            done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
-        for (path, _), (report, results) in zip(sources, done):
-            outcomes[path] = FileOutcome(path, report, results)
-    return [outcomes[p] for p in paths]
+        for outcome in _process_group([loaded[i] for i in group], guideline, mode, keep_shacl, engine):
+            outcomes.setdefault(outcome.path, []).append(outcome)
+    merged = {path: _merged(parts) for path, parts in outcomes.items()}
+    for path, outcome in merged.items():
+        outcome.notes = list(dict.fromkeys(notes.get(path, []) + outcome.notes))
+    return [merged[p] for p in paths]
+
+
+Triple = tuple[Node, Node, Node]
+
+
+def patient_slices(graph: Graph, records: list[RecordRef]) -> list[Graph]:
+    """``graph`` cut into one graph per patient record (its triples: those reached from the
+    record through nodes no other record reaches), so that the records of a large file are
+    validated and queried in groups of :data:`GROUP_SIZE`, as separate files are, with the same
+    results. ``[graph]`` if the records do not separate cleanly: a triple reached from two records
+    or from none, or a record that points at another."""
+    slices = _slices(graph, records)
+    return [graph] if slices is None else [_graph(triples) for triples in slices]
+
+
+def _graph(triples: list[Triple]) -> Graph:
+    graph = Graph(bind_namespaces="core")
+    graph.addN((s, p, o, graph) for s, p, o in triples)
+    return graph
+
+
+def _slices(graph: Graph, records: list[RecordRef]) -> list[list[Triple]] | None:
+    """The triples of each record (:func:`patient_slices`), or None."""
+    patients = {r.node for r in records}
+    owner: dict[Triple, int] = {}
+    slices: list[list[Triple]] = []
+    for index, record in enumerate(records):
+        triples: list[Triple] = []
+        seen = {record.node}
+        stack = [record.node]
+        while stack:
+            node = stack.pop()
+            for p, o in graph.predicate_objects(node):
+                triple = (node, p, o)
+                if owner.setdefault(triple, index) != index or o in patients:
+                    return None
+                triples.append(triple)
+                if o not in seen and not isinstance(o, Literal) and (o, None, None) in graph:
+                    seen.add(o)
+                    stack.append(o)
+        slices.append(triples)
+    return slices if len(owner) == len(graph) else None
+
+
+def _merged(parts: list[FileOutcome]) -> FileOutcome:
+    """One file's outcome from the outcomes of its slices (:func:`patient_slices`), as if it had
+    been processed whole: records and results in record order, issues in report order."""
+    if len(parts) == 1:
+        return parts[0]
+    failed = [p for p in parts if p.error]
+    if failed:
+        return failed[0]
+    first = parts[0]
+    assert first.report is not None
+    report = ValidationReport(first.report.source, sorted((r for p in parts for r in p.report.records),  # type: ignore[union-attr]
+                                                          key=lambda r: r.patient_id))
+    report.issues = sorted((i for p in parts for i in p.report.issues),  # type: ignore[union-attr]
+                           key=lambda i: (i.record, i.severity != "violation", i.field, i.message))
+    order = {r.node: n for n, r in enumerate(report.records)}
+    results = sorted((r for p in parts for r in p.results), key=lambda r: order[r.record.node])
+    return FileOutcome(first.path, report, results, notes=[n for p in parts for n in p.notes])
+
+
+def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode: str, keep_shacl: bool,
+                   engine: EngineChoice) -> list[FileOutcome]:
+    """Validate (and recommend) the files of one group together; if that fails, each half of the
+    group again (and so on down to single files), so that only the file at fault gets the error;
+    the others' results are the same in any grouping."""
+    def halves() -> list[FileOutcome]:
+        middle = len(sources) // 2
+        return [outcome for half in (sources[:middle], sources[middle:])
+                for outcome in _process_group(half, guideline, mode, keep_shacl, engine)]
+
+    try:
+        with captured_messages() as notes:
+            if mode == "validate":
+                done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
+            else:
+                done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
+    except ServerError:
+        raise  # not about a file (a SPARQL server that fails): the run stops with that error
+    except Exception as err:
+        if len(sources) > 1:
+            return halves()
+        path = sources[0][0]
+        if type(err) in (ReportableRuntimeError, ValidationFailure):  # pySHACL refusing the data, not the shapes
+            err = InputError(path, f"the SHACL validator cannot check this file ({one_line(str(err.message))}): a field "
+                                   "holds a value of the wrong kind (e.g. an object where a date is expected); correct it")
+        return [_failed(path, "validation" if mode == "validate" else "validation and recommendation", err)]
+    if notes and len(sources) > 1:  # a library warned about one of the files: halving tells which
+        return halves()
+    return [FileOutcome(path, report, results, notes=list(notes)) for (path, _), (report, results) in zip(sources, done)]
 
 
 def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib",
@@ -147,7 +268,7 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
         if progress:
             width = 30
             filled = width * done // max(total, 1)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {os.path.basename(path)[:40]:<40}",
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {escape_controls(os.path.basename(path))[:40]:<40}",
                   end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     if jobs == 1 or len(tasks) < 2:
@@ -164,6 +285,16 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
                 done += 1
                 report(outcome.path)
                 yield outcome
+
+
+def _ranked(counter: Counter[str], most: int | None = None) -> list[tuple[str, int]]:
+    """``counter.most_common(most)`` with ties in alphabetical order (not in the order they were
+    first counted, which follows set iteration and so changes from run to run).
+
+    >>> _ranked(Counter({"b": 2, "a": 2, "c": 3}))
+    [('c', 3), ('a', 2), ('b', 2)]
+    """
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:most]
 
 
 @dataclass
@@ -213,9 +344,9 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": self.files, "unusableFiles": len(self.unusable), "records": self.records,
-            "valid": self.valid, "invalid": self.invalid, "invalidByReason": dict(self.invalid_reasons.most_common()),
-            "warnings": dict(self.warnings.most_common()), "notApplicable": self.not_applicable,
-            "rankedFirst": dict(self.first_options.most_common()), "blocked": dict(self.blocked_options.most_common()),
+            "valid": self.valid, "invalid": self.invalid, "invalidByReason": dict(_ranked(self.invalid_reasons)),
+            "warnings": dict(_ranked(self.warnings)), "notApplicable": self.not_applicable,
+            "rankedFirst": dict(_ranked(self.first_options)), "blocked": dict(_ranked(self.blocked_options)),
         }
 
     def text(self, mode: str) -> str:
@@ -225,15 +356,15 @@ class Summary:
         for title, counter in (("invalid, by reason", self.invalid_reasons), ("warnings", self.warnings)):
             if counter:
                 lines.append(f"{title}:")
-                lines += [f"  {n:6d}  {reason}" for reason, n in counter.most_common(15)]
+                lines += [f"  {n:6d}  {reason}" for reason, n in _ranked(counter, 15)]
         if mode == "recommend":
             lines.append(f"guideline does not apply: {self.not_applicable}")
             if self.first_options:
                 lines.append("ranked first and offered (records):")
-                lines += [f"  {n:6d}  {label}" for label, n in self.first_options.most_common()]
+                lines += [f"  {n:6d}  {label}" for label, n in _ranked(self.first_options)]
             if self.blocked_options:
                 lines.append("blocked by a positive screening (records):")
-                lines += [f"  {n:6d}  {label}" for label, n in self.blocked_options.most_common()]
+                lines += [f"  {n:6d}  {label}" for label, n in _ranked(self.blocked_options)]
         if self.unusable:
             lines.append("unusable files:")
             lines += [f"  {e}" for e in self.unusable[:20]]

@@ -1,6 +1,9 @@
 """``jdm-kg`` command line: a thin layer over the Python API.
 
-Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error.
+Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error;
+3 internal error (a bug in jdm-kg: the message says "please report"); 141 output closed early
+(e.g. piped into `head`: what was printed is incomplete); 130 interrupted. With many files the
+code is the worst one met. Control characters from the input are shown escaped (ESC as \\u001b).
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import io
 import json
 import os
 import sys
+import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rdflib import RDF, RDFS, SKOS, Graph, URIRef
 
 from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
-from jdm_kg.endpoint import Endpoint, file_graph_name, load_guideline_graph, load_patient_graph, values_block
+from jdm_kg.endpoint import Endpoint, cleanup, file_graph_name, load_guideline_graph, load_patient_graph, values_block
 from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
-from jdm_kg.errors import InputError
+from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, escape_controls, internal_error
 from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.loading import load_patient_file, rdf_files
 from jdm_kg.netguard import NetworkBlocked, block_network
@@ -41,6 +46,29 @@ from jdm_kg.report import (
 __all__ = ["main"]
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
+#: Output closed before everything was written (``| head``): 128 + SIGPIPE, as a shell reports it.
+EXIT_OUTPUT_CLOSED = 141
+
+class _Escaping(io.TextIOBase):
+    """A text stream that writes to ``stream`` with control characters escaped."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(escape_controls(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+
+def _say(text: str) -> None:
+    """One line on stderr (an error or a note), control characters escaped."""
+    print(escape_controls(text), file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,39 +92,39 @@ def _run(
     An unusable file is reported on stderr and the others still run. Returns the worst exit
     code and the outcomes that the caller still has to print, in the order the files were given.
     """
-    files = _expand(paths if paths is not None else args.files)
+    problems: list[InputError] = []  # a folder that is empty or unreadable: its error, and the other paths go on
+    files = [str(p) for p in rdf_files(list(paths if paths is not None else args.files), problems)]
     fmt = getattr(args, "format", "text")
     summary = Summary()
     outcomes: list[FileOutcome] = []
-    worst = EXIT_OK
+    worst = EXIT_ERROR if problems else EXIT_OK
+    for problem in problems:
+        summary.add(FileOutcome(problem.source, error=str(problem)))
+        _say(f"error: {problem}")
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
                       engine=_engine(args), predominant=_predominant(args))
     for outcome in batch:
+        for note in outcome.notes:
+            _say(f"note: {outcome.path}: {note}")
+        if outcome.error is None:
+            try:  # rendered whole before it is printed: a failure prints nothing of this file
+                text = _rendered(outcome, args, mode, fmt, stream)
+            except Exception as err:  # the file's error, not the batch's
+                outcome = FileOutcome(outcome.path, error=internal_error(outcome.path, "writing", err), internal=True)
+            else:
+                if text is None:
+                    outcomes.append(outcome)
+                else:
+                    print(text, end="", flush=False)
         summary.add(outcome)
         if outcome.error:
-            print(f"error: {outcome.error}", file=sys.stderr)
-            worst = max(worst, EXIT_ERROR)
+            _say(f"error: {outcome.error}")
+            worst = max(worst, EXIT_INTERNAL if outcome.internal else EXIT_ERROR)
             continue
         assert outcome.report is not None
         worst = max(worst, EXIT_OK if outcome.report.conforms else EXIT_VIOLATIONS)
-        if fmt == "jsonl":
-            rows = (
-                [dict(r.as_dict(), file=outcome.path) for r in outcome.results]
-                if mode == "recommend"
-                else [dict(validation_json(outcome.report), file=outcome.path)]
-            )
-            for row in rows:
-                print(json.dumps(row, ensure_ascii=False))
-        elif fmt == "text" and mode == "validate":
-            if not getattr(args, "summary_only", False):
-                print(validation_text(outcome.report))
-        elif fmt == "text" and stream:
-            if outcome.results:
-                print(results_text(outcome.results, detail=getattr(args, "details", False)), end="\n\n", flush=False)
-        elif fmt != "none":
-            outcomes.append(outcome)
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
@@ -111,13 +139,30 @@ def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(str(f) for f in resolve_features(names)) if names else ()
 
 
+def _rendered(outcome: FileOutcome, args: argparse.Namespace, mode: str, fmt: str, stream: bool) -> str | None:
+    """One file's output, printed as it arrives (JSON Lines, streamed text); None: kept for the caller."""
+    assert outcome.report is not None
+    if fmt == "jsonl":
+        rows = (
+            [dict(r.as_dict(), file=outcome.path) for r in outcome.results]
+            if mode == "recommend"
+            else [dict(validation_json(outcome.report), file=outcome.path)]
+        )
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if fmt == "text" and mode == "validate":
+        return "" if getattr(args, "summary_only", False) else validation_text(outcome.report) + "\n"
+    if fmt == "text" and stream:
+        return results_text(outcome.results, detail=getattr(args, "details", False)) + "\n\n" if outcome.results else ""
+    return None if fmt != "none" else ""
+
+
 def _engine(args: argparse.Namespace) -> EngineChoice:
     """What runs the queries: the embedded engine chosen, or the SPARQL server named."""
     if getattr(args, "endpoint", None):
         if not args.update:
             raise InputError("--endpoint", "recommending on a SPARQL server loads the patient data there for the "
                              "run: give the server's update URL too (--update URL)")
-        return Endpoint(args.endpoint, args.update)
+        return Endpoint(args.endpoint, args.update, timeout=args.timeout)
     return getattr(args, "engine", "rdflib")
 
 
@@ -191,6 +236,26 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return code
 
 
+def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str) -> Any:
+    """rdflib's answer to ``query`` over ``data``, evaluated now, so that what the user's query
+    asks for and cannot have becomes an :class:`InputError` here."""
+    try:
+        result = data.query(query, initBindings=bindings)
+        if result.type == "SELECT":
+            result.bindings  # noqa: B018 (rdflib evaluates lazily: evaluate now)
+        return result
+    except urllib.error.URLError as err:
+        raise InputError(label, f"a SERVICE endpoint could not be reached ({err.reason}); check its URL") from None
+    except OSError as err:
+        raise InputError(label, f"a SERVICE endpoint could not be reached ({err}); check its URL") from None
+    except Exception as err:
+        if "requiring a dataset" in str(err):
+            raise InputError(label, "the query reads named graphs (GRAPH), but --data files form one default graph: "
+                                    "remove GRAPH, or load the files with jdm-kg load and query the server with "
+                                    "--endpoint") from None
+        raise
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     bindings = dict(parse_param(p) for p in args.param)
@@ -199,7 +264,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
                              "jdm-kg load")
         check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
-        result = Endpoint(args.endpoint).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
+        result = Endpoint(args.endpoint, timeout=args.timeout).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
     else:
         query = check_query(text, label, allow_service=args.allow_service)
         patients = [load_patient_file(path) for path in _expand(args.data)]
@@ -209,7 +274,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
                 data += graph
         else:
             data = with_guideline(load_guideline(), *patients)
-        result = data.query(query, initBindings=bindings)
+        result = _local_answer(data, query, bindings, label)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK
@@ -236,7 +301,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    endpoint = Endpoint(args.endpoint, args.update)
+    endpoint = Endpoint(args.endpoint, args.update, timeout=args.timeout)
+    if args.cleanup is not None:
+        dropped = cleanup(endpoint, older_than=args.cleanup * 60)
+        print(f"dropped {len(dropped)} temporary graph(s) left by runs started over {args.cleanup:g} minute(s) ago"
+              + "".join(f"\n  <{name}>" for name in dropped))
+        if not args.files and args.no_guideline:
+            return EXIT_OK
     guideline = load_guideline()
     if not args.no_guideline:
         count = load_guideline_graph(endpoint, guideline)
@@ -373,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the queries on this SPARQL 1.1 server (query URL) instead of the embedded engine")
         p.add_argument("--update", metavar="URL", required=required and p.prog.endswith("load"),
                        help="the server's SPARQL Update URL, to load the patient data (and with load, the guideline)")
+        p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
+                       help="with --endpoint: how long to wait for each answer of the server (default 120)")
 
     p = sub.add_parser("validate", help="validate patient records against the SHACL shapes")
     p.add_argument("files", nargs="+", metavar="FILE", help="patient files (.ttl, .jsonld, .json, .nt) or folders")
@@ -408,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-guideline", action="store_true", help="query only the --data files")
     p.add_argument("--allow-service", action="store_true", help="allow SERVICE clauses to contact remote endpoints")
     p.add_argument("--endpoint", metavar="URL", help="run the query on this SPARQL 1.1 server's data instead")
+    p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
+                   help="with --endpoint: how long to wait for the server's answer (default 120)")
     p.add_argument("--graph", action="append", default=[], metavar="IRI",
                    help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}); "
                         "default: the server's default graph")
@@ -417,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", metavar="FILE", help="patient files or folders (each into its own named graph)")
     endpoint_options(p, required=True)
     p.add_argument("--no-guideline", action="store_true", help="load only the patient files")
+    p.add_argument("--cleanup", type=float, nargs="?", const=60, metavar="MINUTES",
+                   help="first drop the temporary graphs (urn:jdm-kg:run:*, urn:jdm-kg:staging:*) that runs started "
+                        "over MINUTES ago left on the server (default 60; 0: all); with --no-guideline and no files, only that")
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")
@@ -451,19 +529,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     block_network(allow=getattr(args, "allow_service", False))
+    stdout = sys.stdout
+    sys.stdout = _Escaping(stdout)  # type: ignore[assignment]
     try:
-        return int(args.func(args))
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    except NetworkBlocked as err:
-        print(f"error: {err}", file=sys.stderr)
+        with captured_messages() as notes:  # what the libraries warn about outside a file's processing
+            code = int(args.func(args))
+        for note in notes:
+            _say(f"note: {note}")
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except (InputError, NetworkBlocked) as err:
+        _say(f"error: {err}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # output piped into head, less...: stop quietly
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
-        return EXIT_OK
+    except BrokenPipeError:  # output piped into head, less...: stop quietly, but say it was cut
+        stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
+        return EXIT_OUTPUT_CLOSED
+    except Exception as err:  # a bug: one line saying so, never a bare traceback
+        _say(f"error: {internal_error('jdm-kg ' + args.command, 'running', err)}")
+        return EXIT_INTERNAL
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

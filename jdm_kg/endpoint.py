@@ -16,23 +16,27 @@ IRIs, and results map them back: the output is the same as embedded.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import re
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
-from rdflib import BNode, Graph, Literal, URIRef, Variable
+from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable
 from rdflib.query import Result
 from rdflib.term import Node
 
-from jdm_kg.engines import GUIDELINE_GRAPH, QueryEngine
+from jdm_kg.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
 
-from jdm_kg.errors import InputError
+from jdm_kg.errors import InputError, ServerError
 from jdm_kg.guideline import GUIDELINE_IRI, Guideline
 from jdm_kg.netguard import allow_hosts
 from jdm_kg.queries import Row, query_text
@@ -45,7 +49,19 @@ __all__ = [
     "load_guideline_graph",
     "load_patient_graph",
     "values_block",
+    "cleanup",
+    "guideline_digest",
+    "RUN_GRAPH_PREFIX",
 ]
+
+#: Temporary graphs of a ``recommend`` run are named ``urn:jdm-kg:run:<start time>-<id>:<n>``; a
+#: ``load`` puts the guideline in ``urn:jdm-kg:staging:<start time>-<id>`` first, then moves it.
+RUN_GRAPH_PREFIX = "urn:jdm-kg:run:"
+STAGING_GRAPH_PREFIX = "urn:jdm-kg:staging:"
+#: A temporary graph older than this (seconds) is left over from a run that could not drop it.
+STALE_AFTER = 3600
+#: Attempts at dropping a temporary graph, and the pause before each retry (seconds).
+DROP_RETRIES = (0.2, 1.0)
 
 _BAD_IRI = re.compile(r'[\s<>"{}|^`\\]')
 _BATCH_TRIPLES = 2000
@@ -100,10 +116,10 @@ class Endpoint:
                 return response.read()  # type: ignore[no-any-return]
         except urllib.error.HTTPError as err:
             detail = " ".join(err.read().decode("utf-8", "replace").split())[:300]
-            raise InputError(url, f"the SPARQL server answered {err.code} {err.reason}: {detail}") from None
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise InputError(url, f"cannot reach the SPARQL server: {reason}") from None
+            raise ServerError(url, f"the SPARQL server answered {err.code} {err.reason}: {detail}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # refused, timed out, cut
+            reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+            raise ServerError(url, f"cannot reach the SPARQL server: {reason}") from None
 
     def select(self, text: str, default_graphs: list[str] | None = None) -> Result:
         fields = [("query", text)] + [("default-graph-uri", g) for g in default_graphs or []]
@@ -111,7 +127,7 @@ class Endpoint:
         try:
             return Result.parse(io.BytesIO(body), format="json")
         except Exception as err:  # a server that answers something else
-            raise InputError(self.query_url, f"the answer is not SPARQL JSON results: {err}") from None
+            raise ServerError(self.query_url, f"the answer is not SPARQL JSON results: {err}") from None
 
     def update(self, text: str) -> None:
         if not self.update_url:
@@ -127,6 +143,29 @@ class Endpoint:
 
     def drop(self, name: str) -> None:
         self.update(f"DROP SILENT GRAPH {_iri(URIRef(name))}")
+
+    def drop_all(self, names: list[str]) -> list[str]:
+        """Drop each graph of ``names``; retry those that failed after a pause (:data:`DROP_RETRIES`);
+        return those still there. Never raises: it runs while another error may be on its way."""
+        left = list(names)
+        for pause in (*DROP_RETRIES, None):
+            failed = []
+            for name in left:
+                try:
+                    self.drop(name)
+                except ServerError:
+                    failed.append(name)
+            left = failed
+            if not left or pause is None:
+                break
+            time.sleep(pause)
+        return left
+
+    def graph_names(self, prefix: str) -> list[str]:
+        """The named graphs on the server whose IRI starts with ``prefix`` (sorted)."""
+        result = self.select("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } FILTER(STRSTARTS(STR(?g), ?prefix)) }"
+                             .replace("?prefix", Literal(prefix).n3()))
+        return sorted(str(row[0]) for row in result)  # type: ignore[index]
 
 
 def skolemize(graph: Graph, prefix: str) -> tuple[Graph, dict[URIRef, BNode]]:
@@ -175,12 +214,62 @@ class EndpointEngine:
         return rows
 
 
+def _stamp() -> str:
+    return f"{int(time.time())}-{uuid.uuid4().hex}"
+
+
 def load_guideline_graph(endpoint: Endpoint, guideline: Guideline) -> int:
-    """Replace the guideline graph on the server by this compiled guideline; return triples sent."""
-    name = GUIDELINE_GRAPH
-    endpoint.drop(name)
-    endpoint.insert(guideline.graph, name)
+    """Replace the guideline graph on the server by this compiled guideline, all or nothing: it
+    is loaded into a staging graph, then moved over the old one in one update (a failed load
+    leaves the old guideline as it was). Returns the triples sent."""
+    staging = f"{STAGING_GRAPH_PREFIX}{_stamp()}"
+    try:
+        endpoint.insert(guideline.graph, staging)
+        endpoint.update(f"MOVE SILENT {_iri(URIRef(staging))} TO {_iri(URIRef(GUIDELINE_GRAPH))}")
+    except BaseException:
+        endpoint.drop_all([staging])
+        raise
     return len(guideline.graph)
+
+
+def _canonical(term: Node) -> str:
+    """``term`` in N-Triples, a number or boolean in one canonical form (servers rewrite ``5.0`` as ``5``)."""
+    if isinstance(term, Literal) and term.datatype is not None and not term.ill_typed:
+        value = term.value
+        if isinstance(value, bool):
+            return f'"{str(value).lower()}"^^<{term.datatype}>'
+        if isinstance(value, Decimal) and value.is_finite():
+            return f'"{format(value.normalize(), "f")}"^^<{term.datatype}>'
+        if isinstance(value, (int, float)):
+            return f'"{value!r}"^^<{term.datatype}>'
+    return term.n3()
+
+
+def guideline_digest(triples: Iterable[tuple[Node, Node, Node]]) -> tuple[int, str]:
+    """The number of distinct triples and the SHA-256 of their sorted N-Triples lines (numbers in
+    canonical form): what a guideline graph holds, wherever it is stored.
+
+    >>> guideline_digest([(URIRef("urn:a"), URIRef("urn:b"), Literal("5.0", datatype=XSD.decimal))]) == \\
+    ...     guideline_digest([(URIRef("urn:a"), URIRef("urn:b"), Literal("5", datatype=XSD.decimal))])
+    True
+    """
+    lines = sorted({" ".join(_canonical(term) for term in triple) for triple in triples})
+    return len(lines), hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def cleanup(endpoint: Endpoint, older_than: float = STALE_AFTER) -> list[str]:
+    """Drop the temporary graphs (runs' and loads' staging graphs) that runs started more than
+    ``older_than`` seconds ago left on the server; return their names."""
+    now = time.time()
+    stale = []
+    for name in endpoint.graph_names(RUN_GRAPH_PREFIX) + endpoint.graph_names(STAGING_GRAPH_PREFIX):
+        started = name.split(":")[3].split("-")[0] if name.count(":") >= 3 else ""
+        if not started.isdigit() or now - int(started) >= older_than:
+            stale.append(name)
+    left = endpoint.drop_all(stale)
+    if left:
+        raise ServerError(endpoint.update_url or endpoint.query_url, f"could not drop {len(left)} graph(s), e.g. <{left[0]}>")
+    return stale
 
 
 def file_graph_name(path: Path) -> str:
@@ -196,37 +285,54 @@ def load_patient_graph(endpoint: Endpoint, graph: Graph, name: str) -> dict[URIR
 
 
 def check_guideline_loaded(endpoint: Endpoint, guideline: Guideline) -> None:
-    """Refuse to run on a server whose guideline graph is missing or another version."""
+    """Refuse to run on a server whose guideline graph is missing, another version, or not
+    exactly this compiled guideline (triples missing, added or changed: compared by digest)."""
     name = GUIDELINE_GRAPH
     result = endpoint.select(
         "PREFIX owl: <http://www.w3.org/2002/07/owl#>\nSELECT ?version WHERE { ?g owl:versionInfo ?version }\n"
         + values_block({"g": GUIDELINE_IRI}), [name])
     versions = [str(row[0]) for row in result]  # type: ignore[index]
     if not versions:
-        raise InputError(endpoint.query_url, f"no guideline in graph <{name}> on the server: load it first with "
+        raise ServerError(endpoint.query_url, f"no guideline in graph <{name}> on the server: load it first with "
                          f"jdm-kg load --endpoint {endpoint.query_url} --update UPDATE_URL")
     if guideline.version not in versions:
-        raise InputError(endpoint.query_url, f"the server holds guideline {', '.join(versions)}, this jdm-kg has "
+        raise ServerError(endpoint.query_url, f"the server holds guideline {', '.join(versions)}, this jdm-kg has "
                          f"{guideline.version}: reload it with jdm-kg load")
+    there = guideline_digest(tuple(row) for row in endpoint.select("SELECT ?s ?p ?o WHERE { ?s ?p ?o }", [name]))  # type: ignore[misc]
+    here = guideline_digest(guideline.graph)
+    if there != here:
+        raise ServerError(endpoint.query_url, f"the guideline graph <{name}> on the server is not this jdm-kg's compiled "
+                         f"guideline {guideline.version} ({there[0]} triples there, {here[0]} here, or changed ones): "
+                         f"reload it with jdm-kg load")
 
 
 @contextmanager
 def endpoint_engines(endpoint: Endpoint, guideline: Guideline, graphs: list[Graph]) -> Iterator[list[QueryEngine]]:
-    """One engine per graph of ``graphs``, over the server's guideline graph plus that graph,
-    loaded into a temporary named graph; the temporary graphs are dropped on exit."""
+    """Engines over the server's guideline graph plus ``graphs`` (which share no nodes: a batch
+    group), loaded into one temporary named graph; each per-patient query runs once for the
+    whole group (:class:`~jdm_kg.engines.GroupQueries`), so a group costs about a dozen requests,
+    not a dozen a file. The temporary graph is dropped on exit, whatever happened (with retries);
+    if it cannot be, that is an error naming the way to remove it (``jdm-kg load --cleanup``);
+    after another error, that error is the one raised."""
     view = _views(endpoint, guideline)
-    run = uuid.uuid4().hex
+    name = f"{RUN_GRAPH_PREFIX}{_stamp()}:0"
     names: list[str] = []
     try:
-        engines: list[QueryEngine] = []
-        for graph in graphs:
-            names.append(f"urn:jdm-kg:run:{run}:{len(names)}")
-            back = load_patient_graph(endpoint, graph, names[-1])
-            engines.append(EndpointEngine(endpoint, [GUIDELINE_GRAPH, names[-1]], back, view))
-        yield engines
-    finally:
-        for name in names:
-            endpoint.drop(name)
+        back: dict[URIRef, BNode] = {}
+        if graphs:
+            names.append(name)
+            for graph in graphs:
+                back.update(load_patient_graph(endpoint, graph, name))
+        shared: QueryEngine = GroupQueries(EndpointEngine(endpoint, [GUIDELINE_GRAPH, name], back, view))
+        yield [shared] * len(graphs)
+    except BaseException:
+        endpoint.drop_all(names)
+        raise
+    left = endpoint.drop_all(names)
+    if left:
+        raise ServerError(endpoint.update_url or endpoint.query_url, f"could not drop {len(left)} temporary graph(s) "
+                         f"holding patient data, e.g. <{left[0]}>: remove them with jdm-kg load --cleanup "
+                         f"--endpoint {endpoint.query_url} --update {endpoint.update_url}")
 
 
 _VIEWS: dict[tuple[str, int], EndpointEngine] = {}
@@ -234,10 +340,19 @@ _VIEWS: dict[tuple[str, int], EndpointEngine] = {}
 
 def _views(endpoint: Endpoint, guideline: Guideline) -> EndpointEngine:
     """One guideline-only engine per (server, guideline), checked once, so its cached
-    patient-independent answers are reused."""
+    patient-independent answers are reused. The first time, temporary graphs that runs started
+    over :data:`STALE_AFTER` seconds ago left behind are dropped too (a run's graph lives for one
+    group, seconds to minutes), with a line on stderr saying how many."""
     key = (endpoint.query_url, id(guideline))
     if key not in _VIEWS:
         check_guideline_loaded(endpoint, guideline)
+        try:
+            stale = cleanup(endpoint, older_than=STALE_AFTER)
+        except ServerError:  # best effort: the run itself says what is wrong with the server
+            stale = []
+        if stale:
+            print(f"jdm-kg: dropped {len(stale)} temporary graph(s) that earlier runs left on {endpoint.update_url}",
+                  file=sys.stderr)
         _VIEWS[key] = EndpointEngine(endpoint, [GUIDELINE_GRAPH])
     return _VIEWS[key]
 

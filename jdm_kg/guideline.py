@@ -10,6 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -99,17 +100,45 @@ def _cache_key(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _libraries() -> dict[str, str]:
+    """The versions of the libraries that wrote (rdflib, owlrl) and read (pyoxigraph) a cache file."""
+    return {package: importlib.metadata.version(package) for package in ("rdflib", "owlrl", "pyoxigraph")}
+
+
 def _read_cached(path: Path, files: list[Path]) -> Guideline | None:
+    """The guideline in the cache file ``path``, if there is one and it is whole: its header
+    holds the SHA-256 of the rest and the library versions that wrote it. A file that does not
+    match (cut short, edited, emptied) is not used: one line on stderr says so, and the caller
+    compiles the guideline again and rewrites the file."""
     try:
         text = path.read_text(encoding="utf-8")
-        header, body = text.split("\n", 1)
-        errors = tuple(json.loads(header.lstrip("# ")))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        return _damaged(path, f"cannot be read ({err})")
+    header, _, body = text.partition("\n")
+    try:
+        meta = json.loads(header.removeprefix("# "))
+        digest, libraries, errors = meta["sha256"], meta["libraries"], tuple(meta["inconsistencies"])
+    except (ValueError, KeyError, TypeError):
+        return _damaged(path, "has no valid header")
+    if libraries != _libraries():
+        return _damaged(path, "was written by other library versions")
+    if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:
+        return _damaged(path, "does not match its digest (cut short or edited)")
+    try:
         asserted, closure = _parse_cached(body)
-    except Exception:  # a missing, partial or damaged cache file: compile instead
-        return None
+    except Exception as err:  # a digest that matches a body Oxigraph cannot read: written by a bug; compile instead
+        return _damaged(path, f"cannot be parsed ({type(err).__name__})")
     if not len(asserted) or not len(closure):
-        return None
+        return _damaged(path, "is empty")
     return Guideline(asserted=asserted, graph=closure, files=tuple(files), inconsistencies=errors)
+
+
+def _damaged(path: Path, why: str) -> None:
+    print(f"jdm-kg: the compiled-guideline cache {path} {why}; compiling the guideline again and rewriting it",
+          file=sys.stderr)
+    return None
 
 
 def _parse_cached(body: str) -> tuple[Graph, Graph]:
@@ -128,18 +157,25 @@ def _parse_cached(body: str) -> tuple[Graph, Graph]:
 
 
 def _write_cached(path: Path, guideline: Guideline) -> None:
+    """Write the cache file atomically (a temporary file, then a rename): a reader sees the old
+    file or the new one, never half of one; its header holds the digest :func:`_read_cached` checks."""
     dataset = Dataset()
     for name, graph in ((_ASSERTED, guideline.asserted), (_CLOSURE, guideline.graph)):
         named = dataset.graph(name)
         named += graph
-    text = "# " + json.dumps(list(guideline.inconsistencies)) + "\n" + dataset.serialize(format="nquads")
+    body = dataset.serialize(format="nquads")
+    meta = {"sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(), "libraries": _libraries(),
+            "inconsistencies": list(guideline.inconsistencies)}
+    partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(text, encoding="utf-8")
+        with partial.open("w", encoding="utf-8") as fh:
+            fh.write("# " + json.dumps(meta, sort_keys=True) + "\n" + body)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(partial, path)
     except OSError:
-        pass  # a read-only home: compile each time
+        partial.unlink(missing_ok=True)  # a read-only home: compile each time
 
 
 _ASSERTED = URIRef("urn:jdm-kg:cache:asserted")

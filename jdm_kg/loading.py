@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -23,11 +24,23 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.resources import CONTEXT_IRI, resource_path
 
-__all__ = ["rdf_files", "load_rdf_file", "load_patient_file", "is_fhir", "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES",
+__all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir",
+           "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES",
            "review_jsonld_text", "review_patient"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
-MAX_FILE_BYTES = 200 * 1024 * 1024
+#: Memory grows with the size of one file, about 50 times (benchmarks/bench_large.py: 20 MiB of
+#: Turtle, 1 GiB), so 64 MiB is about 3 GiB; ``JDM_KG_MAX_FILE_MB`` sets another limit (in MiB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    """The size limit for one file: ``$JDM_KG_MAX_FILE_MB`` MiB if set, else :data:`MAX_FILE_BYTES`."""
+    given = os.environ.get("JDM_KG_MAX_FILE_MB", "").strip()
+    try:
+        return int(float(given) * 1024 * 1024) if given else MAX_FILE_BYTES
+    except ValueError:
+        raise InputError("JDM_KG_MAX_FILE_MB", f"{given!r} is not a number of MiB") from None
 
 RDF_SUFFIXES = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld", ".json": "json-ld"}
 
@@ -118,7 +131,7 @@ def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
     try:
         parser = ox.parse(text, getattr(ox.RdfFormat, _FAST_FORMATS[fmt]), without_named_graphs=True)
         triples = list(parser)
-    except (SyntaxError, ValueError, OSError):
+    except (SyntaxError, ValueError, OSError, MemoryError):  # MemoryError: a token over its 16 MiB buffer
         return None
     # rdflib's core prefixes only (binding its ~30 default ones costs more than the parse)
     graph = Graph(bind_namespaces="core")
@@ -189,11 +202,7 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
             return fast
     graph = Graph()
     if fmt == "json-ld":
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(source, f"not valid JSON: {err.msg} (column {err.colno})", line=err.lineno) from None
-        text = json.dumps(_resolve_contexts(document, source))
+        text = json.dumps(_resolve_contexts(load_json(text, source), source))
     try:
         graph.parse(data=text, format=fmt)
     except InputError:
@@ -201,12 +210,84 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
     except Exception as err:  # rdflib raises many types; each becomes one clear line
         message = str(err) or type(err).__name__
         raise InputError(source, f"not valid {fmt}: {_first_line(message)}", line=_line_of(message)) from None
+    check_terms(graph, source)  # (what Oxigraph's parser read above is valid already)
     return graph
 
 
-def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
+#: JSON deeper than this is refused: a patient record is a few levels deep, and rdflib's JSON-LD
+#: reader and the FHIR models recurse once or more per level.
+MAX_JSON_DEPTH = 64
+
+
+def load_json(text: str, source: str) -> Any:
+    """The JSON document in ``text``, or an :class:`InputError` for what jdm-kg cannot use: not
+    JSON (``NaN`` and ``Infinity`` are not), nested deeper than :data:`MAX_JSON_DEPTH`, or a
+    number too large for a double (or of more than 4,300 digits).
+
+    >>> load_json('{"a": [1, 2.5]}', "inline")
+    {'a': [1, 2.5]}
+    """
+    def constant(name: str) -> Any:
+        raise InputError(source, f"{name} is not a JSON number: write a number, or leave the field out")
+
+    try:
+        document = json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as err:
+        raise InputError(source, f"not valid JSON: {err.msg} (column {err.colno})", line=err.lineno) from None
+    except RecursionError:
+        raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few") from None
+    except ValueError as err:  # Python's limit on the digits of an integer
+        raise InputError(source, f"a number in the JSON is too long ({_first_line(str(err)).split(';')[0]})") from None
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few")
+        if isinstance(node, dict):
+            stack += [(value, depth + 1) for value in node.values()]
+        elif isinstance(node, list):
+            stack += [(value, depth + 1) for value in node]
+        elif isinstance(node, (int, float)) and not isinstance(node, bool) and not abs(node) <= _LARGEST:
+            raise InputError(source, "a number in the JSON is too large (over 1e308); correct it")
+    return document
+
+
+_LARGEST = 1.7976931348623157e308
+
+
+def check_terms(graph: Graph, source: str) -> Graph:
+    """``graph`` if every IRI and literal in it is valid RDF (an IRI without spaces, quotes or
+    angle brackets; text without lone surrogates; a well-formed language tag), as Oxigraph and
+    SPARQL servers require; rdflib's readers let some through. Otherwise an :class:`InputError`
+    naming the first bad term."""
+    import pyoxigraph as ox
+
+    seen: set[Node] = set()
+    for triple in graph:
+        for term in triple:
+            if term in seen or isinstance(term, BNode):
+                continue
+            seen.add(term)
+            try:
+                if isinstance(term, URIRef):
+                    ox.NamedNode(term)
+                elif isinstance(term, Literal) and term.language:
+                    ox.Literal(str(term), language=term.language)
+                elif isinstance(term, Literal):
+                    ox.Literal(str(term), datatype=ox.NamedNode(term.datatype or _XSD_STRING))
+            except (ValueError, TypeError, UnicodeError) as err:
+                shown = repr(str(term)) if isinstance(term, URIRef) else term.n3()
+                what = "IRI" if isinstance(term, URIRef) else "literal"
+                raise InputError(source, f"{what} {_first_line(shown)[:160]} is not valid RDF ({_first_line(str(err))}); "
+                                         "correct or remove it") from None
+    return graph
+
+
+def rdf_files(paths: list[str] | list[Path] | tuple[str, ...], problems: list[InputError] | None = None) -> list[Path]:
     """Files as given; a folder expands to the RDF files inside it (sorted, recursive, through
-    symbolic links to folders too, each folder once). A folder holding none is an error."""
+    symbolic links to folders too, each folder once). A folder holding none, or one that cannot
+    be read, is an :class:`InputError`: raised, or with ``problems`` given, added to it while the
+    other paths are still expanded."""
     out: list[Path] = []
     for given in paths:
         path = Path(given)
@@ -214,35 +295,62 @@ def rdf_files(paths: list[str] | list[Path] | tuple[str, ...]) -> list[Path]:
             out.append(path)
             continue
         found: list[Path] = []
+        unreadable: list[InputError] = []
         seen: set[str] = set()
-        for folder, subfolders, names in os.walk(path, followlinks=True):
+
+        def refused(err: OSError) -> None:
+            folder = err.filename or str(path)
+            unreadable.append(InputError(str(folder), f"cannot read this folder ({err.strerror}); its files were skipped"))
+
+        for folder, subfolders, names in os.walk(path, followlinks=True, onerror=refused):
             real = os.path.realpath(folder)
             if real in seen:  # a link back to a folder already walked
                 subfolders.clear()
                 continue
             seen.add(real)
             found += [Path(folder, n) for n in names if Path(n).suffix.lower() in RDF_SUFFIXES]
-        if not found:
+        if not found and not unreadable:
             kinds = ", ".join(sorted(RDF_SUFFIXES))
-            raise InputError(str(path), f"no patient files in this folder (looked for {kinds}, in subfolders too)")
+            unreadable.append(InputError(str(path), f"no patient files in this folder (looked for {kinds}, in subfolders too)"))
+        if unreadable:
+            if problems is None:
+                raise unreadable[0]
+            problems += unreadable
         out += sorted(found)
     return out
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def _read_text(path: Path) -> str:
-    """The text of ``path``, or a clear :class:`InputError` (missing, too big, binary, not UTF-8)."""
+    """The text of ``path``, or a clear :class:`InputError` (missing, not a regular file, too big,
+    binary, not UTF-8). Only regular files are opened (a FIFO would block, a device never end),
+    and at most :data:`MAX_FILE_BYTES` + 1 bytes are read, whatever the file claims its size is."""
     source = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(source, f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit; split it")
-        raw = path.read_bytes()
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        for test, kind in _NOT_REGULAR:
+            if test(mode):
+                raise InputError(source, f"is {kind}, not a regular file; skipped (give the file itself)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never waits, even if it changed since
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InputError(source, "is not a regular file; skipped (give the file itself)")
+            limit = max_file_bytes()
+            raw = fh.read(limit + 1)
     except FileNotFoundError:
         raise InputError(source, "no such file") from None
     except IsADirectoryError:
         raise InputError(source, "is a folder, not a file") from None
     except OSError as err:
         raise InputError(source, f"cannot read: {err.strerror}") from None
+    if len(raw) > limit:
+        raise InputError(source, f"file is over the {limit / 2**20:g} MiB limit for one file (memory grows with it): "
+                                 "split it into smaller files, or raise the limit with JDM_KG_MAX_FILE_MB=<MiB>")
     if not raw.strip():
         raise InputError(source, "file is empty; expected a patient record")
     if b"\x00" in raw[:8192]:
@@ -289,10 +397,37 @@ def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any]
     if fmt == "json-ld" and is_fhir(text):
         from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
-        return review_patient(fhir_to_graph(text, str(path)), predominant)
+        _check_fhir_structure(load_json(text, str(path)), str(path))
+        return review_patient(check_terms(fhir_to_graph(text, str(path)), str(path)), predominant)
     if fmt == "json-ld":
         text = review_jsonld_text(text, str(path))
     return review_patient(parse_rdf_text(text, fmt, str(path)), predominant)
+
+
+def _check_fhir_structure(document: Any, source: str) -> None:
+    """An :class:`InputError` if ``document`` is not a FHIR resource, or a Bundle whose entries
+    are not each an object holding a resource of a FHIR R4 type (what the importer then reads)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    def resource(node: Any, where: str) -> None:
+        kind = node.get("resourceType") if isinstance(node, dict) else None
+        if not isinstance(kind, str):
+            raise InputError(source, f"{where} is not a FHIR resource (a JSON object with a resourceType)")
+        try:
+            get_fhir_model_class(kind)
+        except (KeyError, ValueError):
+            raise InputError(source, f"{where}: resourceType {kind!r} is not a FHIR R4 resource") from None
+
+    resource(document, "the document")
+    entries = document.get("entry")
+    if document["resourceType"] != "Bundle" or entries is None:
+        return
+    if not isinstance(entries, list):
+        raise InputError(source, "Bundle.entry must be a list of entries")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or entry.get("resource") is None:
+            raise InputError(source, f"Bundle.entry[{index}] holds no resource; jdm-kg reads entries that hold one")
+        resource(entry["resource"], f"Bundle.entry[{index}].resource")
 
 
 def review_jsonld_text(text: str, source: str) -> str:
@@ -300,9 +435,9 @@ def review_jsonld_text(text: str, source: str) -> str:
     checked against the vocabulary (:func:`jdm_kg.intake.review_jsonld_document`); other text
     as given (the parser then reports it)."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        document = load_json(text, source)
+    except InputError:
+        return text  # the parser reports it, with its line
     contexts = [d.get("@context") for d in (document if isinstance(document, list) else [document]) if isinstance(d, dict)]
     if not contexts or any(not isinstance(c, str) or c.rstrip("#/") != CONTEXT_IRI for c in contexts):
         return text  # an inline or other context: the shapes check the terms it gives

@@ -33,7 +33,7 @@ from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, co
 from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered, query_engines
 from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
 from jdm_kg.queries import Row
-from jdm_kg.validation import Issue, RecordRef, ValidationReport, validate_graphs
+from jdm_kg.validation import Issue, RecordRef, ValidationReport, set_aside_ill_typed, validate_graphs
 
 __all__ = [
     "Provenance",
@@ -1206,7 +1206,7 @@ def recommend_graphs(
     """:func:`recommend_graph` for several (source, graph) pairs that share no nodes, validated
     in one SHACL run and queried in one store: the batch path, with the same results."""
     guideline = guideline or load_guideline()
-    graphs = [g for _, g in sources]
+    graphs = [set_aside_ill_typed(g) for _, g in sources]  # (idempotent: the batch path has done it already)
     # rdflib's engine queries a plain rdflib graph; the others validate on one whose SPARQL
     # Oxigraph answers (and the embedded engine reuses that Oxigraph store for its queries).
     data = with_guideline(guideline, *graphs) if engine == "rdflib" else oxigraph_answered(guideline, graphs)

@@ -7,6 +7,7 @@ Violations block a recommendation for that record; warnings do not.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,10 @@ from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
 
-__all__ = ["Issue", "summary_key", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes", "patients_in", "validate_file"]
+__all__ = [
+    "Issue", "summary_key", "RecordRef", "ValidationReport", "validate_graph", "validate_graphs", "load_shapes",
+    "patients_in", "validate_file", "set_aside_ill_typed",
+]
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,77 @@ def _readable(value: Literal) -> str:
     return text
 
 
+#: Per patient graph, the triples :func:`set_aside_ill_typed` took out of it.
+_SET_ASIDE: weakref.WeakKeyDictionary[Graph, list[tuple[Node, Node, Literal]]] = weakref.WeakKeyDictionary()
+
+def _ill_typed(term: Node) -> bool:
+    """A literal whose text is not a value of its datatype (``"2020-02-30"^^xsd:date``, ``""^^xsd:date``,
+    ``"NaN"^^xsd:decimal``: NaN and INF are doubles, not decimals)."""
+    if not isinstance(term, Literal) or term.datatype is None:
+        return False
+    if term.ill_typed:
+        return True
+    return isinstance(term.value, Decimal) and not term.value.is_finite()
+
+
+_SHOULD_BE = {
+    "date": "write a date that exists, as YYYY-MM-DD (e.g. 2024-02-29)",
+    "dateTime": "write a date and time that exist, as YYYY-MM-DDThh:mm:ss",
+    "decimal": "write a finite number such as 35.5 (NaN and INF are not numbers)",
+    "integer": "write a whole number such as 12",
+}
+
+
+def set_aside_ill_typed(graph: Graph) -> Graph:
+    """Take the triples whose object is an ill-typed literal out of ``graph`` (pySHACL and the
+    queries would compare them and fail) and keep them, so that :func:`validate_graphs` reports
+    each as a violation naming the record, the field and the value. Call it before the graph
+    is merged with anything; calling it again finds nothing new. Returns ``graph``.
+
+    >>> g = Graph()
+    >>> _ = g.add((URIRef("urn:p"), URIRef("urn:d"), Literal("2020-02-30", datatype=XSD.date)))
+    >>> len(set_aside_ill_typed(g)), len(_SET_ASIDE[g])
+    (0, 1)
+    """
+    bad = [t for t in graph.triples((None, None, None)) if _ill_typed(t[2])]
+    if bad:
+        for triple in bad:
+            graph.remove(triple)
+        _SET_ASIDE.setdefault(graph, []).extend(bad)  # type: ignore[arg-type]
+    return graph
+
+
+def _ill_typed_issues(
+    graph: Graph, guideline: Graph, records: dict[Node, Any]
+) -> list[tuple[Node | None, Issue, tuple[Node, Node, Literal]]]:
+    """The violations for the triples :func:`set_aside_ill_typed` took out of ``graph``: (owner
+    node, issue, the triple)."""
+    found = []
+    for subject, predicate, literal in _SET_ASIDE.get(graph, []):
+        owner_node, trail, entry = _owner(graph, guideline, subject, records)
+        record = records[owner_node][0].patient_id if owner_node is not None else _short(subject)
+        entry_name = _entry_name(graph, owner_node, entry) if owner_node is not None else None
+        datatype = _local(literal.datatype)
+        message = f"not a valid {datatype}: {_SHOULD_BE.get(datatype, 'correct the value or its datatype')}"
+        issue = Issue("violation", record, ".".join(trail + [_local(predicate)]), str(literal), message, entry_name)
+        found.append((owner_node, issue, (subject, predicate, literal)))
+    return found
+
+
+def _add_result(results: Graph, triple: tuple[Node, Node, Literal], issue: Issue) -> None:
+    """Put the violation of an ill-typed literal in pySHACL's report graph too (as ``sh:datatype``
+    would report it), so that the Turtle report says what the text report says."""
+    report = next(results.subjects(RDF.type, SH.ValidationReport))
+    subject, predicate, literal = triple
+    result = BNode()
+    for p, o in ((RDF.type, SH.ValidationResult), (SH.focusNode, subject), (SH.resultPath, predicate),
+                 (SH.value, literal), (SH.resultSeverity, SH.Violation), (SH.resultMessage, Literal(issue.message)),
+                 (SH.sourceConstraintComponent, SH.DatatypeConstraintComponent)):
+        results.add((result, p, o))
+    results.add((report, SH.result, result))
+    results.set((report, SH.conforms, Literal(False)))
+
+
 def validate_graph(
     patient_graph: Graph, source: str, guideline: Guideline | None = None, data: Graph | None = None
 ) -> ValidationReport:
@@ -210,6 +285,8 @@ def validate_graphs(
     """
     guideline = guideline or load_guideline()
     if data is None:  # pySHACL's SPARQL targets and constraints answered by Oxigraph (same results)
+        for _, graph in sources:  # (a caller that passes ``data`` set them aside before merging)
+            set_aside_ill_typed(graph)
         data = oxigraph_answered(guideline, [g for _, g in sources])
     reports = [ValidationReport(source=source, records=patients_in(graph)) for source, graph in sources]
     record_report = {r.node: (r, report) for report in reports for r in report.records}
@@ -221,7 +298,9 @@ def validate_graphs(
         for report in reports:
             report.shacl_report = results
     seen: set[tuple[int, str, str, str, str | None, str, str | None]] = set()
-    for result in results.subjects(RDF.type, SH.ValidationResult):
+    ill_typed = [(report, found) for (_, graph), report in zip(sources, reports)
+                 for found in _ill_typed_issues(graph, guideline.graph, record_report)]
+    for result in list(results.subjects(RDF.type, SH.ValidationResult)):
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         severity = "warning" if results.value(result, SH.resultSeverity) == SH.Warning else "violation"
@@ -244,6 +323,10 @@ def validate_graphs(
             continue
         seen.add(key)
         report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
+    for report, (owner_node, issue, triple) in ill_typed:
+        (record_report[owner_node][1] if owner_node is not None else report).issues.append(issue)
+        if keep_shacl:
+            _add_result(results, triple, issue)
     for report in reports:
         report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.entry or "", i.message,
                                           i.value or ""))

@@ -134,3 +134,160 @@ def test_unreachable_server_and_missing_update_url_are_clear_errors():
     assert proc.returncode == 2 and "--update URL" in proc.stderr
     with pytest.raises(InputError, match="not an http"):
         Endpoint("file:///etc/passwd")
+
+
+# --------------------------------------------------------------------------------------
+# Server faults: a tiny proxy on loopback in front of the real server that fails on purpose.
+
+import threading  # noqa: E402
+import urllib.parse  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+from jdm_kg.engines import GUIDELINE_GRAPH  # noqa: E402
+
+
+class _Faulty(BaseHTTPRequestHandler):
+    """Forwards to the real server, except what ``server.mode`` says to break. "Patient" requests
+    are those reading or writing a run's temporary graph (so the run has loaded data by then)."""
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        text = urllib.parse.unquote_plus(body.decode("utf-8"))
+        mode, upstream = self.server.mode, self.server.upstream
+        patient_query = self.path == "/query" and "urn:jdm-kg:run:" in text
+        if mode == "500" or (mode == "fail-drop" and "DROP SILENT GRAPH <urn:jdm-kg:run:" in text) or (
+                mode == "fail-move" and text.startswith("update=MOVE")) or (mode == "500-later" and patient_query):
+            return self._answer(500, b"simulated failure")
+        if mode == "hang" and patient_query:
+            time.sleep(3)  # longer than the client's --timeout 1; bounded
+            return self._answer(500, b"too late")
+        if mode == "close" and patient_query:
+            self.close_connection = True
+            return None
+        request = urllib.request.Request(upstream + self.path, data=body, method="POST", headers={
+            "Content-Type": self.headers["Content-Type"], "Accept": self.headers.get("Accept", "*/*")})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, answer = err.code, err.read()
+        if mode == "truncate" and patient_query:
+            answer = answer[: len(answer) // 2]
+        if mode == "empty" and patient_query:
+            answer = b""
+        return self._answer(status, answer)
+
+    def _answer(self, status, body):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/sparql-results+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (the "hang" case)
+            pass
+
+
+@pytest.fixture()
+def proxy(loaded):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Faulty)
+    server.daemon_threads = True
+    server.upstream = loaded["query"].rsplit("/", 1)[0]
+    server.mode = "none"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server, {"query": f"{base}/query", "update": f"{base}/update"}
+    server.shutdown()
+    server.server_close()
+
+
+def _run_graphs(urls):
+    return Endpoint(urls["query"]).graph_names("urn:jdm-kg:")
+
+
+def _left_behind(urls):
+    return [g for g in _run_graphs(urls) if g.startswith(("urn:jdm-kg:run:", "urn:jdm-kg:staging:"))]
+
+
+SKIN = str(ROOT / "examples" / "skin-predominant.ttl")
+ILD = str(ROOT / "examples" / "ild-predominant.ttl")
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("500-later", "the SPARQL server answered 500"),
+    ("hang", "cannot reach the SPARQL server"),
+    ("close", "cannot reach the SPARQL server"),
+    ("truncate", "the answer is not SPARQL JSON results"),
+    ("empty", "the answer is not SPARQL JSON results"),
+])
+def test_a_failing_server_leaves_no_temporary_graph(loaded, proxy, mode, message):
+    server, urls = proxy
+    server.mode = mode
+    proc = run("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"], "--timeout", "1")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1  # the run's error, once
+    assert _left_behind(loaded) == []
+
+
+def test_a_server_that_refuses_everything_is_one_clear_error(proxy):
+    server, urls = proxy
+    server.mode = "500"
+    proc = run("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"])
+    assert proc.returncode == 2 and proc.stderr.count("the SPARQL server answered 500") == 1
+
+
+def test_an_undroppable_temporary_graph_is_reported_and_cleaned_up(loaded, proxy):
+    server, urls = proxy
+    server.mode = "fail-drop"
+    proc = run("recommend", SKIN, "--format", "json", "--endpoint", urls["query"], "--update", urls["update"])
+    assert proc.returncode == 2 and "could not drop 1 temporary graph(s) holding patient data" in proc.stderr
+    assert "jdm-kg load --cleanup" in proc.stderr
+    left = _left_behind(loaded)
+    assert len(left) == 1
+    recent = run("load", "--cleanup", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
+    assert recent.returncode == 0 and "dropped 0 temporary graph(s)" in recent.stdout  # a run of now may be running
+    assert _left_behind(loaded) == left
+    proc = run("load", "--cleanup", "0", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
+    assert proc.returncode == 0 and "dropped 1 temporary graph(s)" in proc.stdout and left[0] in proc.stdout
+    assert _left_behind(loaded) == []
+
+
+def test_a_failed_load_leaves_the_guideline_as_it_was(loaded, proxy):
+    server, urls = proxy
+    server.mode = "fail-move"
+    proc = run("load", "--endpoint", urls["query"], "--update", urls["update"])
+    assert proc.returncode == 2 and "the SPARQL server answered 500" in proc.stderr
+    assert _left_behind(loaded) == []
+    ok = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
+    assert ok.returncode == 0, ok.stderr  # the guideline there is still whole
+
+
+@pytest.mark.parametrize("damage", [
+    "DELETE WHERE { GRAPH <%s> { ?s <https://w3id.org/jdm-kg/vocab#doseMax> ?o } }",
+    "DELETE { GRAPH <%(g)s> { ?s <https://w3id.org/jdm-kg/vocab#doseMin> ?o } } "
+    "INSERT { GRAPH <%(g)s> { ?s <https://w3id.org/jdm-kg/vocab#doseMin> 4375.0 } } "
+    "WHERE { GRAPH <%(g)s> { ?s <https://w3id.org/jdm-kg/vocab#doseMin> ?o } }",
+], ids=["triples-missing", "value-edited"])
+def test_a_damaged_guideline_on_the_server_is_refused(loaded, damage):
+    endpoint = Endpoint(loaded["query"], loaded["update"])
+    endpoint.update(damage % ({"g": GUIDELINE_GRAPH} if "%(g)s" in damage else GUIDELINE_GRAPH))
+    try:
+        proc = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
+        assert proc.returncode == 2
+        assert "is not this jdm-kg's compiled guideline" in proc.stderr and "reload it with jdm-kg load" in proc.stderr
+    finally:
+        load_guideline_graph(endpoint, load_guideline())
+
+
+def test_graphs_left_by_an_old_run_are_dropped_at_the_start_of_a_run(loaded):
+    endpoint = Endpoint(loaded["query"], loaded["update"])
+    old = "urn:jdm-kg:run:1000000000-0123456789abcdef:0"  # started in 2001
+    endpoint.update(f"INSERT DATA {{ GRAPH <{old}> {{ <urn:p> <urn:q> 1 }} }}")
+    assert _left_behind(loaded) == [old]
+    proc = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
+    assert proc.returncode == 0 and "dropped 1 temporary graph(s) that earlier runs left" in proc.stderr
+    assert _left_behind(loaded) == []
