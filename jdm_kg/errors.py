@@ -38,9 +38,11 @@ class ServerError(InputError):
     error of the run, not of a file (exit 2)."""
 
 
-# C0 and C1 control characters and DEL, except newline and tab: an escape sequence in a record
-# must not reach the terminal. ``\uXXXX`` is also a valid escape in JSON and Turtle strings.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters and DEL, except newline and tab, and the bidirectional formatting
+# characters that make a terminal show text in another order than it is (U+061C, U+200E/F,
+# U+202A-E, U+2066-9): an escape sequence in a record must not reach the terminal. ``\uXXXX`` is
+# also a valid escape in JSON and Turtle strings.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def escape_controls(text: str) -> str:
@@ -48,6 +50,8 @@ def escape_controls(text: str) -> str:
 
     >>> escape_controls("P-1\x1b[31m\tok\n")
     'P-1\\u001b[31m\tok\n'
+    >>> escape_controls("drug \u202e")
+    'drug \\u202e'
     """
     return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 

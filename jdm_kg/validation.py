@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pyshacl import validate as shacl_validate
+from pyshacl.constraints.constraint_component import ConstraintComponent
 from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
 from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
 from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
@@ -324,7 +325,12 @@ def validate_graphs(
         seen.add(key)
         report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
     for report, (owner_node, issue, triple) in ill_typed:
-        (record_report[owner_node][1] if owner_node is not None else report).issues.append(issue)
+        holder = record_report[owner_node][1] if owner_node is not None else report
+        # the value was given, only not valid: a record-level "neither X nor Y is given" would mislead
+        given = issue.field.rsplit(".", 1)[-1]
+        holder.issues = [i for i in holder.issues
+                         if not (i.record == issue.record and i.field == "record" and given in i.message)]
+        holder.issues.append(issue)
         if keep_shacl:
             _add_result(results, triple, issue)
     for report in reports:
@@ -436,19 +442,50 @@ def _evaluate_or_in_order(
 _ORIGINAL_OR = OrConstraintComponent._evaluate_or_constraint
 
 
+def _format_message_literally(self: Any, msg: Any, bound_vars: Any) -> Any:
+    """pySHACL's ``_format_sparql_based_result_message`` with the bound values put into the
+    message as they are: pySHACL passes each value to ``re.sub`` as the replacement template, so
+    a value holding a backslash (``"\\u"`` in a drug name) raised ``re.error`` and stopped
+    validation. Same substitution of ``{?var}`` / ``{$var}`` otherwise."""
+    if bound_vars is None:
+        return msg
+    fdict: dict[str, Any] = {}
+    if isinstance(bound_vars, (tuple, list)):
+        if len(bound_vars) == 4:
+            fdict.update(bound_vars[3])
+            bound_vars = bound_vars[:3]
+        if len(bound_vars) == 3:
+            for key, value in zip(("this", "path", "value"), bound_vars):
+                if value is not None:
+                    fdict[key] = value
+    elif isinstance(bound_vars, dict):
+        fdict.update(bound_vars)
+    else:
+        return msg
+    for var, val in fdict.items():
+        msg = re.sub("{{[?$]{}}}".format(var), lambda _match, text=str(val): text, msg)
+    return msg
+
+
+_ORIGINAL_FORMAT = ConstraintComponent._format_sparql_based_result_message
+
+
 @contextmanager
 def faster_pyshacl() -> Iterator[None]:
     """Within the block, pySHACL validates each property shape once for all its focus nodes
     (:func:`_validate_property_shape_in_bulk`) and stops at the first ``sh:or`` alternative that
-    conforms (:func:`_evaluate_or_in_order`): the same results, sooner. pySHACL is left as it
-    was afterwards."""
+    conforms (:func:`_evaluate_or_in_order`): the same results, sooner; and a SPARQL-based
+    message takes its bound values literally (:func:`_format_message_literally`, a bug fix).
+    pySHACL is left as it was afterwards."""
     PropertyConstraintComponent._evaluate_property_shape = _validate_property_shape_in_bulk  # type: ignore[method-assign]
     OrConstraintComponent._evaluate_or_constraint = _evaluate_or_in_order  # type: ignore[method-assign]
+    ConstraintComponent._format_sparql_based_result_message = _format_message_literally  # type: ignore[method-assign]
     try:
         yield
     finally:
         PropertyConstraintComponent._evaluate_property_shape = _ORIGINAL_EVALUATE  # type: ignore[method-assign]
         OrConstraintComponent._evaluate_or_constraint = _ORIGINAL_OR  # type: ignore[method-assign]
+        ConstraintComponent._format_sparql_based_result_message = _ORIGINAL_FORMAT  # type: ignore[method-assign]
 
 
 def _report_holding(

@@ -130,7 +130,8 @@ def test_predominant_option_on_the_command_line_and_in_the_api(tmp_path):
 def test_jsonld_mistakes_give_clean_messages_on_the_command_line(tmp_path):
     proc = run("validate", str(MISTAKES), tmp_path=tmp_path)  # run() fails on any traceback (rdflib's log included)
     assert proc.returncode == 1
-    assert "record J1: line 6: birthDate: birthDate must be one date written YYYY-MM-DD. (value: 2012-13-40)" in proc.stdout
+    assert "record J1: line 6: birthDate: not a valid date: write a date that exists, as YYYY-MM-DD (e.g. 2024-02-29) (value: 2012-13-40)" in proc.stdout
+    assert "Neither birthDate nor ageYears" not in proc.stdout  # it was given, only not valid
     assert ("record J1: line 17: treatment 1 (methotrexate, from 2023-01-01): treatmentEpisode.outcome: outcome "
             "'stopped - liver toxicity' is not a known treatment outcome (nearest: ") in proc.stdout
     proc = run("recommend", str(MISTAKES), "--engine", "rdflib", tmp_path=tmp_path)
