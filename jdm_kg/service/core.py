@@ -65,6 +65,8 @@ class Core:
         from jdm_kg.fhir_output import drug_codings
 
         drug_codings("", self.guideline)
+        if isinstance(self.engine, str):  # a first evaluation fills the per-guideline caches
+            self.recommend(_warm_up_patient(), "warm-up")
 
     # ------------------------------------------------------------------ input
     def parse(self, body: bytes, media_type: str, source: str = "request body") -> Graph:
@@ -140,3 +142,24 @@ class Core:
 
     def info(self) -> dict[str, Any]:
         return {"guidelineVersion": self.guideline.version}
+
+
+def _warm_up_patient() -> Graph:
+    """A synthetic record (JDM, a JAK-inhibitor failure) used once at start-up, never shown."""
+    from rdflib import RDF, XSD, BNode, Literal, URIRef
+
+    from jdm_kg.guideline import JDM, JDMG
+
+    g = Graph()
+    patient = URIRef("urn:jdm-kg:warm-up")
+    episode = BNode()
+    g.add((patient, RDF.type, JDM.Patient))
+    g.add((patient, JDM.patientId, Literal("warm-up")))
+    g.add((patient, JDM.ageYears, Literal(10)))
+    g.add((patient, JDM.diagnosis, JDMG.JuvenileDermatomyositis))
+    g.add((patient, JDM.treatmentEpisode, episode))
+    g.add((episode, JDM.drug, JDMG.baricitinib))
+    g.add((episode, JDM.startDate, Literal("2020-01-01", datatype=XSD.date)))
+    g.add((episode, JDM.endDate, Literal("2020-06-01", datatype=XSD.date)))
+    g.add((episode, JDM.outcome, JDM.LossOfResponse))
+    return g
