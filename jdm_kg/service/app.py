@@ -237,6 +237,11 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
         return problem(kind, detail, _rid(request))
 
+    async def on_error(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after this response; the request guard logs the exception's type only
+        return problem("internal", "an internal error occurred; the request id identifies it in the service log",
+                       _rid(request))
+
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(core.guideline.version))
 
@@ -254,7 +259,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         Mount("/docs", app=StaticFiles(directory=docs_dir, html=True), name="docs"),
     ]
-    app = Starlette(routes=routes, exception_handlers={Problem: on_problem, HTTPException: on_http})
+    app = Starlette(routes=routes, exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error})
     app.state.core = core
     app.state.config = config
     return RequestGuard(app, config.max_body_bytes)

@@ -80,6 +80,9 @@ class JwtVerifier:
             raise Problem("unauthorized", "the JWT's signature does not verify with the configured key") from None
         except jwt.PyJWTError as err:
             raise Problem("unauthorized", f"the JWT is not valid: {err}") from None
+        except (TypeError, ValueError):  # the header's algorithm does not fit the key of that kid
+            raise Problem("unauthorized", f"the JWT's algorithm {alg} does not fit the configured key "
+                                          f"{header.get('kid')!r}") from None
         if self.issuers and claims["iss"] not in self.issuers:
             raise Problem("unauthorized", f"JWT issuer {claims['iss']!r} is not an accepted issuer")
         self._once(str(claims["jti"]), float(claims["exp"]))

@@ -191,9 +191,11 @@ def _screening(option: OptionAssessment) -> tuple[str, str]:
 
 
 def first_next_line(result: PatientResult) -> OptionAssessment | None:
-    """The first next-line option offered (lowest rank), or None."""
-    ranked = [o for o in result.options if o.ranked and o.rank is not None and o.is_offered]
-    return min(ranked, key=lambda o: o.rank) if ranked else None  # type: ignore[arg-type, return-value]
+    """The first-ranked next-line option that is not already ruled out by history (offered,
+    conditional, or blocked by a positive screening), or None."""
+    ranked = [o for o in result.options if o.ranked and o.rank is not None
+              and o.status in ("offered", "conditional", "blocked")]
+    return min(ranked, key=lambda o: (o.rank, 0 if o.is_offered else 1)) if ranked else None  # type: ignore[arg-type, return-value]
 
 
 def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
