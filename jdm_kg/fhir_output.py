@@ -64,8 +64,8 @@ _FHIRPATH = {
     "hasManifestation": "Condition.code",
     "manifestation": "Condition.code",
     "predominant": "Condition.extension",
-    "bodyWeight": "Observation.value",
-    "bodyHeight": "Observation.value",
+    "bodyWeight": "Observation.where(code.coding.code = '29463-7').value",
+    "bodyHeight": "Observation.where(code.coding.code = '8302-2').value",
     "value": "Observation.value",
     "unit": "Observation.value.code",
     "screening": "Observation",
@@ -199,6 +199,24 @@ def _patient_reference(result: PatientResult) -> str:
     return f"Patient/{result.record.patient_id}"
 
 
+def _fhirpath(field: str) -> str:
+    """Where a validation problem's field (``bodyHeight.value``, ``treatmentEpisode.outcome``)
+    lives in FHIR input, as FHIRPath; ``Patient`` when jdm-kg cannot say more precisely.
+
+    >>> _fhirpath("bodyHeight.value")
+    "Observation.where(code.coding.code = '8302-2').value"
+    """
+    parts = [p.rsplit("#", 1)[-1].rsplit(":", 1)[-1] for p in field.split(".") if p]
+    if not parts:
+        return "Patient"
+    if parts[0] in ("bodyWeight", "bodyHeight"):
+        return _FHIRPATH[parts[0]]
+    for part in reversed(parts):
+        if part in _FHIRPATH:
+            return _FHIRPATH[part]
+    return "Patient"
+
+
 def operation_outcome(issues: list[Issue], source: str = "") -> dict[str, Any]:
     """Validation problems as an ``OperationOutcome``: one issue per problem, severity ``error``
     for a violation and ``warning`` for a warning, ``expression`` the FHIRPath of the field;
@@ -212,7 +230,7 @@ def operation_outcome(issues: list[Issue], source: str = "") -> dict[str, Any]:
             "severity": "error" if issue.severity == "violation" else "warning",
             "code": "invalid" if issue.severity == "violation" else "informational",
             "diagnostics": diagnostics,
-            "expression": [_FHIRPATH.get(issue.field.rsplit(":", 1)[-1].rsplit("#", 1)[-1], "Patient")],
+            "expression": [_fhirpath(issue.field)],
         })
     if not out:
         out.append({"severity": "information", "code": "informational",

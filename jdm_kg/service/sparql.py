@@ -16,6 +16,7 @@ and as a limit on the whole request) and a row limit (the answer is cut there, a
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -93,9 +94,9 @@ class SparqlStore:
             raise Problem("bad-request", f"query: {err}") from None
         blank = document_blank_nodes()
         truncated = False
-        if isinstance(answer, bool):
+        if isinstance(answer, (bool, ox.QueryBoolean)):
             result = Result("ASK")
-            result.askAnswer = answer
+            result.askAnswer = bool(answer)
             return "ASK", result, False
         if isinstance(answer, ox.QueryTriples):
             graph = Graph()
@@ -125,9 +126,21 @@ class SparqlStore:
 
     @staticmethod
     def serialize(kind: str, answer: Any, fmt: str) -> bytes:
+        """The answer in ``fmt``: rdflib's serializers for graphs and SELECT (JSON, XML, CSV);
+        TSV and the boolean of ASK as the SPARQL 1.1 result formats define them."""
         if kind == "CONSTRUCT":
             return answer.serialize(format=fmt, encoding="utf-8")  # type: ignore[no-any-return]
-        if kind == "ASK" and fmt in ("csv", "tsv"):
-            return (b"_askResult\n" + (b"true" if answer.askAnswer else b"false") + b"\n")
+        if kind == "ASK":
+            value = "true" if answer.askAnswer else "false"
+            if fmt == "json":
+                return json.dumps({"head": {}, "boolean": answer.askAnswer}).encode()
+            if fmt == "xml":
+                return (f'<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+                        f"<head/><boolean>{value}</boolean></sparql>\n").encode()
+            return f"_askResult\n{value}\n".encode()
+        if fmt == "tsv":
+            lines = ["\t".join(f"?{v}" for v in answer.vars)]
+            for row in answer.bindings:
+                lines.append("\t".join(row[v].n3() if v in row else "" for v in answer.vars))
+            return ("\n".join(lines) + "\n").encode()
         return answer.serialize(format=fmt, encoding="utf-8")  # type: ignore[no-any-return]
-
