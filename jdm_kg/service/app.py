@@ -180,8 +180,9 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         if service_id not in cds_hooks.SERVICES:
             raise Problem("not-found", f"no CDS service {service_id!r}; see GET /cds-services")
         authenticate(request, service_id)
-        count = cds_hooks.check_feedback(await _json_body(request))
-        outcomes = [e["outcome"] for e in (await _json_body(request))["feedback"]]
+        body = await _json_body(request)
+        count = cds_hooks.check_feedback(body)
+        outcomes = [e["outcome"] for e in body["feedback"]]
         LOG.info("request %s feedback %s: %d entries (%d accepted, %d overridden)", _rid(request), service_id, count,
                  outcomes.count("accepted"), outcomes.count("overridden"))
         return JSONResponse({})
