@@ -348,3 +348,16 @@ def test_static_and_docs_are_served(api):
     assert docs.status_code == 200 and "<html" in docs.text.lower()
     gone = api.get("/report/not-a-token")
     assert gone.status_code == 404
+
+
+def test_identical_requests_are_answered_from_the_result_cache():
+    cached = client(result_cache=4)
+    before = cached.get("/health").json()["cacheHits"]
+    first = _post(cached, "/recommend", "fhir/skin-predominant.json", FHIR).json()
+    second = _post(cached, "/recommend", "fhir/skin-predominant.json", FHIR).json()
+    assert first == second
+    assert cached.get("/health").json()["cacheHits"] == before + 1
+    uncached = client(result_cache=0)
+    _post(uncached, "/recommend", "fhir/skin-predominant.json", FHIR)
+    _post(uncached, "/recommend", "fhir/skin-predominant.json", FHIR)
+    assert uncached.get("/health").json()["cacheHits"] == 0

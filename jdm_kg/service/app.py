@@ -91,7 +91,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
     # ------------------------------------------------------------------ plain REST
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "guidelineVersion": core.guideline.version,
-                             "sparqlData": len(sparql.files), "authentication": "jwt" if verifier else
+                             "sparqlData": len(sparql.files), "cacheHits": core.cache_hits, "authentication": "jwt" if verifier else
                              ("off (insecure dev)" if config.insecure_dev else "not configured")})
 
     guideline_summary = _guideline_summary(core)
@@ -123,10 +123,12 @@ def create_app(config: ServiceConfig | None = None) -> Any:
     async def recommend(request: Request) -> Response:
         chosen = _accept(request, RECOMMEND_TYPES)
         details = request.query_params.get("details", "false").lower() in ("1", "true", "yes")
-        graph, source = await read_patient(request)
+        body = await request.body()
+        source = _source(request)
+        kind = media_type(request.headers.get("content-type"))
 
         def work() -> Response:
-            report, results = core.recommend(graph, source)
+            report, results = core.evaluate(body, kind, source)
             if chosen == "application/fhir+json":
                 return JSONResponse(results_bundle(results, report.issues, source, core.guideline), media_type=chosen)
             if chosen == "text/markdown":
@@ -162,8 +164,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         base = str(request.base_url).rstrip("/")
 
         def work() -> dict[str, Any]:
-            graph = core.parse(text.encode(), "application/fhir+json", f"prefetch ({service_id})")
-            _, results = core.recommend(graph, "prefetch")
+            _, results = core.evaluate(text.encode(), "application/fhir+json", "prefetch")
             cards: list[dict[str, Any]] = []
             for result in results[:1]:
                 link = f"{base}/report/{core.keep_report([result])}"

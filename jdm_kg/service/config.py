@@ -39,5 +39,7 @@ class ServiceConfig:
     update: str | None = None
     #: The date the service assesses records "as of" when a record has none (tests fix it).
     today: date | None = None
+    #: Answers kept for identical requests (same bytes, same day); 0 turns the cache off.
+    result_cache: int = 256
     #: How long a patient's report stays reachable by its link (the CDS card's link), seconds.
     report_ttl: float = 3600.0

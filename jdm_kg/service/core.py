@@ -11,11 +11,13 @@ is dropped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from rdflib import Graph
@@ -58,6 +60,8 @@ class Core:
         self._lock = threading.Lock()
         self._admitted = 0
         self._reports: OrderedDict[str, tuple[float, list[PatientResult]]] = OrderedDict()
+        self._results: OrderedDict[bytes, tuple[ValidationReport, list[PatientResult]]] = OrderedDict()
+        self.cache_hits = 0
         self.started = time.time()
 
     def warm(self) -> None:
@@ -117,6 +121,24 @@ class Core:
             return recommend_graph(graph, source, self.guideline, self.config.today, self.engine)
         except InputError as err:
             raise Problem("unprocessable", str(err)) from None
+
+    def evaluate(self, body: bytes, media_type: str, source: str) -> tuple[ValidationReport, list[PatientResult]]:
+        """Parse and recommend, remembering the answer for the same bytes read the same way on the
+        same day (results are deterministic: a chart opened again gets the same cards without a
+        second evaluation). At most ``result_cache`` answers are kept, least recently used first out."""
+        key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body,
+                                          (self.config.today or date.today()).isoformat().encode()])).digest()
+        hit = self._results.get(key)
+        if hit is not None:
+            self._results.move_to_end(key)
+            self.cache_hits += 1
+            return hit
+        answer = self.recommend(self.parse(body, media_type, source), source)
+        if self.config.result_cache > 0:
+            self._results[key] = answer
+            while len(self._results) > self.config.result_cache:
+                self._results.popitem(last=False)
+        return answer
 
     def validate(self, graph: Graph, source: str) -> ValidationReport:
         try:

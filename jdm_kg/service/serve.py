@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"time limit of one SPARQL query (default {_DEFAULTS.sparql_timeout:g})")
     p.add_argument("--sparql-max-rows", type=int, default=_DEFAULTS.sparql_max_rows, metavar="N",
                    help=f"rows one SPARQL answer may hold (default {_DEFAULTS.sparql_max_rows})")
+    p.add_argument("--result-cache", type=int, default=_DEFAULTS.result_cache, metavar="N",
+                   help=f"answers kept for identical requests on the same day; 0: off (default {_DEFAULTS.result_cache})")
     p.add_argument("--engine", choices=["oxigraph", "rdflib"], default="oxigraph",
                    help="what runs the recommendation queries (default oxigraph, embedded)")
     p.add_argument("--today", metavar="YYYY-MM-DD", help=argparse.SUPPRESS)  # tests: a fixed "as of" date
@@ -57,7 +59,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         insecure_dev=args.insecure_dev, jwks=args.jwks, audience=args.audience, issuers=tuple(args.issuer),
         max_body_bytes=args.max_body_bytes, request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
         sparql_timeout=args.sparql_timeout, sparql_max_rows=args.sparql_max_rows, data=list(args.data),
-        engine=args.engine, endpoint=args.endpoint, update=args.update,
+        result_cache=max(0, args.result_cache), engine=args.engine, endpoint=args.endpoint, update=args.update,
         today=date.fromisoformat(args.today) if args.today else None,
     )
 
