@@ -138,7 +138,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                 return Response(results_graph(results, core.guideline).serialize(format="turtle"), media_type=chosen)
             return JSONResponse({"validation": validation_json(report), "results": results_json(results)})
 
-        return await core.run(work)
+        return await core.run(work, exclusive=False)
 
     # ------------------------------------------------------------------ CDS Hooks
     async def discovery(request: Request) -> Response:
@@ -174,7 +174,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                     cards += cds_hooks.order_select_cards(result, orders, core.guideline, base, link)
             return {"cards": cards, "systemActions": []}
 
-        return JSONResponse(await core.run(work))
+        return JSONResponse(await core.run(work, exclusive=False))
 
     async def feedback(request: Request) -> Response:
         service_id = request.path_params["service_id"]

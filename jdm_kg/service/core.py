@@ -98,8 +98,10 @@ class Core:
             raise Problem("invalid-input", f"{source}: nested too deeply to read") from None
 
     # ------------------------------------------------------------------ work
-    async def run(self, work: Callable[[], T]) -> T:
-        """``work()`` in a worker thread, one at a time, within the concurrency cap and time limit."""
+    async def run(self, work: Callable[[], T], exclusive: bool = True) -> T:
+        """``work()`` in a worker thread within the concurrency cap and time limit; one at a time
+        when ``exclusive`` (work that only renders cached results need not wait for the lock:
+        :meth:`evaluate` takes it itself when it has to evaluate)."""
         if self._admitted >= self.config.max_concurrent:
             raise Problem("busy", f"{self._admitted} requests are already being worked on (limit "
                                   f"{self.config.max_concurrent}); try again shortly")
@@ -110,7 +112,8 @@ class Core:
                     return work()
 
             try:
-                return await asyncio.wait_for(asyncio.to_thread(locked), timeout=self.config.request_timeout)
+                return await asyncio.wait_for(asyncio.to_thread(locked if exclusive else work),
+                                              timeout=self.config.request_timeout)
             except TimeoutError:
                 raise Problem("timeout", f"the work took longer than {self.config.request_timeout:g} s") from None
         finally:
@@ -128,17 +131,18 @@ class Core:
         second evaluation). At most ``result_cache`` answers are kept, least recently used first out."""
         key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body,
                                           (self.config.today or date.today()).isoformat().encode()])).digest()
-        hit = self._results.get(key)
-        if hit is not None:
-            self._results.move_to_end(key)
-            self.cache_hits += 1
-            return hit
-        answer = self.recommend(self.parse(body, media_type, source), source)
-        if self.config.result_cache > 0:
-            self._results[key] = answer
-            while len(self._results) > self.config.result_cache:
-                self._results.popitem(last=False)
-        return answer
+        with self._lock:
+            hit = self._results.get(key)
+            if hit is not None:
+                self._results.move_to_end(key)
+                self.cache_hits += 1
+                return hit
+            answer = self.recommend(self.parse(body, media_type, source), source)
+            if self.config.result_cache > 0:
+                self._results[key] = answer
+                while len(self._results) > self.config.result_cache:
+                    self._results.popitem(last=False)
+            return answer
 
     def validate(self, graph: Graph, source: str) -> ValidationReport:
         try:
