@@ -39,12 +39,12 @@ from jdm_kg.validation import Issue
 __all__ = [
     "GUIDELINE_URI",
     "UCUM",
+    "checked",
     "drug_codings",
     "drug_for_coding",
     "medication_request",
     "operation_outcome",
     "results_bundle",
-    "checked",
 ]
 
 #: The guideline as a FHIR canonical (GuidanceResponse.moduleUri, RequestGroup.instantiatesUri).

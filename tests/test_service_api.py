@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from rdflib import Graph
-from service_support import AS_OF, ROOT, check_problem, client
+from service_support import ROOT, check_problem, client
 
 from jdm_kg.queries import bundled_queries
 

@@ -10,4 +10,4 @@ from __future__ import annotations
 from jdm_kg.service.app import create_app
 from jdm_kg.service.config import ServiceConfig
 
-__all__ = ["create_app", "ServiceConfig"]
+__all__ = ["ServiceConfig", "create_app"]

@@ -31,7 +31,7 @@ from jdm_kg.report import results_graph, results_json, results_text, validation_
 from jdm_kg.service import cds_hooks
 from jdm_kg.service.auth import JwtVerifier
 from jdm_kg.service.config import ServiceConfig
-from jdm_kg.service.core import INPUT_TYPES, Core
+from jdm_kg.service.core import Core
 from jdm_kg.service.http import LOG, RequestGuard, media_type, negotiate
 from jdm_kg.service.openapi import openapi_document
 from jdm_kg.service.problems import Problem, problem

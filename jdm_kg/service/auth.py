@@ -27,7 +27,7 @@ import jwt
 
 from jdm_kg.service.problems import Problem
 
-__all__ = ["JwtVerifier", "ALGORITHMS"]
+__all__ = ["ALGORITHMS", "JwtVerifier"]
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 _LEEWAY = 30  # seconds of clock skew allowed on exp / iat

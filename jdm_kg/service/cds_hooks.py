@@ -35,16 +35,16 @@ from jdm_kg.report import explain_text, results_text
 from jdm_kg.service.problems import Problem
 
 __all__ = [
-    "PATIENT_VIEW",
     "ORDER_SELECT",
+    "PATIENT_VIEW",
     "SERVICES",
-    "discovery",
-    "prefetch_bundle",
-    "patient_view_cards",
-    "order_select_cards",
-    "check_request",
-    "check_feedback",
     "SUMMARY_LIMIT",
+    "check_feedback",
+    "check_request",
+    "discovery",
+    "order_select_cards",
+    "patient_view_cards",
+    "prefetch_bundle",
 ]
 
 PATIENT_VIEW = "jdm-kg-patient-view"

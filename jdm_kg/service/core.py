@@ -31,7 +31,7 @@ from jdm_kg.service.config import ServiceConfig
 from jdm_kg.service.problems import Problem
 from jdm_kg.validation import ValidationReport, validate_graph
 
-__all__ = ["Core", "INPUT_TYPES"]
+__all__ = ["INPUT_TYPES", "Core"]
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jdm_kg.service.problems import PROBLEM_TYPES
 
-__all__ = ["RequestGuard", "negotiate", "media_type", "LOG"]
+__all__ = ["LOG", "RequestGuard", "media_type", "negotiate"]
 
 LOG = logging.getLogger("jdm_kg.service")
 

@@ -9,7 +9,7 @@ from datetime import date
 
 from jdm_kg.service.config import ServiceConfig
 
-__all__ = ["add_arguments", "serve", "config_from_args"]
+__all__ = ["add_arguments", "config_from_args", "serve"]
 
 _DEFAULTS = ServiceConfig()
 

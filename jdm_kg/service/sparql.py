@@ -29,7 +29,7 @@ from jdm_kg.loading import document_blank_nodes, from_oxigraph, load_patient_fil
 from jdm_kg.queries import check_query
 from jdm_kg.service.problems import Problem
 
-__all__ = ["SparqlStore", "RESULT_TYPES", "GRAPH_TYPES"]
+__all__ = ["GRAPH_TYPES", "RESULT_TYPES", "SparqlStore"]
 
 #: SELECT / ASK result media types -> rdflib result serializer.
 RESULT_TYPES = {
@@ -49,7 +49,7 @@ def _refuse_update(text: str) -> None:
 
     try:
         parseUpdate(text)
-    except Exception:  # not an update: the query check reports what is wrong with it
+    except Exception:  # noqa: BLE001 (not an update: the query check reports what is wrong with it)
         return
     raise Problem("refused-query", "this endpoint is read-only: SPARQL updates (INSERT, DELETE, LOAD, CLEAR, "
                                    "CREATE, DROP, ...) are refused")

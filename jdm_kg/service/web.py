@@ -29,7 +29,7 @@ from jdm_kg.recommend import PatientResult
 from jdm_kg.service.core import Core
 from jdm_kg.service.problems import Problem
 
-__all__ = ["web_routes", "form_graph", "TREATMENT_ROWS"]
+__all__ = ["TREATMENT_ROWS", "form_graph", "web_routes"]
 
 _TEMPLATES = Environment(
     loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -195,7 +195,7 @@ def web_routes(core: Core) -> list[Route]:
             else:
                 graph, errors = form_graph(form, choices, core.config.today or date.today())
                 if errors:
-                    return form_page(422, errors, {k: form.getlist(k) for k in form.keys()})
+                    return form_page(422, errors, {k: form.getlist(k) for k in form})
                 source = "web form"
             report, results = await core.run(lambda: core.recommend(graph, source))
         except Problem as problem:
