@@ -361,3 +361,55 @@ def test_identical_requests_are_answered_from_the_result_cache():
     _post(uncached, "/recommend", "fhir/skin-predominant.json", FHIR)
     _post(uncached, "/recommend", "fhir/skin-predominant.json", FHIR)
     assert uncached.get("/health").json()["cacheHits"] == 0
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jdm_kg_serve_starts_answers_and_stops(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jdm_kg.cli", "serve", "--port", str(port), "--insecure-dev"],
+                            cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        assert health.json()["authentication"] == "off (insecure dev)"
+        answer = httpx.post(f"http://127.0.0.1:{port}/recommend", content=(EXAMPLES / "skin-predominant.ttl").read_bytes(),
+                            headers={"content-type": "text/turtle", "accept": "text/markdown"}, timeout=60)
+        assert answer.status_code == 200 and "P-SKIN" in answer.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "NOT authenticated" in err  # --insecure-dev says so loudly
+    assert "Traceback" not in err
+    assert "P-SKIN" not in err  # the log: request id, route, status, duration only
+
+
+def test_jdm_kg_serve_refuses_an_unusable_jwks(tmp_path):
+    from helpers import run
+
+    bad = tmp_path / "jwks.json"
+    bad.write_text('{"keys": []}')
+    proc = run("serve", "--jwks", str(bad), "--port", str(_free_port()), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--jwks" in proc.stderr

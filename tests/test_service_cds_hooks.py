@@ -108,12 +108,27 @@ def test_order_select_no_suggestion_where_the_guideline_gives_no_dose(ehr):
 
 
 def test_order_select_a_drug_that_already_failed_says_so(ehr):
-    order = draft_order("draft-3", "http://www.whocc.no/atc", "L04AF02", "baricitinib", "P-MUSCLE")
-    request = hook_request("order-select", "muscle-predominant.json", selections=["MedicationRequest/draft-3"],
+    order = draft_order("draft-3", "http://www.whocc.no/atc", "L01FA01", "rituximab", "P-REFRACTORY")
+    request = hook_request("order-select", "refractory-multisystem.json", selections=["MedicationRequest/draft-3"],
                            draftOrders={"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]})
-    cards = ehr.post(OS, json=request).json()["cards"]
-    # baricitinib is the failed JAK inhibitor, not an option this guideline assesses: no card, never a proposal
-    assert all("suggestions" not in c for c in cards)
+    [card] = ehr.post(OS, json=request).json()["cards"]
+    check_card(card)
+    assert card["summary"] == "rituximab: not offered (already failed)"
+    assert card["indicator"] == "warning" and "suggestions" not in card
+    assert "inadequate response" in card["detail"]  # the episode that failed, from the explanation
+
+
+def test_order_select_only_the_selected_orders_count(ehr):
+    chosen = draft_order("draft-5", RXNORM, "121191", "rituximab", "P-MUSCLE")
+    other = draft_order("draft-6", RXNORM, "191831", "infliximab", "P-MUSCLE")
+    request = hook_request("order-select", "muscle-predominant.json", selections=["MedicationRequest/draft-6"],
+                           draftOrders={"resourceType": "Bundle", "type": "collection",
+                                        "entry": [{"resource": chosen}, {"resource": other}]})
+    [card] = ehr.post(OS, json=request).json()["cards"]
+    assert card["summary"].startswith("infliximab: #4")
+    [suggestion] = card["suggestions"]
+    dose = suggestion["actions"][0]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseRange"]
+    assert (dose["low"]["value"], dose["high"]["value"]) == (127.5, 212.5)
 
 
 def test_order_select_ignores_drugs_outside_the_guideline(ehr):
