@@ -105,7 +105,8 @@ def create_app(config: ServiceConfig | None = None) -> Any:
     async def read_patient(request: Request) -> tuple[Any, str]:
         body = await request.body()
         source = _source(request)
-        graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source))
+        graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source),
+                               exclusive=False)
         return graph, source
 
     async def validate(request: Request) -> Response:

@@ -5,7 +5,9 @@ Recommendation is CPU-bound Python: one evaluation runs at a time (a lock; the i
 would serialise it anyway), in a worker thread so the event loop keeps answering. At most
 ``max_concurrent`` requests may wait for it; more are refused with 503 at once. A request
 whose work passes ``request_timeout`` gets 503; its evaluation finishes in the background and
-is dropped.
+is dropped. Reading the body into a graph of its own, looking up the result cache and
+rendering an answer run outside the lock, so a malformed request or a repeated one does not
+wait behind an evaluation.
 """
 
 from __future__ import annotations
@@ -137,7 +139,9 @@ class Core:
                 self._results.move_to_end(key)
                 self.cache_hits += 1
                 return hit
-            answer = self.recommend(self.parse(body, media_type, source), source)
+        graph = self.parse(body, media_type, source)  # a new graph of its own: unusable input is refused at once
+        with self._lock:
+            answer = self.recommend(graph, source)
             if self.config.result_cache > 0:
                 self._results[key] = answer
                 while len(self._results) > self.config.result_cache:
