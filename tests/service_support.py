@@ -63,13 +63,13 @@ def prefetch(example: str) -> tuple[str, dict[str, Any]]:
 
 def hook_request(hook: str, example: str, **context: Any) -> dict[str, Any]:
     patient_id, data = prefetch(example)
-    return {
+    return check_request({
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
         "fhirServer": "https://ehr.invalid/fhir",  # never contacted: everything comes as prefetch
         "context": {"userId": "Practitioner/1", "patientId": patient_id, **context},
         "prefetch": data,
-    }
+    })
 
 
 def draft_order(order_id: str, system: str, code: str, display: str, patient_id: str) -> dict[str, Any]:
@@ -111,6 +111,21 @@ def token(aud: str, kid: str = "ehr-1", key: Any = None, alg: str = "RS384", **c
 
 
 # ----------------------------------------------------------------------------- CDS Hooks 2.0 shapes
+
+
+def check_request(request: dict[str, Any]) -> dict[str, Any]:
+    """The EHR side plays by the spec's request shape ("HTTP Request"): hook, hookInstance (a
+    UUID), context with the hook's required fields, prefetch keyed as discovery says."""
+    assert set(request) <= {"hook", "hookInstance", "fhirServer", "fhirAuthorization", "context", "prefetch"}
+    assert isinstance(request["hook"], str)
+    uuid.UUID(request["hookInstance"])
+    context = request["context"]
+    assert isinstance(context["userId"], str) and isinstance(context["patientId"], str)
+    if request["hook"] == "order-select":
+        assert isinstance(context["selections"], list) and context["draftOrders"]["resourceType"] == "Bundle"
+    for value in request.get("prefetch", {}).values():
+        assert value is None or "resourceType" in value
+    return request
 
 
 def check_discovery(doc: Any) -> None:
