@@ -253,3 +253,32 @@ def test_without_jwks_and_without_insecure_dev_calls_are_refused():
     closed = client(insecure_dev=False, today=AS_OF, max_concurrent=7)  # a distinct app: no JWKS configured
     check_problem(closed.post(PV, json=hook_request("patient-view", "muscle-predominant.json")), 401)
     assert closed.get("/cds-services").status_code == 200  # discovery stays open
+
+
+_ATTEMPTS: list[str] = []
+_WATCHING = {"on": False}
+
+
+def _watch(event, args):
+    if _WATCHING["on"] and event in ("socket.connect", "socket.getaddrinfo"):
+        _ATTEMPTS.append(event)
+
+
+def test_no_hook_call_reaches_out_even_with_a_fhir_server_named(ehr):
+    import sys
+
+    if _watch not in getattr(test_no_hook_call_reaches_out_even_with_a_fhir_server_named, "hooked", []):
+        sys.addaudithook(_watch)  # records only; never raises
+        test_no_hook_call_reaches_out_even_with_a_fhir_server_named.hooked = [_watch]
+    request = hook_request("patient-view", "skin-predominant.json")
+    request["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "x",
+                                    "subject": "jdm-kg"}
+    _WATCHING["on"] = True
+    try:
+        assert ehr.post(PV, json=request).status_code == 200
+        request = hook_request("patient-view", "skin-predominant.json")
+        del request["prefetch"]["conditions"]
+        assert ehr.post(PV, json=request).status_code == 412  # missing prefetch: refused, never fetched
+    finally:
+        _WATCHING["on"] = False
+    assert _ATTEMPTS == []
