@@ -413,3 +413,19 @@ def test_jdm_kg_serve_refuses_an_unusable_jwks(tmp_path):
     bad.write_text('{"keys": []}')
     proc = run("serve", "--jwks", str(bad), "--port", str(_free_port()), tmp_path=tmp_path)
     assert proc.returncode == 2 and "--jwks" in proc.stderr
+
+
+def test_security_headers_and_cors():
+    plain = client()
+    page = plain.get("/")
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-content-type-options"] == "nosniff"
+    assert "access-control-allow-origin" not in plain.get("/cds-services", headers={"origin": "https://x.org"}).headers
+    open_to = client(cors_origins=("https://sandbox.cds-hooks.org",))
+    preflight = open_to.options("/cds-services/jdm-kg-patient-view", headers={
+        "origin": "https://sandbox.cds-hooks.org", "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"
+    other = open_to.get("/cds-services", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

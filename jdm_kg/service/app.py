@@ -262,7 +262,17 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         Mount("/docs", app=StaticFiles(directory=docs_dir, html=True), name="docs"),
     ]
-    app = Starlette(routes=routes, exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error})
+    middleware = []
+    if config.cors_origins:
+        from starlette.middleware import Middleware
+        from starlette.middleware.cors import CORSMiddleware
+
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                                     allow_methods=["GET", "POST", "OPTIONS"],
+                                     allow_headers=["Authorization", "Content-Type", "Accept"],
+                                     expose_headers=["X-Request-Id"], max_age=600))
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error})
     app.state.core = core
     app.state.config = config
     return RequestGuard(app, config.max_body_bytes)

@@ -21,6 +21,9 @@ class ServiceConfig:
     audience: str | None = None
     #: Accepted JWT issuers (``iss``); empty: any issuer whose key is in the JWKS.
     issuers: tuple[str, ...] = ()
+    #: Origins of browser-based CDS clients allowed by CORS (CDS Hooks 2.0, "Cross-Origin
+    #: Resource Sharing"); empty: no CORS headers.
+    cors_origins: tuple[str, ...] = ()
     #: Largest request body, in bytes.
     max_body_bytes: int = 2_000_000
     #: Time limit for one request's work, in seconds.

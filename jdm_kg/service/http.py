@@ -17,11 +17,21 @@ __all__ = ["LOG", "RequestGuard", "media_type", "negotiate"]
 
 LOG = logging.getLogger("jdm_kg.service")
 
+#: On every response: nothing but this service's own files may load in its pages, no framing,
+#: no content sniffing, no referrer sent on.
+_SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
 
 class RequestGuard:
     """Pure ASGI middleware around the whole app.
 
     - gives each request an id (``X-Request-Id`` on the response, ``scope["state"]["request_id"]``);
+    - outside ``/static`` and ``/docs``, adds a content security policy (the page loads only
+      this service's files), ``nosniff``, ``no-referrer`` and ``Cache-Control: no-store``;
     - reads the body up to ``max_body`` bytes before the app sees it (413 beyond, whether or not
       ``Content-Length`` says so) and replays it;
     - logs one line per request: id, method, path (never the query string or the body), status,
@@ -48,7 +58,11 @@ class RequestGuard:
                 state["status"] = message["status"]
                 state["started"] = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                if not str(scope.get("path", "")).startswith(("/static/", "/docs/")):
+                    # answers may carry patient data; the generated guideline pages keep their inline style
+                    extra += [*_SECURITY_HEADERS, (b"cache-control", b"no-store")]
+                message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         try:

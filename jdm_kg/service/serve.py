@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "arrives at)")
     p.add_argument("--issuer", action="append", default=[], metavar="ISS",
                    help="accepted JWT issuer (repeat; default: any issuer whose key is in the JWKS)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow a browser-based CDS client from ORIGIN (repeat; default: no CORS)")
     p.add_argument("--data", nargs="*", default=[], metavar="FILE",
                    help="patient files or folders to load into the SPARQL endpoint beside the guideline")
     p.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes, metavar="N",
@@ -57,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> ServiceConfig:
         raise InputError("--endpoint", "the service loads each patient there for its run: give --update URL too")
     return ServiceConfig(
         insecure_dev=args.insecure_dev, jwks=args.jwks, audience=args.audience, issuers=tuple(args.issuer),
+        cors_origins=tuple(args.cors_origin),
         max_body_bytes=args.max_body_bytes, request_timeout=args.request_timeout, max_concurrent=args.max_concurrent,
         sparql_timeout=args.sparql_timeout, sparql_max_rows=args.sparql_max_rows, data=list(args.data),
         result_cache=max(0, args.result_cache), engine=args.engine, endpoint=args.endpoint, update=args.update,
