@@ -42,6 +42,10 @@ def test_discovery_lists_both_services_with_prefetch_templates(ehr):
         assert set(service["prefetch"]) == {"patient", "conditions", "observations", "medicationStatements",
                                             "medicationRequests"}
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        observations = service["prefetch"]["observations"]
+        assert observations.startswith("Observation?patient={{context.patientId}}&code=")
+        for code in ("29463-7", "8302-2", "71773-6", "13952-7", "13955-0"):  # weight, height, TB, hepatitis B, C
+            assert f"http://loinc.org|{code}" in observations
 
 
 @pytest.mark.parametrize("example, first, indicator, words", [

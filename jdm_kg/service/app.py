@@ -142,8 +142,10 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         return await core.run(work, exclusive=False)
 
     # ------------------------------------------------------------------ CDS Hooks
+    discovery_document = cds_hooks.discovery(core.guideline)
+
     async def discovery(request: Request) -> Response:
-        return JSONResponse(cds_hooks.discovery())
+        return JSONResponse(discovery_document)
 
     def authenticate(request: Request, service_id: str) -> None:
         if config.insecure_dev:

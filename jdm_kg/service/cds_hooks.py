@@ -90,9 +90,31 @@ _HOOK_CONTEXT = {"patient-view": ("userId", "patientId"), "order-select": ("user
                                                                           "draftOrders")}
 
 
-def discovery() -> dict[str, Any]:
-    """The discovery document (CDS Hooks 2.0 "Discovery")."""
-    return {"services": list(SERVICES.values())}
+def observation_codes(guideline: Guideline) -> list[str]:
+    """``system|code`` of every Observation the importer reads (body measures, screening tests),
+    from the graph's SKOS mappings (the bundled ``fhir-codes`` query): the prefetch asks for
+    these Observations only, not the whole chart."""
+    from jdm_kg.engines import oxigraph_store
+
+    codes = set()
+    for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
+        kind = str(row["kind"]).rsplit("#", 1)[-1]
+        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[union-attr]
+            system = str(row["system"])
+            if not system.startswith("https://w3id.org/jdm-kg/"):
+                codes.add(f"{system}|{row['code']}")
+    return sorted(codes)
+
+
+def discovery(guideline: Guideline | None = None) -> dict[str, Any]:
+    """The discovery document (CDS Hooks 2.0 "Discovery"); with ``guideline``, the Observation
+    prefetch names the codes the importer reads (:func:`observation_codes`)."""
+    services = [dict(s) for s in SERVICES.values()]
+    if guideline is not None:
+        codes = ",".join(observation_codes(guideline))
+        for service in services:
+            service["prefetch"] = dict(service["prefetch"], observations=f"{PREFETCH['observations']}&code={codes}")
+    return {"services": services}
 
 
 def check_request(service_id: str, body: Any) -> dict[str, Any]:
