@@ -429,3 +429,10 @@ def test_security_headers_and_cors():
     assert preflight.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"
     other = open_to.get("/cds-services", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_sparql_time_limit():
+    hurried = client(sparql_timeout=1e-9)
+    response = hurried.get("/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o }"})
+    assert "longer than" in check_problem(response, 503)["detail"]
+    assert response.headers["retry-after"] == "1"

@@ -286,3 +286,17 @@ def test_no_hook_call_reaches_out_even_with_a_fhir_server_named(ehr):
     finally:
         _WATCHING["on"] = False
     assert _ATTEMPTS == []
+
+
+def test_a_record_that_fails_validation_gets_a_warning_card_and_no_proposal(ehr):
+    request = hook_request("order-select", "muscle-predominant.json", selections=["MedicationRequest/draft-7"],
+                           draftOrders={"resourceType": "Bundle", "type": "collection", "entry": [
+                               {"resource": draft_order("draft-7", RXNORM, "121191", "rituximab", "P-MUSCLE")}]})
+    for entry in request["prefetch"]["observations"]["entry"]:
+        codes = [c["code"] for c in entry["resource"]["code"]["coding"]]
+        if "8302-2" in codes:  # height entered in metres
+            entry["resource"]["valueQuantity"].update(value=1.52, unit="cm", code="cm")
+    [card] = ehr.post(OS, json=request).json()["cards"]
+    check_card(card)
+    assert card["indicator"] == "warning" and "record incomplete" in card["summary"]
+    assert "suggestions" not in card and "metres" in card["detail"]
