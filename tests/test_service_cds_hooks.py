@@ -300,3 +300,16 @@ def test_a_record_that_fails_validation_gets_a_warning_card_and_no_proposal(ehr)
     check_card(card)
     assert card["indicator"] == "warning" and "record incomplete" in card["summary"]
     assert "suggestions" not in card and "metres" in card["detail"]
+
+
+@pytest.mark.parametrize("drop", ["all conditions and treatments", "the JDM diagnosis"])
+def test_a_chart_without_jdm_gets_no_card(ehr, drop):
+    request = hook_request("patient-view", "muscle-predominant.json")
+    conditions = request["prefetch"]["conditions"]["entry"]
+    if drop == "the JDM diagnosis":
+        request["prefetch"]["conditions"]["entry"] = [e for e in conditions if "1212005" not in json.dumps(e)]
+    else:
+        request["prefetch"]["conditions"]["entry"] = []
+        request["prefetch"]["medicationStatements"]["entry"] = []
+    response = ehr.post(PV, json=request)
+    assert response.status_code == 200 and response.json()["cards"] == []

@@ -233,10 +233,19 @@ def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, 
     }
 
 
+def _concerns(result: PatientResult) -> bool:
+    """Whether a record that failed validation still concerns this guideline: a JAK-inhibitor
+    failure is recorded and nothing is wrong with the JDM diagnosis (a chart without JDM gets
+    no card, not a warning)."""
+    return bool(result.jak_failures) and not any(
+        i.severity == "violation" and i.field.split(".", 1)[0] == "diagnosis" for i in result.issues)
+
+
 def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
-    """One card when the guideline applies; none when it does not."""
+    """One card when the guideline applies; none when it does not. A record that failed
+    validation gets a warning card with its problems when it concerns the guideline."""
     if result.blocked_by_validation:
-        return [_blocked_card(result, base_url, link)]
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
     if not result.applicable:
         return []
     first = first_next_line(result)
@@ -284,14 +293,16 @@ def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guid
                        link: str) -> list[dict[str, Any]]:
     """A card per selected order of a guideline drug: where it stands for this patient, with a
     suggestion that creates the guideline's dose as a proposal where one was computed."""
+    drugs = [d for d in (_ordered_drug(order, guideline) for order in orders) if d]
+    if not drugs:
+        return []  # no selected order is one of the guideline's drugs
     if result.blocked_by_validation:
-        return [_blocked_card(result, base_url, link)]
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
     if not result.applicable:
         return []
     cards = []
-    for order in orders:
-        drug = _ordered_drug(order, guideline)
-        option = next((o for o in result.options if o.option == drug), None) if drug else None
+    for drug in drugs:
+        option = next((o for o in result.options if o.option == drug), None)
         if option is None:
             continue  # not a drug this guideline ranks or proposes: no card
         cards.append(_order_card(option, result, guideline, base_url, link))
