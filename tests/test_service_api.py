@@ -436,3 +436,8 @@ def test_sparql_time_limit():
     response = hurried.get("/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o }"})
     assert "longer than" in check_problem(response, 503)["detail"]
     assert response.headers["retry-after"] == "1"
+
+
+def test_sparql_query_too_long(api):
+    response = api.post("/sparql", content="ASK {}" + " " * 100_001, headers={"content-type": "application/sparql-query"})
+    assert "limit is 100000" in check_problem(response, 400)["detail"]

@@ -11,7 +11,9 @@ or an update text: INSERT, DELETE, LOAD, CLEAR, ...), ``SERVICE`` and ``FROM`` /
 (the same check as ``jdm-kg query``: :func:`jdm_kg.queries.check_query`), ``default-graph-uri``
 and ``named-graph-uri`` parameters. Each query has a time limit (checked between result rows,
 and as a limit on the whole request) and a row limit (the answer is cut there, and the
-``X-JDM-KG-Truncated`` header says so).
+``X-JDM-KG-Truncated`` header says so). A query that computes for long before its first row
+(an ORDER BY over a large join) is answered 503 at the time limit but finishes in its worker
+thread; it does not hold the lock recommendations take.
 """
 
 from __future__ import annotations
