@@ -441,3 +441,39 @@ def test_sparql_time_limit():
 def test_sparql_query_too_long(api):
     response = api.post("/sparql", content="ASK {}" + " " * 100_001, headers={"content-type": "application/sparql-query"})
     assert "limit is 100000" in check_problem(response, 400)["detail"]
+
+
+def test_concurrent_mixed_requests_all_succeed():
+    """Parsing, cache look-ups, SPARQL and rendering run outside the evaluation lock: many at once
+    through the ASGI transport, each answer right."""
+    import asyncio
+
+    import httpx
+    from service_support import app, hook_request
+
+    asgi = app(max_concurrent=64, result_cache=0)
+    fhir = (EXAMPLES / "fhir" / "muscle-predominant.json").read_bytes()
+    turtle = (EXAMPLES / "skin-predominant.ttl").read_bytes()
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://testserver") as http:
+            calls = []
+            for i in range(8):
+                calls.append(http.post("/recommend", content=fhir, headers={"content-type": FHIR}))
+                calls.append(http.post("/recommend", content=turtle, headers={"content-type": "text/turtle",
+                                                                             "accept": "text/markdown"}))
+                calls.append(http.post("/cds-services/jdm-kg-patient-view",
+                                       json=hook_request("patient-view", "ild-predominant.json")))
+                calls.append(http.get("/sparql", params={"query": SELECT}))
+                calls.append(http.post("/recommend", content=b"@prefix broken", headers={"content-type": "text/turtle"}))
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(main())
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200, 200, 200, 200, 400] * 8
+    for i in range(8):
+        muscle, skin, card, rows, _ = responses[5 * i: 5 * i + 5]
+        assert muscle.json()["results"][0]["options"][0]["label"] == "rituximab"
+        assert "P-SKIN" in skin.text
+        assert card.json()["cards"][0]["indicator"] == "critical"
+        assert len(rows.json()["results"]["bindings"]) >= 10
