@@ -12,9 +12,12 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +86,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         LOG.warning("INSECURE DEV MODE: CDS Hooks calls are accepted WITHOUT authentication; never use with real "
                     "patients or off loopback")
     sparql = SparqlStore(core.guideline, config.data, config.sparql_max_rows, config.sparql_timeout)
-    docs_dir = Path(tempfile.mkdtemp(prefix="jdm-kg-docs-"))
-    from jdm_kg.docs import write_docs
-
-    write_docs(core.guideline, docs_dir)
+    docs_dir = _docs_dir(core.guideline)
 
     # ------------------------------------------------------------------ plain REST
     async def health(request: Request) -> Response:
@@ -280,6 +280,18 @@ def create_app(config: ServiceConfig | None = None) -> Any:
     app.state.core = core
     app.state.config = config
     return RequestGuard(app, config.max_body_bytes)
+
+
+@cache
+def _docs_dir(guideline: Any) -> Path:
+    """The guideline's HTML pages (``jdm-kg docs``), written once per process into a temporary
+    folder that is removed when the process exits."""
+    from jdm_kg.docs import write_docs
+
+    path = Path(tempfile.mkdtemp(prefix="jdm-kg-docs-"))
+    atexit.register(shutil.rmtree, path, True)
+    write_docs(guideline, path)
+    return path
 
 
 def _guideline_summary(core: Core) -> dict[str, Any]:
