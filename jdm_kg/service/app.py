@@ -284,10 +284,35 @@ def create_app(config: ServiceConfig | None = None) -> Any:
 
 @cache
 def _docs_dir(guideline: Any) -> Path:
-    """The guideline's HTML pages (``jdm-kg docs``), written once per process into a temporary
-    folder that is removed when the process exits."""
-    from jdm_kg.docs import write_docs
+    """The guideline's HTML pages (``jdm-kg docs``), written once: into the cache folder, keyed by
+    the guideline files and jdm-kg's version (a restart reuses them), or else into a temporary
+    folder removed when the process exits normally."""
+    import hashlib
 
+    from jdm_kg.docs import write_docs
+    from jdm_kg.resources import cache_dir
+
+    key = hashlib.sha256(__version__.encode())
+    for file in sorted(guideline.files):
+        stat = file.stat()
+        key.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    folder = cache_dir()
+    if folder is not None:
+        path = folder / f"service-docs-{key.hexdigest()[:16]}"
+        if (path / "index.html").is_file():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix="service-docs-", dir=folder))
+        except OSError:
+            pass  # no writable cache folder: a temporary one below
+        else:
+            write_docs(guideline, staging)
+            try:
+                staging.rename(path)
+            except OSError:  # another process wrote it first
+                shutil.rmtree(staging, ignore_errors=True)
+            return path
     path = Path(tempfile.mkdtemp(prefix="jdm-kg-docs-"))
     atexit.register(shutil.rmtree, path, True)
     write_docs(guideline, path)
