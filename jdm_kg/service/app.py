@@ -90,9 +90,10 @@ def create_app(config: ServiceConfig | None = None) -> Any:
 
     # ------------------------------------------------------------------ plain REST
     async def health(request: Request) -> Response:
+        authentication = "jwt" if verifier else "off (insecure dev)" if config.insecure_dev else "not configured"
         return JSONResponse({"status": "ok", "version": __version__, "guidelineVersion": core.guideline.version,
-                             "sparqlData": len(sparql.files), "cacheHits": core.cache_hits, "authentication": "jwt" if verifier else
-                             ("off (insecure dev)" if config.insecure_dev else "not configured")})
+                             "sparqlData": len(sparql.files), "cacheHits": core.cache_hits,
+                             "authentication": authentication})
 
     guideline_summary = _guideline_summary(core)
 

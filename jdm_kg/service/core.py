@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rdflib import Graph
 
@@ -63,8 +63,8 @@ class Core:
         self._admitted = 0
         self._reports: OrderedDict[str, tuple[float, list[PatientResult]]] = OrderedDict()
         self._results: OrderedDict[bytes, tuple[ValidationReport, list[PatientResult]]] = OrderedDict()
+        self._reports_lock = threading.Lock()  # reports are kept from worker threads outside the evaluation lock
         self.cache_hits = 0
-        self.started = time.time()
 
     def warm(self) -> None:
         """Compute what every request shares (guideline facts, code maps) before the first one."""
@@ -158,20 +158,19 @@ class Core:
     def keep_report(self, results: list[PatientResult]) -> str:
         """Keep ``results`` in memory for ``report_ttl`` seconds; the token that names them."""
         now = time.monotonic()
-        while self._reports and (next(iter(self._reports.values()))[0] < now or len(self._reports) > 1000):
-            self._reports.popitem(last=False)
         token = secrets.token_urlsafe(16)
-        self._reports[token] = (now + self.config.report_ttl, results)
+        with self._reports_lock:
+            while self._reports and (next(iter(self._reports.values()))[0] < now or len(self._reports) >= 1000):
+                self._reports.popitem(last=False)
+            self._reports[token] = (now + self.config.report_ttl, results)
         return token
 
     def report(self, token: str) -> list[PatientResult] | None:
-        entry = self._reports.get(token)
+        with self._reports_lock:
+            entry = self._reports.get(token)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]
-
-    def info(self) -> dict[str, Any]:
-        return {"guidelineVersion": self.guideline.version}
 
 
 def _warm_up_patient() -> Graph:
