@@ -94,7 +94,7 @@ def _codes(guideline: Guideline) -> tuple[dict[str, list[dict[str, str]]], dict[
     by_drug: dict[str, list[dict[str, str]]] = {}
     by_code: dict[tuple[str, str], str] = {}
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
-        if not str(row["kind"]).endswith("#Drug") or not bool(row["usable"].toPython()):  # type: ignore[union-attr]
+        if not str(row["kind"]).endswith("#Drug") or not bool(row["usable"].toPython()):  # type: ignore[attr-defined,union-attr]
             continue
         drug, system, code = str(row["concept"]), str(row["system"]), str(row["code"])
         by_code.setdefault((system, code), drug)

@@ -327,10 +327,10 @@ def _guideline_summary(core: Core) -> dict[str, Any]:
 
     graph = core.guideline.graph
     options = []
-    for subject, role in sorted(graph.subject_objects(JDM.role)):
+    for subject, role in sorted(graph.subject_objects(JDM.role), key=str):
         options.append({"option": str(subject), "label": str(graph.value(subject, RDFS.label) or subject),
                         "role": str(graph.value(role, RDFS.label) or role)})
-    statements = sorted(set(graph.subjects(RDF.type, JDM.GuidelineStatement)))
+    statements = sorted(set(graph.subjects(RDF.type, JDM.GuidelineStatement)), key=str)
     return {
         "version": core.guideline.version,
         "versionIRI": str(core.guideline.version_iri),

@@ -99,7 +99,7 @@ def observation_codes(guideline: Guideline) -> list[str]:
     codes = set()
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
         kind = str(row["kind"]).rsplit("#", 1)[-1]
-        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[union-attr]
+        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[attr-defined,union-attr]
             system = str(row["system"])
             if not system.startswith("https://w3id.org/jdm-kg/"):
                 codes.add(f"{system}|{row['code']}")
@@ -339,7 +339,7 @@ def _order_card(option: OptionAssessment, result: PatientResult, guideline: Guid
         "source": _source(result, base_url),
         "links": [{"label": "Explanation for this patient (jdm-kg)", "url": link, "type": "absolute"}],
     }
-    suggestions = []
+    suggestions: list[dict[str, Any]] = []
     if option.is_offered:
         for dose in option.doses:
             if dose.status != "computed":

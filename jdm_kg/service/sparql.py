@@ -123,7 +123,7 @@ class SparqlStore:
                          if value is not None})
         result = Result("SELECT")
         result.vars = variables
-        result.bindings = rows
+        result.bindings = rows  # type: ignore[assignment]
         return "SELECT", result, truncated
 
     @staticmethod
