@@ -94,7 +94,7 @@ def _codes(guideline: Guideline) -> tuple[dict[str, list[dict[str, str]]], dict[
     by_drug: dict[str, list[dict[str, str]]] = {}
     by_code: dict[tuple[str, str], str] = {}
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
-        if not str(row["kind"]).endswith("#Drug") or not bool(row["usable"].toPython()):  # type: ignore[attr-defined,union-attr]
+        if not str(row["kind"]).endswith("#Drug") or not bool(row["usable"].toPython()):  # type: ignore[attr-defined]
             continue
         drug, system, code = str(row["concept"]), str(row["system"]), str(row["code"])
         by_code.setdefault((system, code), drug)
@@ -124,7 +124,7 @@ def checked(resource: dict[str, Any]) -> dict[str, Any]:
     from fhir.resources.R4B import get_fhir_model_class
 
     model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    return model.model_dump(mode="json", exclude_none=True)  # type: ignore[no-any-return]
+    return model.model_dump(mode="json", exclude_none=True)
 
 
 def _quantity(value: Decimal | None, unit: str | None) -> dict[str, Any] | None:

@@ -49,7 +49,8 @@ VALIDATE_TYPES = ["application/json", "application/fhir+json", "text/markdown", 
 
 
 def _rid(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else None
 
 
 def _accept(request: Request, offered: list[str]) -> str:

@@ -99,7 +99,7 @@ def observation_codes(guideline: Guideline) -> list[str]:
     codes = set()
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
         kind = str(row["kind"]).rsplit("#", 1)[-1]
-        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[attr-defined,union-attr]
+        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[attr-defined]
             system = str(row["system"])
             if not system.startswith("https://w3id.org/jdm-kg/"):
                 codes.add(f"{system}|{row['code']}")
@@ -217,7 +217,7 @@ def first_next_line(result: PatientResult) -> OptionAssessment | None:
     conditional, or blocked by a positive screening), or None."""
     ranked = [o for o in result.options if o.ranked and o.rank is not None
               and o.status in ("offered", "conditional", "blocked")]
-    return min(ranked, key=lambda o: (o.rank, 0 if o.is_offered else 1)) if ranked else None  # type: ignore[arg-type, return-value]
+    return min(ranked, key=lambda o: (o.rank, 0 if o.is_offered else 1)) if ranked else None
 
 
 def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class Core:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.guideline: Guideline = load_guideline()
-        self.engine: EngineChoice = config.engine  # type: ignore[assignment]
+        self.engine: EngineChoice = config.engine
         if config.endpoint:
             from jdm_kg.endpoint import Endpoint
 
