@@ -194,7 +194,18 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         print(dumps_json(results_json(results)))
     elif args.format == "turtle":
         print(results_graph(results, load_guideline()).serialize(format="turtle"))
+    elif args.format == "fhir":
+        from jdm_kg.fhir_output import results_bundle
+
+        issues = [i for o in outcomes if o.report is not None for i in o.report.issues]
+        print(dumps_json(results_bundle(results, issues, ", ".join(o.path for o in outcomes))))
     return code
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from jdm_kg.service.serve import serve
+
+    return serve(args)
 
 
 def _resolve_drug(name: str) -> str:
@@ -457,8 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", help="validate, then recommend the next line of treatment")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=["text", "markdown", "json", "jsonl", "turtle", "none"], default="text",
-                   help="jsonl: one JSON object per patient, as soon as its file is done; none: only --summary")
+    p.add_argument("--format", choices=["text", "markdown", "json", "jsonl", "turtle", "fhir", "none"], default="text",
+                   help="jsonl: one JSON object per patient, as soon as its file is done; fhir: a FHIR R4 Bundle "
+                        "(GuidanceResponse, RequestGroup, MedicationRequest proposals, OperationOutcome); none: only "
+                        "--summary")
     p.add_argument("--details", action="store_true",
                    help="text/markdown: every reason with its quote, source and evidence (the summary fits one screen)")
     batch_options(p)
@@ -518,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patients", nargs="*", metavar="FILE", help="patient files to compare (default: examples/)")
     p.add_argument("--vignettes", nargs="*", metavar="FILE", help="vignettes to compare (default: tests/vignettes/)")
     p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("serve", help="HTTP service: CDS Hooks, REST API, read-only SPARQL endpoint, web page")
+    from jdm_kg.service.serve import add_arguments
+
+    add_arguments(p)
+    endpoint_options(p)
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("docs", help="write a static HTML site of the guideline")
     p.add_argument("-o", "--output", default="site", metavar="FOLDER", help="output folder (default: site/)")

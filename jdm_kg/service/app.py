@@ -1,0 +1,348 @@
+"""The ``jdm-kg serve`` application (Starlette): routes, wiring, start-up.
+
+Routes (the OpenAPI document at ``/openapi.json`` describes each):
+
+- ``GET /health``, ``GET /guideline``
+- ``POST /validate``, ``POST /recommend`` (Turtle, JSON-LD or FHIR in; JSON, FHIR, Markdown or
+  PROV-O Turtle out, by ``Accept``)
+- ``GET /cds-services``, ``POST /cds-services/{id}``, ``POST /cds-services/{id}/feedback``
+- ``GET|POST /sparql`` (read-only)
+- ``GET /`` and ``POST /`` (the web page), ``GET /report/{token}``, ``/static``, ``/docs``
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from jdm_kg import __version__
+from jdm_kg.fhir_output import operation_outcome, results_bundle
+from jdm_kg.report import results_graph, results_json, results_text, validation_json, validation_text, validation_turtle
+from jdm_kg.service import cds_hooks
+from jdm_kg.service.auth import JwtVerifier
+from jdm_kg.service.config import ServiceConfig
+from jdm_kg.service.core import Core
+from jdm_kg.service.http import LOG, RequestGuard, media_type, negotiate
+from jdm_kg.service.openapi import openapi_document
+from jdm_kg.service.problems import Problem, problem
+from jdm_kg.service.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlStore
+from jdm_kg.service.web import web_routes
+
+__all__ = ["create_app"]
+
+_HERE = Path(__file__).parent
+RECOMMEND_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/turtle"]
+VALIDATE_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/plain", "text/turtle"]
+
+
+def _rid(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else None
+
+
+def _accept(request: Request, offered: list[str]) -> str:
+    chosen = negotiate(request.headers.get("accept"), offered)
+    if chosen is None:
+        raise Problem("not-acceptable", f"Accept {request.headers.get('accept')!r}: this route answers "
+                                        + ", ".join(offered))
+    return chosen
+
+
+async def _json_body(request: Request) -> Any:
+    if media_type(request.headers.get("content-type")) not in ("application/json", "application/fhir+json"):
+        raise Problem("unsupported-media-type", "send the request as application/json")
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise Problem("bad-request", "the body is not valid JSON") from None
+
+
+def _source(request: Request) -> str:
+    name = request.query_params.get("source", "request body")
+    return name[:200] if name else "request body"
+
+
+def create_app(config: ServiceConfig | None = None) -> Any:
+    """The ASGI application for ``config`` (the guideline is compiled here, once)."""
+    config = config or ServiceConfig()
+    core = Core(config)
+    core.warm()
+    verifier = JwtVerifier(config.jwks, config.issuers) if config.jwks else None
+    if verifier is None and not config.insecure_dev:
+        LOG.warning("no --jwks given: CDS Hooks calls will be refused (401) until one is configured")
+    if config.insecure_dev:
+        LOG.warning("INSECURE DEV MODE: CDS Hooks calls are accepted WITHOUT authentication; never use with real "
+                    "patients or off loopback")
+    sparql = SparqlStore(core.guideline, config.data, config.sparql_max_rows, config.sparql_timeout)
+    docs_dir = _docs_dir(core.guideline)
+
+    # ------------------------------------------------------------------ plain REST
+    async def health(request: Request) -> Response:
+        authentication = "jwt" if verifier else "off (insecure dev)" if config.insecure_dev else "not configured"
+        return JSONResponse({"status": "ok", "version": __version__, "guidelineVersion": core.guideline.version,
+                             "sparqlData": len(sparql.files), "cacheHits": core.cache_hits,
+                             "authentication": authentication})
+
+    guideline_summary = _guideline_summary(core)
+
+    async def guideline(request: Request) -> Response:
+        chosen = _accept(request, ["application/json", "text/turtle"])
+        if chosen == "text/turtle":
+            return Response(core.guideline.asserted.serialize(format="turtle"), media_type="text/turtle")
+        return JSONResponse(guideline_summary)
+
+    async def read_patient(request: Request) -> tuple[Any, str]:
+        body = await request.body()
+        source = _source(request)
+        graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source),
+                               exclusive=False)
+        return graph, source
+
+    async def validate(request: Request) -> Response:
+        chosen = _accept(request, VALIDATE_TYPES)
+        graph, source = await read_patient(request)
+        report = await core.run(lambda: core.validate(graph, source))
+        if chosen == "application/fhir+json":
+            return JSONResponse(operation_outcome(report.issues, source), media_type=chosen)
+        if chosen in ("text/markdown", "text/plain"):
+            return Response(validation_text(report) + "\n", media_type=chosen)
+        if chosen == "text/turtle":
+            return Response(validation_turtle(report).serialize(format="turtle"), media_type=chosen)
+        return JSONResponse(validation_json(report))
+
+    async def recommend(request: Request) -> Response:
+        chosen = _accept(request, RECOMMEND_TYPES)
+        details = request.query_params.get("details", "false").lower() in ("1", "true", "yes")
+        body = await request.body()
+        source = _source(request)
+        kind = media_type(request.headers.get("content-type"))
+
+        def work() -> Response:
+            report, results = core.evaluate(body, kind, source)
+            if chosen == "application/fhir+json":
+                return JSONResponse(results_bundle(results, report.issues, source, core.guideline), media_type=chosen)
+            if chosen == "text/markdown":
+                text = results_text(results, markdown=True, detail=details) if results else validation_text(report)
+                return Response(text + "\n", media_type=chosen)
+            if chosen == "text/turtle":
+                return Response(results_graph(results, core.guideline).serialize(format="turtle"), media_type=chosen)
+            return JSONResponse({"validation": validation_json(report), "results": results_json(results)})
+
+        return await core.run(work, exclusive=False)
+
+    # ------------------------------------------------------------------ CDS Hooks
+    discovery_document = cds_hooks.discovery(core.guideline)
+
+    async def discovery(request: Request) -> Response:
+        return JSONResponse(discovery_document)
+
+    def authenticate(request: Request, service_id: str) -> None:
+        if config.insecure_dev:
+            return
+        if verifier is None:
+            raise Problem("unauthorized", "this service has no JWKS configured (--jwks): CDS Hooks calls are refused")
+        base = (config.audience or str(request.base_url)).rstrip("/")
+        verifier.verify(request.headers.get("authorization"), [f"{base}/cds-services/{service_id}", base])
+
+    async def cds_service(request: Request) -> Response:
+        service_id = request.path_params["service_id"]
+        if service_id not in cds_hooks.SERVICES:
+            raise Problem("not-found", f"no CDS service {service_id!r}; see GET /cds-services")
+        authenticate(request, service_id)
+        body = await _json_body(request)
+        context = cds_hooks.check_request(service_id, body)
+        orders = cds_hooks.selected_orders(context) if service_id == cds_hooks.ORDER_SELECT else []
+        text = cds_hooks.prefetch_bundle(body["prefetch"], context["patientId"], config.today)
+        base = str(request.base_url).rstrip("/")
+
+        def work() -> dict[str, Any]:
+            _, results = core.evaluate(text.encode(), "application/fhir+json", "prefetch")
+            cards: list[dict[str, Any]] = []
+            for result in results[:1]:
+                link = f"{base}/report/{core.keep_report([result])}"
+                if service_id == cds_hooks.PATIENT_VIEW:
+                    cards += cds_hooks.patient_view_cards(result, base, link)
+                else:
+                    cards += cds_hooks.order_select_cards(result, orders, core.guideline, base, link)
+            return {"cards": cards, "systemActions": []}
+
+        return JSONResponse(await core.run(work, exclusive=False))
+
+    async def feedback(request: Request) -> Response:
+        service_id = request.path_params["service_id"]
+        if service_id not in cds_hooks.SERVICES:
+            raise Problem("not-found", f"no CDS service {service_id!r}; see GET /cds-services")
+        authenticate(request, service_id)
+        body = await _json_body(request)
+        count = cds_hooks.check_feedback(body)
+        outcomes = [e["outcome"] for e in body["feedback"]]
+        LOG.info("request %s feedback %s: %d entries (%d accepted, %d overridden)", _rid(request), service_id, count,
+                 outcomes.count("accepted"), outcomes.count("overridden"))
+        return JSONResponse({})
+
+    # ------------------------------------------------------------------ SPARQL
+    async def sparql_endpoint(request: Request) -> Response:
+        for name in ("default-graph-uri", "named-graph-uri", "using-graph-uri", "using-named-graph-uri"):
+            if name in request.query_params:
+                raise Problem("refused-query", f"{name} is not accepted: the endpoint answers from its own data")
+        if request.method == "GET":
+            if "update" in request.query_params:
+                raise Problem("refused-query", "this endpoint is read-only: updates are refused")
+            text = request.query_params.get("query", "")
+        else:
+            kind = media_type(request.headers.get("content-type"))
+            if kind == "application/sparql-update":
+                raise Problem("refused-query", "this endpoint is read-only: updates are refused")
+            if kind == "application/sparql-query":
+                try:
+                    text = (await request.body()).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise Problem("bad-request", "the query is not UTF-8 text") from None
+            elif kind == "application/x-www-form-urlencoded":
+                form = await request.form()
+                if "update" in form:
+                    raise Problem("refused-query", "this endpoint is read-only: updates are refused")
+                text = str(form.get("query", ""))
+            else:
+                raise Problem("unsupported-media-type", "POST a query as application/sparql-query or "
+                                                        "application/x-www-form-urlencoded (query=...)")
+        if len(text) > 100_000:
+            raise Problem("bad-request", f"the query is {len(text)} characters long; the limit is 100000")
+        await core.run(lambda: sparql.check(text))
+        # Oxigraph answers on its own: a slow query does not hold the recommendation lock
+        kind, answer, truncated = await core.run(lambda: sparql.run(text), exclusive=False)
+        offered = list(GRAPH_TYPES) if kind == "CONSTRUCT" else list(RESULT_TYPES)
+        chosen = _accept(request, offered)
+        fmt = (GRAPH_TYPES if kind == "CONSTRUCT" else RESULT_TYPES)[chosen]
+        body = await core.run(lambda: sparql.serialize(kind, answer, fmt), exclusive=False)
+        headers = {"X-JDM-KG-Truncated": f"true; at {sparql.max_rows} rows"} if truncated else {}
+        return Response(body, media_type=chosen, headers=headers)
+
+    # ------------------------------------------------------------------ errors
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        headers = {"Retry-After": "1"} if exc.kind in ("busy", "timeout") else None
+        if exc.kind == "unauthorized":
+            headers = {"WWW-Authenticate": 'Bearer realm="jdm-kg CDS Hooks"'}
+        return problem(exc.kind, exc.detail, _rid(request), headers, **exc.extra)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+        detail = {404: f"no route {request.url.path}; see /openapi.json",
+                  405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        return problem(kind, detail, _rid(request))
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        # Starlette re-raises after this response; the request guard logs the exception's type only
+        return problem("internal", "an internal error occurred; the request id identifies it in the service log",
+                       _rid(request))
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(core.guideline.version))
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/guideline", guideline, methods=["GET"]),
+        Route("/validate", validate, methods=["POST"]),
+        Route("/recommend", recommend, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/cds-services", discovery, methods=["GET"]),
+        Route("/cds-services/{service_id}", cds_service, methods=["POST"]),
+        Route("/cds-services/{service_id}/feedback", feedback, methods=["POST"]),
+        Route("/sparql", sparql_endpoint, methods=["GET", "POST"]),
+        *web_routes(core),
+        Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
+        Mount("/docs", app=StaticFiles(directory=docs_dir, html=True), name="docs"),
+    ]
+    middleware = []
+    if config.cors_origins:
+        from starlette.middleware import Middleware
+        from starlette.middleware.cors import CORSMiddleware
+
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                                     allow_methods=["GET", "POST", "OPTIONS"],
+                                     allow_headers=["Authorization", "Content-Type", "Accept"],
+                                     expose_headers=["X-Request-Id"], max_age=600))
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error})
+    app.state.core = core
+    app.state.config = config
+    return RequestGuard(app, config.max_body_bytes)
+
+
+@cache
+def _docs_dir(guideline: Any) -> Path:
+    """The guideline's HTML pages (``jdm-kg docs``), written once: into the cache folder, keyed by
+    the guideline files and jdm-kg's version (a restart reuses them), or else into a temporary
+    folder removed when the process exits normally."""
+    import hashlib
+
+    from jdm_kg.docs import write_docs
+    from jdm_kg.resources import cache_dir
+
+    key = hashlib.sha256(__version__.encode())
+    for file in sorted(guideline.files):
+        stat = file.stat()
+        key.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    folder = cache_dir()
+    if folder is not None:
+        path = folder / f"service-docs-{key.hexdigest()[:16]}"
+        if (path / "index.html").is_file():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix="service-docs-", dir=folder))
+        except OSError:
+            pass  # no writable cache folder: a temporary one below
+        else:
+            write_docs(guideline, staging)
+            try:
+                staging.rename(path)
+            except OSError:  # another process wrote it first
+                shutil.rmtree(staging, ignore_errors=True)
+            return path
+    path = Path(tempfile.mkdtemp(prefix="jdm-kg-docs-"))
+    atexit.register(shutil.rmtree, path, True)
+    write_docs(guideline, path)
+    return path
+
+
+def _guideline_summary(core: Core) -> dict[str, Any]:
+    from rdflib import RDF, RDFS
+
+    from jdm_kg.guideline import JDM
+
+    graph = core.guideline.graph
+    options = []
+    for subject, role in sorted(graph.subject_objects(JDM.role), key=str):
+        options.append({"option": str(subject), "label": str(graph.value(subject, RDFS.label) or subject),
+                        "role": str(graph.value(role, RDFS.label) or role)})
+    statements = sorted(set(graph.subjects(RDF.type, JDM.GuidelineStatement)), key=str)
+    return {
+        "version": core.guideline.version,
+        "versionIRI": str(core.guideline.version_iri),
+        "options": options,
+        "statements": [{"statement": str(s), "label": str(graph.value(s, RDFS.label) or s),
+                        "quote": str(graph.value(s, JDM.quote)) if graph.value(s, JDM.quote) else None}
+                       for s in statements],
+        "docs": "/docs/index.html",
+    }
+
+
+def configure_logging() -> None:
+    """Log lines on stderr: time, level, the message (request id, route, status, duration)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -1,0 +1,374 @@
+"""CDS Hooks 2.0 services: discovery, ``patient-view``, ``order-select`` and feedback.
+
+Spec sections followed (https://cds-hooks.hl7.org/2.0/):
+
+- *Discovery*: ``GET {base}/cds-services`` -> ``{"services": [{hook, id, title, description,
+  prefetch, usageRequirements}]}``.
+- *Calling a CDS Service*: ``POST {base}/cds-services/{id}`` with ``hook``, ``hookInstance``,
+  ``context``, ``prefetch`` (and optionally ``fhirServer``, ``fhirAuthorization``).
+- *Prefetch*: jdm-kg never queries the ``fhirServer``: the data it needs must come as prefetch.
+  A required key that is absent (or ``null``: the client could not fetch it) is answered with
+  412 and a message naming the keys, as the spec allows a service that cannot fetch.
+- *CDS Service Response*: ``{"cards": [...], "systemActions": []}``; a card has ``uuid``,
+  ``summary`` (< 140 characters), ``detail`` (GitHub Markdown), ``indicator``
+  (info | warning | critical), ``source`` {label, url}, ``suggestions`` [{label, uuid,
+  isRecommended, actions: [{type, description, resource}]}], ``selectionBehavior``, ``links``
+  [{label, url, type}].
+- *Feedback*: ``POST {base}/cds-services/{id}/feedback`` with ``{"feedback": [{card, outcome,
+  acceptedSuggestions, overrideReason, outcomeTimestamp}]}``; logged as counts, no patient data.
+
+The prefetch resources become one FHIR ``collection`` Bundle that goes through the same FHIR
+importer (:func:`jdm_kg.fhir.fhir_to_graph`) as a file: the same validation, the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+from typing import Any
+
+from jdm_kg.fhir_output import drug_for_coding, medication_request
+from jdm_kg.guideline import Guideline
+from jdm_kg.recommend import OptionAssessment, PatientResult
+from jdm_kg.report import explain_text, results_text
+from jdm_kg.service.problems import Problem
+
+__all__ = [
+    "ORDER_SELECT",
+    "PATIENT_VIEW",
+    "SERVICES",
+    "SUMMARY_LIMIT",
+    "check_feedback",
+    "check_request",
+    "discovery",
+    "order_select_cards",
+    "patient_view_cards",
+    "prefetch_bundle",
+]
+
+PATIENT_VIEW = "jdm-kg-patient-view"
+ORDER_SELECT = "jdm-kg-order-select"
+SUMMARY_LIMIT = 140
+
+#: Prefetch templates (CDS Hooks "Prefetch Template"): key -> FHIR query; all but
+#: ``medicationRequests`` are required.
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
+}
+REQUIRED_PREFETCH = ("patient", "conditions", "observations", "medicationStatements")
+
+SERVICES: dict[str, dict[str, Any]] = {
+    PATIENT_VIEW: {
+        "hook": "patient-view",
+        "id": PATIENT_VIEW,
+        "title": "JDM: next line of treatment after JAK-inhibitor failure",
+        "description": "When a juvenile dermatomyositis patient's chart opens and a JAK-inhibitor failure is "
+                       "recorded: the guideline's first next-line option for this child, its screening state, "
+                       "and the one-screen report.",
+        "prefetch": PREFETCH,
+        "usageRequirements": "Prefetch is required: jdm-kg never queries the FHIR server. Body weight and height "
+                             "(LOINC 29463-7, 8302-2) and TB / hepatitis screening observations are read.",
+    },
+    ORDER_SELECT: {
+        "hook": "order-select",
+        "id": ORDER_SELECT,
+        "title": "JDM: where the selected drug stands after JAK-inhibitor failure",
+        "description": "When a MedicationRequest for one of the guideline's drugs is selected: its rank and reason "
+                       "for this patient, its screening state, any earlier failure, and the guideline's dose for "
+                       "this child as a proposal.",
+        "prefetch": PREFETCH,
+        "usageRequirements": "Prefetch is required: jdm-kg never queries the FHIR server.",
+    },
+}
+
+_HOOK_CONTEXT = {"patient-view": ("userId", "patientId"), "order-select": ("userId", "patientId", "selections",
+                                                                          "draftOrders")}
+
+
+def observation_codes(guideline: Guideline) -> list[str]:
+    """``system|code`` of every Observation the importer reads (body measures, screening tests),
+    from the graph's SKOS mappings (the bundled ``fhir-codes`` query): the prefetch asks for
+    these Observations only, not the whole chart."""
+    from jdm_kg.engines import oxigraph_store
+
+    codes = set()
+    for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
+        kind = str(row["kind"]).rsplit("#", 1)[-1]
+        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[attr-defined]
+            system = str(row["system"])
+            if not system.startswith("https://w3id.org/jdm-kg/"):
+                codes.add(f"{system}|{row['code']}")
+    return sorted(codes)
+
+
+def discovery(guideline: Guideline | None = None) -> dict[str, Any]:
+    """The discovery document (CDS Hooks 2.0 "Discovery"); with ``guideline``, the Observation
+    prefetch names the codes the importer reads (:func:`observation_codes`)."""
+    services = [dict(s) for s in SERVICES.values()]
+    if guideline is not None:
+        codes = ",".join(observation_codes(guideline))
+        for service in services:
+            service["prefetch"] = dict(service["prefetch"], observations=f"{PREFETCH['observations']}&code={codes}")
+    return {"services": services}
+
+
+def check_request(service_id: str, body: Any) -> dict[str, Any]:
+    """The request's ``context`` after checking the shape the spec gives (400 / 412 problems)."""
+    if not isinstance(body, dict):
+        raise Problem("bad-request", "a CDS Hooks request is a JSON object")
+    service = SERVICES[service_id]
+    for key, kind in (("hook", str), ("hookInstance", str), ("context", dict)):
+        if not isinstance(body.get(key), kind):
+            raise Problem("bad-request", f"the request lacks {key!r} ({kind.__name__}), which CDS Hooks requires")
+    if body["hook"] != service["hook"]:
+        raise Problem("bad-request", f"service {service_id} answers the {service['hook']!r} hook, not {body['hook']!r}")
+    context = body["context"]
+    missing = [k for k in _HOOK_CONTEXT[service["hook"]] if k not in context]
+    if missing:
+        raise Problem("bad-request", f"the {service['hook']} context lacks {', '.join(missing)}")
+    if not isinstance(context.get("patientId"), str) or not context["patientId"]:
+        raise Problem("bad-request", "context.patientId must be a non-empty string")
+    prefetch = body.get("prefetch")
+    absent = [k for k in REQUIRED_PREFETCH if not isinstance(prefetch, dict) or prefetch.get(k) is None]
+    if absent:
+        raise Problem("precondition-failed",
+                      "prefetch missing or null for: " + ", ".join(absent)
+                      + ". jdm-kg never queries the FHIR server; send the prefetch its discovery document lists.",
+                      missingPrefetch=absent)
+    return context  # type: ignore[no-any-return]
+
+
+def _resources(value: Any, key: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """The resources in one prefetch value: a resource, or a (searchset) Bundle of them."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        raise Problem("bad-request", f"prefetch {key!r} is not a FHIR resource (an object with resourceType)")
+    if value["resourceType"] != "Bundle":
+        return [(None, value)]
+    out = []
+    for i, entry in enumerate(value.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise Problem("bad-request", f"prefetch {key!r} entry {i} has no resource")
+        if resource["resourceType"] == "OperationOutcome":  # a search's warnings: not patient data
+            continue
+        out.append((entry.get("fullUrl"), resource))
+    return out
+
+
+def prefetch_bundle(prefetch: dict[str, Any], patient_id: str, today: date | None = None) -> str:
+    """The prefetch resources as one FHIR ``collection`` Bundle (JSON text) for the importer.
+
+    The Bundle's ``timestamp`` (the record date the guideline's recency rules count from) is
+    ``today``; resources keep their ``fullUrl`` or get ``{resourceType}/{id}``."""
+    patient = prefetch["patient"]
+    if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
+        raise Problem("bad-request", "prefetch 'patient' is not a Patient resource")
+    if patient.get("id") not in (None, patient_id):
+        raise Problem("bad-request", "prefetch 'patient' is not the context's patientId")
+    entries = []
+    seen: set[str] = set()
+    for key, value in prefetch.items():
+        if value is None or key not in PREFETCH:
+            continue
+        for full_url, resource in _resources(value, key):
+            url = full_url or (f"{resource['resourceType']}/{resource['id']}" if resource.get("id") else None)
+            if url in seen:
+                continue
+            if url:
+                seen.add(url)
+            entries.append({"fullUrl": url, "resource": resource} if url else {"resource": resource})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    if today:
+        bundle["timestamp"] = f"{today.isoformat()}T00:00:00Z"
+    return json.dumps(bundle)
+
+
+# ---------------------------------------------------------------------------- cards
+
+
+def _source(result: PatientResult, base_url: str) -> dict[str, Any]:
+    return {"label": f"jdm-kg: JDM after JAK-inhibitor failure, guideline {result.guideline_version}",
+            "url": f"{base_url}/guideline"}
+
+
+def _fit(text: str, limit: int = SUMMARY_LIMIT - 1) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _screening(option: OptionAssessment) -> tuple[str, str]:
+    """(indicator, words) for an option's screening gates."""
+    blocking = [g.condition_label for g in option.gates if g.state == "blocking"]
+    required = [g.condition_label for g in option.gates if g.state == "required"]
+    if blocking:
+        return "critical", "positive screening blocks: " + ", ".join(blocking)
+    if required:
+        return "warning", "screen first: " + ", ".join(required)
+    return "info", "screening passed" if option.gates else "no screening named"
+
+
+def first_next_line(result: PatientResult) -> OptionAssessment | None:
+    """The first-ranked next-line option that is not already ruled out by history (offered,
+    conditional, or blocked by a positive screening), or None."""
+    ranked = [o for o in result.options if o.ranked and o.rank is not None
+              and o.status in ("offered", "conditional", "blocked")]
+    return min(ranked, key=lambda o: (o.rank, 0 if o.is_offered else 1)) if ranked else None
+
+
+def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
+    problems = [i for i in result.issues if i.severity == "violation"]
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"JDM guideline: record incomplete, no recommendation ({len(problems)} problem"
+                        f"{'s' if len(problems) != 1 else ''} to fix)"),
+        "indicator": "warning",
+        "detail": results_text([result], markdown=True),
+        "source": _source(result, base_url),
+        "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }
+
+
+def _concerns(result: PatientResult) -> bool:
+    """Whether a record that failed validation still concerns this guideline: a JAK-inhibitor
+    failure is recorded and nothing is wrong with the JDM diagnosis (a chart without JDM gets
+    no card, not a warning)."""
+    return bool(result.jak_failures) and not any(
+        i.severity == "violation" and i.field.split(".", 1)[0] == "diagnosis" for i in result.issues)
+
+
+def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
+    """One card when the guideline applies; none when it does not. A record that failed
+    validation gets a warning card with its problems when it concerns the guideline."""
+    if result.blocked_by_validation:
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if not result.applicable:
+        return []
+    first = first_next_line(result)
+    if first is None:
+        indicator, summary = "warning", "JDM after JAK-inhibitor failure: no next-line option can be offered now"
+    else:
+        indicator, words = _screening(first)
+        summary = f"JDM after JAK-inhibitor failure: {first.label} ranks first (#{first.rank}); {words}"
+    return [{
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(summary),
+        "indicator": indicator,
+        "detail": results_text([result], markdown=True),
+        "source": _source(result, base_url),
+        "links": [{"label": "Explanation for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }]
+
+
+def selected_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The draft MedicationRequests the clinician selected (``context.selections`` in ``draftOrders``)."""
+    selections = context.get("selections")
+    drafts = context.get("draftOrders")
+    if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
+        raise Problem("bad-request", "context.selections must be a list of references such as MedicationRequest/1")
+    if not isinstance(drafts, dict) or drafts.get("resourceType") != "Bundle":
+        raise Problem("bad-request", "context.draftOrders must be a FHIR Bundle")
+    out = []
+    for entry in drafts.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+        if resource.get("resourceType") == "MedicationRequest" and ref in selections:
+            out.append(resource)
+    return out
+
+
+def _ordered_drug(order: dict[str, Any], guideline: Guideline) -> str | None:
+    concept = order.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return drug_for_coding([c for c in codings or [] if isinstance(c, dict)], guideline)
+
+
+def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guideline: Guideline, base_url: str,
+                       link: str) -> list[dict[str, Any]]:
+    """A card per selected order of a guideline drug: where it stands for this patient, with a
+    suggestion that creates the guideline's dose as a proposal where one was computed."""
+    drugs = [d for d in (_ordered_drug(order, guideline) for order in orders) if d]
+    if not drugs:
+        return []  # no selected order is one of the guideline's drugs
+    if result.blocked_by_validation:
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if not result.applicable:
+        return []
+    cards = []
+    for drug in drugs:
+        option = next((o for o in result.options if o.option == drug), None)
+        if option is None:
+            continue  # not a drug this guideline ranks or proposes: no card
+        cards.append(_order_card(option, result, guideline, base_url, link))
+    return cards
+
+
+_STATUS_WORDS = {
+    "offered": "an option",
+    "conditional": "an option with conditions",
+    "blocked": "blocked",
+    "excluded": "not offered (already failed)",
+    "current": "already being given",
+    "not-indicated": "not indicated",
+    "not-applicable": "not applicable",
+}
+
+
+def _order_card(option: OptionAssessment, result: PatientResult, guideline: Guideline, base_url: str,
+                link: str) -> dict[str, Any]:
+    indicator, words = _screening(option)
+    if option.status in ("excluded", "current", "not-indicated", "not-applicable") and indicator == "info":
+        indicator = "warning"
+    if option.status == "blocked":
+        indicator = "critical"
+    where = f"#{option.rank} of the next-line options ({option.standing})" if option.rank is not None \
+        else _STATUS_WORDS.get(option.status, option.status)
+    summary = f"{option.label}: {where}; {words}" if option.is_offered else f"{option.label}: {where}"
+    detail = explain_text(result, option.option)
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(summary),
+        "indicator": indicator,
+        "detail": detail,
+        "source": _source(result, base_url),
+        "links": [{"label": "Explanation for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }
+    suggestions: list[dict[str, Any]] = []
+    if option.is_offered:
+        for dose in option.doses:
+            if dose.status != "computed":
+                continue
+            request = medication_request(option, dose, result, guideline)
+            suggestions.append({
+                "label": _fit(f"Propose {dose.regimen.drug_label} {dose.amount()} (the guideline's dose for this child)"),
+                "uuid": str(uuid.uuid4()),
+                "isRecommended": not suggestions,
+                "actions": [{"type": "create", "description": _fit(dose.summary(), 300), "resource": request}],
+            })
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    return card
+
+
+def check_feedback(body: Any) -> int:
+    """The number of feedback entries after checking their shape (CDS Hooks 2.0 "Feedback")."""
+    entries = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise Problem("bad-request", "feedback is {\"feedback\": [{card, outcome, outcomeTimestamp, ...}]}")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("card"), str):
+            raise Problem("bad-request", f"feedback[{i}] lacks the card's uuid ('card')")
+        if entry.get("outcome") not in ("accepted", "overridden"):
+            raise Problem("bad-request", f"feedback[{i}].outcome must be 'accepted' or 'overridden'")
+        if not isinstance(entry.get("outcomeTimestamp"), str):
+            raise Problem("bad-request", f"feedback[{i}] lacks outcomeTimestamp")
+    return len(entries)
+
+

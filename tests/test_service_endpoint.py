@@ -1,0 +1,22 @@
+"""``jdm-kg serve --endpoint``: the service's recommendations computed on a shared SPARQL 1.1
+server (Oxigraph server on loopback) are the embedded ones."""
+
+from __future__ import annotations
+
+from service_support import AS_OF, client, hook_request
+from test_endpoint import server  # noqa: F401 (the Oxigraph server fixture)
+
+from jdm_kg import load_guideline
+from jdm_kg.endpoint import Endpoint, load_guideline_graph
+
+
+def test_cards_from_a_sparql_server_are_the_embedded_ones(server):  # noqa: F811
+    load_guideline_graph(Endpoint(server["query"], server["update"]), load_guideline())
+    shared = client(endpoint=server["query"], update=server["update"], today=AS_OF, result_cache=0)
+    embedded = client()
+    request = hook_request("patient-view", "muscle-predominant.json")
+    on_server = shared.post("/cds-services/jdm-kg-patient-view", json=request).json()["cards"]
+    local = embedded.post("/cds-services/jdm-kg-patient-view", json=request).json()["cards"]
+    assert [(c["summary"], c["indicator"], c["detail"]) for c in on_server] == \
+        [(c["summary"], c["indicator"], c["detail"]) for c in local]
+    assert "rituximab ranks first" in on_server[0]["summary"]
