@@ -11,7 +11,8 @@ One patient's result becomes, in a ``collection`` Bundle:
   statements quoted (``RelatedArtifact`` of type ``citation`` with the quote as ``display``),
   and the guideline itself as ``relatedArtifact``;
 - one ``MedicationRequest`` (status ``draft``, intent ``proposal``) per dose the guideline gives
-  and jdm-kg computed for this child, with ``dosageInstruction`` in UCUM quantities and timing.
+  and jdm-kg computed for this child, for the next-line options offered (an adjunct or the
+  escalation is "to consider": it gets an action, not an order), with ``dosageInstruction`` in UCUM quantities and timing.
   No dose is ever proposed where the guideline gives none or the measures were missing;
 - an ``OperationOutcome`` with one issue per validation problem (``expression`` a FHIRPath
   into the input), referenced from ``GuidanceResponse.evaluationMessage``.
@@ -295,8 +296,8 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         actions = []
         for option in result.options:
             refs = []
-            if option.status in ("offered", "conditional"):
-                for dose in option.doses:
+            if option.status == "offered" and option.ranked:  # the next line only: adjuncts and the escalation
+                for dose in option.doses:                          # are to consider, not to order from here
                     if dose.status == "computed":
                         request = medication_request(option, dose, result, guideline)
                         proposals.append(request)

@@ -99,7 +99,7 @@ def observation_codes(guideline: Guideline) -> list[str]:
     codes = set()
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
         kind = str(row["kind"]).rsplit("#", 1)[-1]
-        if kind in ("BodyMeasure", "ScreenedCondition") and bool(row["usable"].toPython()):  # type: ignore[attr-defined]
+        if kind in ("BodyMeasure", "ScreenedCondition", "ScreeningTest") and bool(row["usable"].toPython()):  # type: ignore[attr-defined]
             system = str(row["system"])
             if not system.startswith("https://w3id.org/jdm-kg/"):
                 codes.add(f"{system}|{row['code']}")
