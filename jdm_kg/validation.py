@@ -189,6 +189,8 @@ def _readable(value: Literal) -> str:
     return text
 
 
+#: The patient graphs :func:`set_aside_ill_typed` has looked at (it runs once per graph).
+_CHECKED: weakref.WeakSet[Graph] = weakref.WeakSet()
 #: Per patient graph, the triples :func:`set_aside_ill_typed` took out of it.
 _SET_ASIDE: weakref.WeakKeyDictionary[Graph, list[tuple[Node, Node, Literal]]] = weakref.WeakKeyDictionary()
 
@@ -221,6 +223,9 @@ def set_aside_ill_typed(graph: Graph) -> Graph:
     >>> len(set_aside_ill_typed(g)), len(_SET_ASIDE[g])
     (0, 1)
     """
+    if graph in _CHECKED:
+        return graph
+    _CHECKED.add(graph)
     bad = [t for t in graph.triples((None, None, None)) if _ill_typed(t[2])]
     if bad:
         for triple in bad:
