@@ -21,9 +21,10 @@ DCTERMS_SOURCE = URIRef("http://purl.org/dc/terms/source")
 
 #: The OWL 2 datatype map (OWL 2 Structural Specification, section 4), plus rdf:PlainLiteral.
 OWL2_DATATYPES = {URIRef(str(XSD) + n) for n in (
-    "decimal integer nonNegativeInteger nonPositiveInteger positiveInteger negativeInteger long int short byte "
-    "unsignedLong unsignedInt unsignedShort unsignedByte double float string normalizedString token language "
-    "Name NCName NMTOKEN boolean hexBinary base64Binary anyURI dateTime dateTimeStamp").split()} | {
+    "decimal", "integer", "nonNegativeInteger", "nonPositiveInteger", "positiveInteger", "negativeInteger", "long",
+    "int", "short", "byte", "unsignedLong", "unsignedInt", "unsignedShort", "unsignedByte", "double", "float",
+    "string", "normalizedString", "token", "language", "Name", "NCName", "NMTOKEN", "boolean", "hexBinary",
+    "base64Binary", "anyURI", "dateTime", "dateTimeStamp")} | {
     RDFS.Literal, URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#PlainLiteral"),
     URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#XMLLiteral"), OWL.real, OWL.rational}
 
@@ -42,7 +43,7 @@ def merged() -> Graph:
 
 def test_import_closure_reaches_every_module_offline_through_the_catalog() -> None:
     closure = import_closure(ONTOLOGY)
-    assert [p.name for _, p, _ in closure][0] == ROOT_FILE
+    assert next(p.name for _, p, _ in closure) == ROOT_FILE
     assert {p.name for _, p, _ in closure} == {ROOT_FILE} | {p.name for p in ONTOLOGY.glob("*.ttl")}
     catalog = read_catalog(ONTOLOGY)
     for iri, path, graph in closure:

@@ -34,7 +34,7 @@ SSSOM_REQUIRED_METADATA = {"curie_map", "mapping_set_id", "license"}
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("release")
     proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "release", "-o", str(out), "--guideline", str(ONTOLOGY)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+                          check=False, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     version = release_version(ONTOLOGY)
     assert f"Released {version}" in proc.stdout
@@ -165,4 +165,11 @@ def test_modules_with_different_versions_are_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace('owl:versionInfo "v', 'owl:versionInfo "v1'), encoding="utf-8")
     with pytest.raises(InputError, match="different owl:versionInfo"):
         write_release(tmp_path / "out", folder, REPO / "shapes", REPO / "CHANGELOG.md")
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_a_changelog_nothing_is_written(tmp_path: Path) -> None:
+    """As from an installed wheel: no CHANGELOG.md beside the guideline folder."""
+    with pytest.raises(InputError, match="changelog"):
+        write_release(tmp_path / "out", ONTOLOGY, REPO / "shapes", tmp_path / "no-CHANGELOG.md")
     assert not (tmp_path / "out").exists()
