@@ -425,6 +425,16 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from jdm_kg.authoring.release import write_release
+
+    release = write_release(Path(args.output), _guideline_dir(args.guideline))
+    for path in release.files:
+        print(path)
+    print(f"Released {release.version}: {len(release.files)} files in {release.folder}/.")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jdm-kg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
@@ -543,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="site", metavar="FOLDER", help="output folder (default: site/)")
     p.add_argument("--guideline", metavar="FOLDER", help="guideline folder (default: the bundled ontology/)")
     p.set_defaults(func=_cmd_docs)
+
+    p = sub.add_parser("release", help="write a dated release: merged OWL/Turtle, vocabulary, shapes, SSSOM, notes")
+    p.add_argument("-o", "--output", default="release", metavar="DIR", help="writes into DIR/vYYYY-MM-DD/ (default: release/)")
+    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder (default: the bundled ontology/)")
+    p.set_defaults(func=_cmd_release)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Tools for guideline authors and maintainers: releases, ontology checks."""
