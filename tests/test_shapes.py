@@ -104,7 +104,7 @@ def test_faster_pyshacl_gives_pyshacls_own_results():
     order until one conforms) change no SHACL result, on every example and fixture, valid or
     not, validated together; the fixture takes each branch of every sh:or, passing and failing."""
     from jdm_kg.guideline import load_guideline, with_guideline
-    from jdm_kg.validation import faster_pyshacl
+    from jdm_kg.reasoning._pyshacl_speedups import faster_pyshacl
 
     data = with_guideline(load_guideline(), *_every_patient_graph())
     own = _shacl_results(data)

@@ -1,0 +1,73 @@
+"""pySHACL's own conformance tests (the W3C SHACL core tests and the DASH core tests shipped in
+its sdist) give exactly the same results with jdm-kg's speed-ups in place as without them.
+
+The sdist of the installed pySHACL version is downloaded once into jdm-kg's cache folder (the
+only test that reaches the network); without network the test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from jdm_kg.reasoning._pyshacl_speedups import TESTED_VERSIONS
+from jdm_kg.resources import cache_dir
+
+TESTS = Path(__file__).resolve().parent
+#: The W3C core tests (sht_tests/core, both of pySHACL's modes) and DASH's core tests.
+SELECTION = ["-k", "core", "test/test_sht_validate.py", "test/test_dash_validate.py"]
+
+
+def _pyshacl_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    found = version("pyshacl")
+    folder = (cache_dir() or tmp_path_factory.mktemp("downloads")) / "pyshacl-sdist"
+    unpacked = folder / f"pyshacl-{found}"
+    if (unpacked / "test" / "test_sht_validate.py").is_file():
+        return unpacked
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+             "--disable-pip-version-check", f"pyshacl=={found}", "-d", str(folder)],
+            capture_output=True, text=True, timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"pySHACL {found}'s sdist could not be downloaded in 180 s (no network?)")
+    archive = folder / f"pyshacl-{found}.tar.gz"
+    if done.returncode != 0 or not archive.is_file():
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        pytest.skip(f"pySHACL {found}'s sdist could not be downloaded (no network?): {last}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return unpacked
+
+
+def _run(sources: Path, *plugin: str) -> tuple[int, list[str]]:
+    """pySHACL's selected tests: (number passed, the ids of those that failed)."""
+    env = dict(os.environ, PYTHONPATH=str(TESTS), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", "-W", "ignore", *plugin, *SELECTION],
+        cwd=sources, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    passed = re.search(r"(\d+) passed", done.stdout)
+    assert passed, done.stdout[-3000:] + done.stderr[-3000:]
+    failed = sorted(re.findall(r"^FAILED (\S+)", done.stdout, re.M))
+    return int(passed.group(1)), failed
+
+
+def test_pyshacl_conformance_tests_give_the_same_results_with_the_speed_ups(tmp_path_factory):
+    if version("pyshacl") not in TESTED_VERSIONS:
+        pytest.skip(f"the speed-ups switch themselves off with pySHACL {version('pyshacl')}: nothing to compare")
+    sources = _pyshacl_sources(tmp_path_factory)
+    without = _run(sources)
+    with_speedups = _run(sources, "-p", "pyshacl_speedups_plugin")
+    assert without[0] > 150  # the W3C core tests in both modes, and DASH's
+    assert with_speedups == without
+    assert not any("property-001" in test for test in without[1])  # one result per focus node
