@@ -30,12 +30,19 @@ from pyshacl.errors import ReportableRuntimeError, ValidationFailure
 from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
-from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError, ServerError, captured_messages, escape_controls, internal_error, one_line
-from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.loading import load_patient_file
-from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import RecordRef, ValidationReport, patients_in, set_aside_ill_typed, summary_key, validate_graphs
+from jdm_kg.inputs.loading import load_patient_file
+from jdm_kg.knowledge.guideline import Guideline, load_guideline
+from jdm_kg.reasoning.engines import EngineChoice
+from jdm_kg.reasoning.recommend import PatientResult, recommend_graphs
+from jdm_kg.reasoning.validation import (
+    RecordRef,
+    ValidationReport,
+    patients_in,
+    set_aside_ill_typed,
+    summary_key,
+    validate_graphs,
+)
 
 __all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "patient_slices", "Summary"]
 

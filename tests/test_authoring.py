@@ -13,11 +13,11 @@ import pytest
 from rdflib import Graph
 from rdflib.compare import isomorphic
 
-from jdm_kg.check import check_guideline, qc_rules
-from jdm_kg.diff import clinical_changes
-from jdm_kg.fmt import format_turtle
-from jdm_kg.loading import load_rdf_file
-from jdm_kg.vignettes import run_vignettes, vignette_files
+from jdm_kg.authoring.check import check_guideline, qc_rules
+from jdm_kg.authoring.diff import clinical_changes
+from jdm_kg.authoring.fmt import format_turtle
+from jdm_kg.authoring.vignettes import run_vignettes, vignette_files
+from jdm_kg.inputs.loading import load_rdf_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ONTOLOGY = ROOT / "ontology"

@@ -14,14 +14,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run
 from rdflib import Graph
 
 from jdm_kg import InputError, load_guideline, load_patient_file
-from jdm_kg.endpoint import Endpoint, load_guideline_graph
-from jdm_kg.loading import rdf_files
-from jdm_kg.recommend import recommend_graphs
-
-from helpers import ROOT, run
+from jdm_kg.inputs.loading import rdf_files
+from jdm_kg.reasoning.endpoint import Endpoint, load_guideline_graph
+from jdm_kg.reasoning.recommend import recommend_graphs
 
 TODAY = date(2026, 11, 24)
 
@@ -143,7 +142,7 @@ import threading  # noqa: E402
 import urllib.parse  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
-from jdm_kg.engines import GUIDELINE_GRAPH  # noqa: E402
+from jdm_kg.reasoning.engines import GUIDELINE_GRAPH  # noqa: E402
 
 
 class _Faulty(BaseHTTPRequestHandler):

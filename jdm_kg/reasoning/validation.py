@@ -17,11 +17,11 @@ from typing import Any
 from pyshacl import validate as shacl_validate
 from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
-from jdm_kg.engines import oxigraph_answered
-from jdm_kg.guideline import JDM, Guideline, load_guideline
-from jdm_kg.loading import load_patient_file, load_rdf_file
-from jdm_kg.queries import use_query_cache
+from jdm_kg.inputs.loading import load_patient_file, load_rdf_file
+from jdm_kg.knowledge.guideline import JDM, Guideline, load_guideline
+from jdm_kg.knowledge.queries import use_query_cache
 from jdm_kg.reasoning._pyshacl_speedups import faster_pyshacl
+from jdm_kg.reasoning.engines import oxigraph_answered
 from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
@@ -143,7 +143,7 @@ def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
     for an entry of the record: numbered by date (undated last), then by name."""
     if entry is None:
         return None
-    from jdm_kg.intake import describe_episode, describe_screening
+    from jdm_kg.inputs.intake import describe_episode, describe_screening
 
     for prop, describe in ((JDM.treatmentEpisode, describe_episode), (JDM.screening, describe_screening)):
         if (patient, prop, entry) in data:
@@ -261,7 +261,7 @@ def validate_graph(
 ) -> ValidationReport:
     """Validate every patient record in ``patient_graph`` (read from ``source``).
 
-    ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.guideline.with_guideline`),
+    ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.knowledge.guideline.with_guideline`),
     for callers that need that graph anyway; it is built here otherwise.
     """
     return validate_graphs([(source, patient_graph)], guideline, data, keep_shacl=True)[0]

@@ -30,16 +30,15 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable
+from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable  # noqa: F401 (XSD: the doctests)
 from rdflib.query import Result
 from rdflib.term import Node
 
-from jdm_kg.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
-
 from jdm_kg.errors import InputError, ServerError
-from jdm_kg.guideline import GUIDELINE_IRI, Guideline
-from jdm_kg.netguard import allow_hosts
-from jdm_kg.queries import Row, query_text
+from jdm_kg.inputs.netguard import allow_hosts
+from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline
+from jdm_kg.knowledge.queries import Row, query_text
+from jdm_kg.reasoning.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
 
 __all__ = [
     "Endpoint",
@@ -310,7 +309,7 @@ def check_guideline_loaded(endpoint: Endpoint, guideline: Guideline) -> None:
 def endpoint_engines(endpoint: Endpoint, guideline: Guideline, graphs: list[Graph]) -> Iterator[list[QueryEngine]]:
     """Engines over the server's guideline graph plus ``graphs`` (which share no nodes: a batch
     group), loaded into one temporary named graph; each per-patient query runs once for the
-    whole group (:class:`~jdm_kg.engines.GroupQueries`), so a group costs about a dozen requests,
+    whole group (:class:`~jdm_kg.reasoning.engines.GroupQueries`), so a group costs about a dozen requests,
     not a dozen a file. The temporary graph is dropped on exit, whatever happened (with retries);
     if it cannot be, that is an error naming the way to remove it (``jdm-kg load --cleanup``);
     after another error, that error is the one raised."""

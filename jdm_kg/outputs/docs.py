@@ -16,10 +16,10 @@ from pathlib import Path
 from rdflib import OWL, RDF, RDFS, SKOS, Graph, URIRef
 from rdflib.term import Node
 
-from jdm_kg import __version__
-from jdm_kg.guideline import GUIDELINE_IRI, JDM, Guideline
-from jdm_kg.queries import select
-from jdm_kg.recommend import Provenance, guideline_facts
+from jdm_kg.knowledge.guideline import GUIDELINE_IRI, JDM, Guideline
+from jdm_kg.knowledge.queries import select
+from jdm_kg.reasoning.recommend import Provenance, guideline_facts
+from jdm_kg.version import __version__
 
 __all__ = ["write_docs"]
 
