@@ -290,3 +290,15 @@ def test_graphs_left_by_an_old_run_are_dropped_at_the_start_of_a_run(loaded):
     proc = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
     assert proc.returncode == 0 and "dropped 1 temporary graph(s) that earlier runs left" in proc.stderr
     assert _left_behind(loaded) == []
+
+
+def test_an_endpoint_with_open_connections_still_goes_to_worker_processes():
+    """--jobs N sends the Endpoint to each worker (pickled); its HTTP client (httpx, open
+    connections) stays behind and the worker opens its own."""
+    import pickle
+
+    endpoint = Endpoint("http://127.0.0.1:9/query", "http://127.0.0.1:9/update", timeout=7)
+    client = endpoint._http()
+    copy = pickle.loads(pickle.dumps(endpoint))
+    assert (copy.query_url, copy.update_url, copy.timeout) == (endpoint.query_url, endpoint.update_url, 7)
+    assert copy._http() is not client and endpoint._http() is client
