@@ -76,3 +76,37 @@ def test_pyshacl_conformance_tests_give_the_same_results_with_the_speed_ups(tmp_
     assert without[0] > 150  # the W3C core tests in both modes, and DASH's
     assert with_speedups == without
     assert not any("property-001" in test for test in without[1])  # one result per focus node
+
+
+def test_speed_ups_switch_themselves_off_on_an_untested_pyshacl(monkeypatch, capsys):
+    """On a pySHACL version they were not tested with, the speed-ups leave pySHACL alone and say
+    so once, in one line; validation then gives pySHACL's own results."""
+    from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
+    from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
+
+    from jdm_kg.reasoning import _pyshacl_speedups as speedups
+
+    monkeypatch.setattr(speedups, "_pyshacl_version", lambda: "0.99.0")
+    monkeypatch.setattr(speedups, "_noticed", False)
+    own = (OrConstraintComponent._evaluate_or_constraint, PropertyConstraintComponent._evaluate_property_shape)
+    for _ in range(2):
+        with speedups.faster_pyshacl():
+            assert (OrConstraintComponent._evaluate_or_constraint,
+                    PropertyConstraintComponent._evaluate_property_shape) == own
+    notice = capsys.readouterr().err.splitlines()
+    assert len(notice) == 1 and "pySHACL 0.99.0" in notice[0] and "without them" in notice[0]
+
+
+def test_speed_ups_are_in_place_only_within_the_block():
+    from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
+
+    from jdm_kg.reasoning import _pyshacl_speedups as speedups
+
+    own = OrConstraintComponent._evaluate_or_constraint
+    if not speedups.available():
+        pytest.skip(f"the speed-ups do not apply to pySHACL {version('pyshacl')}")
+    with speedups.faster_pyshacl():
+        with speedups.faster_pyshacl():  # nested: still in place after the inner block
+            pass
+        assert OrConstraintComponent._evaluate_or_constraint is speedups._evaluate_or_in_order
+    assert OrConstraintComponent._evaluate_or_constraint is own
