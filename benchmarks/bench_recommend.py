@@ -82,7 +82,7 @@ def to_turtle(p: dict) -> str:
 def _codes() -> dict[str, tuple[str, str]]:
     """concept IRI -> (FHIR system, code), read from the guideline graph's mappings."""
     from jdm_kg import load_guideline
-    from jdm_kg.queries import select
+    from jdm_kg.knowledge.queries import select
 
     out: dict[str, tuple[str, str]] = {}
     for row in select(load_guideline().graph, "fhir-codes"):
@@ -189,10 +189,10 @@ def naive(files: list[Path]) -> float:
 import sys, time
 from datetime import date
 from pyshacl import validate
-from jdm_kg.guideline import compile_guideline, guideline_files
-from jdm_kg.loading import load_patient_file
-from jdm_kg.validation import load_shapes, patients_in
-from jdm_kg.recommend import assess_patient
+from jdm_kg.knowledge.guideline import compile_guideline, guideline_files
+from jdm_kg.inputs.loading import load_patient_file
+from jdm_kg.reasoning.validation import load_shapes, patients_in
+from jdm_kg.reasoning.recommend import assess_patient
 from rdflib import Graph, plugin
 from rdflib.query import Processor
 plugin.register("sparql", Processor, "rdflib.plugins.sparql.processor", "SPARQLProcessor")  # rdflib's own

@@ -8,14 +8,13 @@ knowledge graph, with SHACL validation of patient records and explained recommen
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.loading import load_patient_file, load_rdf_file
-from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
-from jdm_kg.validation import ValidationReport, set_aside_ill_typed, validate_file, validate_graph
+from jdm_kg.inputs.loading import load_patient_file, load_rdf_file
+from jdm_kg.knowledge.guideline import Guideline, load_guideline
+from jdm_kg.reasoning.engines import EngineChoice
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, recommend_graph
+from jdm_kg.reasoning.validation import ValidationReport, set_aside_ill_typed, validate_file, validate_graph
+from jdm_kg.version import __version__
 
 
 def recommend_file(path: str, engine: EngineChoice = "rdflib",

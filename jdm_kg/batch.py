@@ -18,7 +18,6 @@ per record (:func:`patient_slices`) and processed like that many files.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,12 +29,19 @@ from pyshacl.errors import ReportableRuntimeError, ValidationFailure
 from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
-from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError, ServerError, captured_messages, escape_controls, internal_error, one_line
-from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.loading import load_patient_file
-from jdm_kg.recommend import PatientResult, recommend_graphs
-from jdm_kg.validation import RecordRef, ValidationReport, patients_in, set_aside_ill_typed, summary_key, validate_graphs
+from jdm_kg.inputs.loading import load_patient_file
+from jdm_kg.knowledge.guideline import Guideline, load_guideline
+from jdm_kg.reasoning.engines import EngineChoice
+from jdm_kg.reasoning.recommend import PatientResult, recommend_graphs
+from jdm_kg.reasoning.validation import (
+    RecordRef,
+    ValidationReport,
+    patients_in,
+    set_aside_ill_typed,
+    summary_key,
+    validate_graphs,
+)
 
 __all__ = ["FileOutcome", "run_batch", "process_files", "disjoint_groups", "patient_slices", "Summary"]
 
@@ -262,29 +268,46 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
     jobs = (os.cpu_count() or 1) if jobs <= 0 else jobs
     total = len(paths)
     tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine, predominant) for i in range(0, total, GROUP_SIZE)]
-    done = 0
+    bar = _ProgressBar(total) if progress else None
+    try:
+        if jobs == 1 or len(tasks) < 2:
+            results: Iterator[list[FileOutcome]] = map(_work, tasks)
+            for outcomes in results:
+                for outcome in outcomes:
+                    if bar:
+                        bar.advance(outcome.path)
+                    yield outcome
+            return
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+            for outcomes in pool.map(_work, tasks):
+                for outcome in outcomes:
+                    if bar:
+                        bar.advance(outcome.path)
+                    yield outcome
+    finally:
+        if bar:
+            bar.stop()
 
-    def report(path: str) -> None:
-        if progress:
-            width = 30
-            filled = width * done // max(total, 1)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {escape_controls(os.path.basename(path))[:40]:<40}",
-                  end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    if jobs == 1 or len(tasks) < 2:
-        results: Iterator[list[FileOutcome]] = map(_work, tasks)
-        for outcomes in results:
-            for outcome in outcomes:
-                done += 1
-                report(outcome.path)
-                yield outcome
-        return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-        for outcomes in pool.map(_work, tasks):
-            for outcome in outcomes:
-                done += 1
-                report(outcome.path)
-                yield outcome
+class _ProgressBar:
+    """``rich``'s progress bar on stderr: files done of all, the last file's name (control
+    characters escaped, never read as markup), time left."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(BarColumn(bar_width=30), MofNCompleteColumn(), TimeRemainingColumn(),
+                                  TextColumn("{task.fields[file]}", markup=False),
+                                  console=Console(stderr=True), transient=False, redirect_stdout=False)
+        self._task = self._progress.add_task("files", total=total, file="")
+        self._progress.start()
+
+    def advance(self, path: str) -> None:
+        self._progress.update(self._task, advance=1, file=escape_controls(os.path.basename(path))[:40])
+
+    def stop(self) -> None:
+        self._progress.stop()
 
 
 def _ranked(counter: Counter[str], most: int | None = None) -> list[tuple[str, int]]:

@@ -9,8 +9,8 @@ code is the worst one met. Control characters from the input are shown escaped (
 from __future__ import annotations
 
 import argparse
-import difflib
 import csv
+import difflib
 import io
 import json
 import os
@@ -22,17 +22,13 @@ from typing import Any
 
 from rdflib import RDF, RDFS, SKOS, Graph, URIRef
 
-from jdm_kg import __version__
 from jdm_kg.batch import FileOutcome, Summary, run_batch
-from jdm_kg.endpoint import Endpoint, cleanup, file_graph_name, load_guideline_graph, load_patient_graph, values_block
-from jdm_kg.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, escape_controls, internal_error
-from jdm_kg.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.loading import load_patient_file, rdf_files
-from jdm_kg.netguard import NetworkBlocked, block_network
-from jdm_kg.queries import check_query, parse_param, query_source
-from jdm_kg.recommend import PatientResult
-from jdm_kg.report import (
+from jdm_kg.inputs.loading import load_patient_file, rdf_files
+from jdm_kg.inputs.netguard import NetworkBlocked, block_network
+from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
+from jdm_kg.knowledge.queries import check_query, parse_param, query_source
+from jdm_kg.outputs.report import (
     dumps_json,
     explain_text,
     results_graph,
@@ -42,6 +38,17 @@ from jdm_kg.report import (
     validation_text,
     validation_turtle,
 )
+from jdm_kg.reasoning.endpoint import (
+    Endpoint,
+    cleanup,
+    file_graph_name,
+    load_guideline_graph,
+    load_patient_graph,
+    values_block,
+)
+from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
+from jdm_kg.reasoning.recommend import PatientResult
+from jdm_kg.version import __version__
 
 __all__ = ["main"]
 
@@ -133,7 +140,7 @@ def _run(
 def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
     """--predominant FEATURE[,FEATURE] (repeatable): the manifestations' names, checked (an
     unknown one is a usage error with the nearest names)."""
-    from jdm_kg.intake import resolve_features
+    from jdm_kg.inputs.intake import resolve_features
 
     names = tuple(n.strip() for value in getattr(args, "predominant", None) or [] for n in value.split(",") if n.strip())
     return tuple(str(f) for f in resolve_features(names)) if names else ()
@@ -195,7 +202,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     elif args.format == "turtle":
         print(results_graph(results, load_guideline()).serialize(format="turtle"))
     elif args.format == "fhir":
-        from jdm_kg.fhir_output import results_bundle
+        from jdm_kg.outputs.fhir_output import results_bundle
 
         issues = [i for o in outcomes if o.report is not None for i in o.report.issues]
         print(dumps_json(results_bundle(results, issues, ", ".join(o.path for o in outcomes))))
@@ -348,7 +355,7 @@ def _guideline_dir(value: str | None) -> Path | None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from jdm_kg.check import check_guideline
+    from jdm_kg.authoring.check import check_guideline
 
     directory = _guideline_dir(args.guideline)
     problems = check_guideline(directory)
@@ -363,7 +370,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_fmt(args: argparse.Namespace) -> int:
-    from jdm_kg.fmt import format_files
+    from jdm_kg.authoring.fmt import format_files
 
     paths: list[Path] = []
     for given in args.files or [str(Path("ontology"))]:
@@ -388,7 +395,7 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    from jdm_kg.vignettes import results_table, run_vignettes
+    from jdm_kg.authoring.vignettes import results_table, run_vignettes
 
     paths = args.vignettes or (["tests/vignettes"] if Path("tests/vignettes").is_dir() else [])
     if not paths:
@@ -405,8 +412,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from jdm_kg.diff import default_patients, diff_guidelines
-    from jdm_kg.vignettes import vignette_files
+    from jdm_kg.authoring.diff import default_patients, diff_guidelines
+    from jdm_kg.authoring.vignettes import vignette_files
 
     examples, vignettes = default_patients()
     if args.patients is not None:
@@ -418,7 +425,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from jdm_kg.docs import write_docs
+    from jdm_kg.outputs.docs import write_docs
 
     pages = write_docs(load_guideline(_guideline_dir(args.guideline)), Path(args.output))
     print(f"Wrote {len(pages)} pages to {args.output}/ (open {pages[0]} in a browser).")

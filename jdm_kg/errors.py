@@ -72,7 +72,7 @@ def internal_error(where: str, stage: str, err: BaseException) -> str:
     >>> internal_error("a.ttl", "validation", KeyError("x"))[:55]
     "a.ttl: validation: internal error (KeyError: 'x'); this"
     """
-    from jdm_kg import __version__
+    from jdm_kg.version import __version__
 
     detail = one_line(str(err)) or "no detail"
     return (f"{where}: {stage}: internal error ({type(err).__name__}: {detail}); this is a bug in "
@@ -82,7 +82,7 @@ def internal_error(where: str, stage: str, err: BaseException) -> str:
 _LOGGERS = ("rdflib", "pyshacl", "owlrl", "pyoxigraph")
 
 #: rdflib's warnings for an ill-typed literal and a bad IRI: jdm-kg reports each as a violation
-#: (:func:`jdm_kg.validation.set_aside_ill_typed`) or an error (:func:`jdm_kg.loading.check_terms`).
+#: (:func:`jdm_kg.reasoning.validation.set_aside_ill_typed`) or an error (:func:`jdm_kg.inputs.loading.check_terms`).
 _REPORTED_ELSEWHERE = ("Failed to convert Literal lexical form to value",)
 _BAD_IRI = " does not look like a valid URI"
 

@@ -13,11 +13,11 @@ import pytest
 from rdflib import Graph
 from rdflib.compare import isomorphic
 
-from jdm_kg.check import check_guideline, qc_rules
-from jdm_kg.diff import clinical_changes
-from jdm_kg.fmt import format_turtle
-from jdm_kg.loading import load_rdf_file
-from jdm_kg.vignettes import run_vignettes, vignette_files
+from jdm_kg.authoring.check import check_guideline, qc_rules
+from jdm_kg.authoring.diff import clinical_changes
+from jdm_kg.authoring.fmt import format_turtle
+from jdm_kg.authoring.vignettes import run_vignettes, vignette_files
+from jdm_kg.inputs.loading import load_rdf_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ONTOLOGY = ROOT / "ontology"
@@ -232,6 +232,19 @@ def test_docs_site_content_and_links(tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package chromium)")
+def test_docs_templates_escape_what_the_graph_says():
+    """The docs' HTML comes from Jinja2 templates with autoescaping: a label or definition holding
+    markup is shown as text, never run as HTML."""
+    from jdm_kg.outputs.docs import _TEMPLATES
+
+    page = _TEMPLATES.get_template("vocabulary.html").render(
+        title="Vocabulary", heading="G", css="", pages=[("vocabulary.html", "Vocabulary")], current="vocabulary.html",
+        version="v1", jdm_kg_version="0", kinds=[("Classes", [{"anchor": "X", "label": "<script>alert(1)</script>",
+                                                              "definition": 'a "b" & c'}])])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &#34;b&#34; &amp; c" in page and "<h2>Classes (1)</h2>" in page
+
+
 def test_docs_render_in_a_browser(tmp_path):
     assert jdm("docs", "-o", str(tmp_path / "site")).returncode == 0
     index = _render(tmp_path / "site" / "index.html", tmp_path / "profile")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jdm_kg.guideline import load_guideline
+from jdm_kg.knowledge.guideline import load_guideline
 
 
 def _damage_cut(text: str) -> str:  # cut at a line boundary: every line left is valid N-Quads

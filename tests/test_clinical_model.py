@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run
 from rdflib import RDF, RDFS, SKOS
 
-from helpers import run
 from jdm_kg import recommend_file
-from jdm_kg.guideline import JDM, JDMG
-from jdm_kg.recommend import POLICY_IRIS
-from jdm_kg.report import result_text, results_text
+from jdm_kg.knowledge.guideline import JDM, JDMG
+from jdm_kg.outputs.report import result_text, results_text
+from jdm_kg.reasoning.recommend import POLICY_IRIS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ttl")) + sorted((ROOT / "examples").glob("*.jsonld")) + sorted(
@@ -51,7 +51,7 @@ def test_every_policy_the_engine_applies_is_a_labelled_policy_node(guideline):
 
 
 def test_the_input_layer_names_its_policy_by_the_graph_label(guideline):
-    from jdm_kg.intake import SOLE_MANIFESTATION_POLICY
+    from jdm_kg.inputs.intake import SOLE_MANIFESTATION_POLICY
 
     label = guideline.graph.value(JDMG["policy-sole-manifestation-predominant"], RDFS.label)
     assert str(label) == SOLE_MANIFESTATION_POLICY

@@ -6,7 +6,7 @@ An expectation names: whether the record conforms and the violations (field, wor
 whether the guideline applies and the JAK inhibitor failures found; the treatment episodes,
 manifestations and screening results in the graph; the import notes; and "nothing dropped":
 every fact in the file (FHIR: each element of each resource other than the record-keeping ones
-in :data:`jdm_kg.fhir.ADMINISTRATIVE`; JSON-LD: each key of each object) is either used in the
+in :data:`jdm_kg.inputs.fhir.ADMINISTRATIVE`; JSON-LD: each key of each object) is either used in the
 record or named in a message. Nothing here depends on how options are ranked.
 """
 
@@ -18,15 +18,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from helpers import run
 from rdflib import RDF
 
 from jdm_kg import load_guideline, load_patient_file
-from jdm_kg.fhir import ADMINISTRATIVE, fhir_import
-from jdm_kg.guideline import JDM
-from jdm_kg.loading import bundled_context
-from jdm_kg.recommend import recommend_graph
-
-from helpers import run
+from jdm_kg.inputs.fhir import ADMINISTRATIVE, fhir_import
+from jdm_kg.inputs.jsonld_context import bundled_context
+from jdm_kg.knowledge.guideline import JDM
+from jdm_kg.reasoning.recommend import recommend_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 EHR = ROOT / "tests" / "fixtures" / "ehr"

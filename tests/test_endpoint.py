@@ -14,14 +14,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run
 from rdflib import Graph
 
 from jdm_kg import InputError, load_guideline, load_patient_file
-from jdm_kg.endpoint import Endpoint, load_guideline_graph
-from jdm_kg.loading import rdf_files
-from jdm_kg.recommend import recommend_graphs
-
-from helpers import ROOT, run
+from jdm_kg.inputs.loading import rdf_files
+from jdm_kg.reasoning.endpoint import Endpoint, load_guideline_graph
+from jdm_kg.reasoning.recommend import recommend_graphs
 
 TODAY = date(2026, 11, 24)
 
@@ -143,7 +142,7 @@ import threading  # noqa: E402
 import urllib.parse  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
-from jdm_kg.engines import GUIDELINE_GRAPH  # noqa: E402
+from jdm_kg.reasoning.engines import GUIDELINE_GRAPH  # noqa: E402
 
 
 class _Faulty(BaseHTTPRequestHandler):
@@ -291,3 +290,15 @@ def test_graphs_left_by_an_old_run_are_dropped_at_the_start_of_a_run(loaded):
     proc = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
     assert proc.returncode == 0 and "dropped 1 temporary graph(s) that earlier runs left" in proc.stderr
     assert _left_behind(loaded) == []
+
+
+def test_an_endpoint_with_open_connections_still_goes_to_worker_processes():
+    """--jobs N sends the Endpoint to each worker (pickled); its HTTP client (httpx, open
+    connections) stays behind and the worker opens its own."""
+    import pickle
+
+    endpoint = Endpoint("http://127.0.0.1:9/query", "http://127.0.0.1:9/update", timeout=7)
+    client = endpoint._http()
+    copy = pickle.loads(pickle.dumps(endpoint))
+    assert (copy.query_url, copy.update_url, copy.timeout) == (endpoint.query_url, endpoint.update_url, 7)
+    assert copy._http() is not client and endpoint._http() is client

@@ -12,8 +12,8 @@ from rdflib import Graph, URIRef
 
 from jdm_kg import load_guideline, load_patient_file
 from jdm_kg.batch import disjoint_groups, process_files
-from jdm_kg.loading import rdf_files
-from jdm_kg.recommend import recommend_graph
+from jdm_kg.inputs.loading import rdf_files
+from jdm_kg.reasoning.recommend import recommend_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 11, 24)
@@ -76,7 +76,7 @@ TURTLE_FILES = sorted(
 def test_the_fast_turtle_parser_gives_the_graph_rdflib_gives(path):
     from rdflib.compare import isomorphic
 
-    from jdm_kg.loading import _parse_with_oxigraph
+    from jdm_kg.inputs.loading import _parse_with_oxigraph
 
     text = path.read_text(encoding="utf-8")
     try:
@@ -94,7 +94,7 @@ def test_the_fast_parser_shares_iris_and_literals_between_files_never_blank_node
     its file, so the same label in two files gives two nodes, and one node within a file."""
     from rdflib import BNode, Literal, URIRef
 
-    from jdm_kg.loading import _parse_with_oxigraph
+    from jdm_kg.inputs.loading import _parse_with_oxigraph
 
     text = (
         "@prefix ex: <https://example.org/> .\n"
@@ -116,7 +116,7 @@ def test_the_fast_parser_shares_iris_and_literals_between_files_never_blank_node
 def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
     from rdflib.compare import isomorphic
 
-    from jdm_kg.guideline import compile_guideline, guideline_files
+    from jdm_kg.knowledge.guideline import compile_guideline, guideline_files
 
     monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
     load_guideline.cache_clear()
@@ -139,8 +139,8 @@ def test_the_cached_guideline_is_the_compiled_one(tmp_path, monkeypatch):
 def test_a_query_text_is_checked_once_then_remembered_by_its_text(tmp_path, monkeypatch):
     """Oxigraph and servers get the bundled query text only after rdflib's parse has checked it
     (no SERVICE, no FROM); a text that passed is not parsed again, an edited one is."""
-    from jdm_kg import queries
     from jdm_kg.errors import InputError
+    from jdm_kg.knowledge import queries
 
     monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
     checked: list[str] = []
@@ -165,7 +165,7 @@ def test_a_query_text_is_checked_once_then_remembered_by_its_text(tmp_path, monk
 def test_a_shape_query_oxigraph_may_run_is_checked_once_then_remembered(tmp_path, monkeypatch):
     """pySHACL's SPARQL goes to Oxigraph only after rdflib's parse found no SERVICE or FROM; a
     text (with its prefixes) that passed is not parsed again, one that failed never passes."""
-    from jdm_kg import queries
+    from jdm_kg.knowledge import queries
 
     monkeypatch.setenv("JDM_KG_CACHE", str(tmp_path))
     parsed: list[str] = []
@@ -188,8 +188,8 @@ def test_a_shape_query_oxigraph_may_run_is_checked_once_then_remembered(tmp_path
 
 @pytest.mark.parametrize("path", PATIENT_FILES[::3], ids=lambda p: p.name)
 def test_queries_for_a_whole_batch_give_each_patient_what_bound_queries_give(path):
-    from jdm_kg.guideline import with_guideline
-    from jdm_kg.recommend import assess_patient
+    from jdm_kg.knowledge.guideline import with_guideline
+    from jdm_kg.reasoning.recommend import assess_patient
 
     guideline = load_guideline()
     graph = load_patient_file(path)

@@ -10,15 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import run
 from rdflib import Literal
 
 from jdm_kg import InputError, load_patient_file
-from jdm_kg.fhir import fhir_to_graph
-from jdm_kg.guideline import JDM, JDMG, compile_guideline, guideline_files
-from jdm_kg.recommend import recommend_graph
-from jdm_kg.validation import validate_graph
-
-from helpers import run
+from jdm_kg.inputs.fhir import fhir_to_graph
+from jdm_kg.knowledge.guideline import JDM, JDMG, compile_guideline, guideline_files
+from jdm_kg.reasoning.recommend import recommend_graph
+from jdm_kg.reasoning.validation import validate_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 FHIR = ROOT / "examples" / "fhir"

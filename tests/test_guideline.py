@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rdflib import DCTERMS, RDF, RDFS, SKOS, Literal, URIRef
 
-from jdm_kg.guideline import JDM, JDMG
+from jdm_kg.knowledge.guideline import JDM, JDMG
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (ROOT / "ontology" / "jak-failure-jdm-guideline.txt").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""What every patient file goes through whatever its format (jdm_kg/intake.py): drugs outside
+"""What every patient file goes through whatever its format (jdm_kg/inputs/intake.py): drugs outside
 the guideline kept, misspellings caught, names read, the predominant feature settled, result and
 reason codes read from the graph, and the messages that name the entry."""
 
@@ -8,12 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import run
 from rdflib import Literal
 
 from jdm_kg import load_patient_file, recommend_file, validate_file
-from jdm_kg.guideline import JDM, JDMG
-
-from helpers import run
+from jdm_kg.knowledge.guideline import JDM, JDMG
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIN_FHIR = ROOT / "examples" / "fhir" / "skin-predominant.json"
@@ -157,7 +156,7 @@ def _screening_bundle(interpretation=None, value=None) -> str:
     (None, "42425007", "Indeterminate"), ("NEG", "260385009", "Negative"), ("POS", "260385009", None),
 ])
 def test_result_codes_are_read_from_the_graph(interpretation, value, expected):
-    from jdm_kg.fhir import fhir_to_graph
+    from jdm_kg.inputs.fhir import fhir_to_graph
 
     graph = fhir_to_graph(_screening_bundle(interpretation, value), "b.json")
     results = [graph.value(s, JDM.result) for s in graph.objects(None, JDM.screening)]
@@ -195,7 +194,7 @@ def test_a_turtle_field_the_model_does_not_have_is_reported_with_the_nearest_fie
 
 
 def test_conditions_and_tests_are_matched_by_their_whole_name_only_drugs_and_reasons_among_words():
-    from jdm_kg.fhir import fhir_to_graph
+    from jdm_kg.inputs.fhir import fhir_to_graph
 
     def bundle(*resources):
         return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [

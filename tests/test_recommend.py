@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rdflib import RDF, URIRef
 
-from jdm_kg.dosing import BodyMeasures, Regimen, compute_dose, mosteller_bsa
-from jdm_kg.guideline import JDM, JDMG
-from jdm_kg.report import results_graph
+from jdm_kg.knowledge.guideline import JDM, JDMG
+from jdm_kg.outputs.report import results_graph
+from jdm_kg.reasoning.dosing import BodyMeasures, Regimen, compute_dose, mosteller_bsa
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

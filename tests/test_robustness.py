@@ -12,10 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-import jdm_kg.batch as batch
 from fuzz.generate import write as write_corpus
 from helpers import ROOT, run
+
+import jdm_kg.batch as batch
 from jdm_kg import InputError, __version__, recommend_file, validate_file
 from jdm_kg.batch import process_files
 
@@ -228,7 +228,7 @@ def test_special_files_are_reported_and_skipped(tmp_path: Path) -> None:
 
 
 def test_size_limit_is_checked_on_what_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import jdm_kg.loading as loading
+    import jdm_kg.inputs.loading as loading
 
     path = tmp_path / "big.ttl"
     path.write_text((EX / "skin-predominant.ttl").read_text(), encoding="utf-8")
@@ -257,7 +257,7 @@ def test_unreadable_folder_is_reported_in_process(tmp_path: Path, monkeypatch: p
     """As above, for a run as root (who reads any folder): the folder listing fails as it would."""
     import errno
 
-    from jdm_kg.loading import rdf_files
+    from jdm_kg.inputs.loading import rdf_files
 
     folder = tmp_path / "registry"
     (folder / "locked").mkdir(parents=True)
@@ -312,8 +312,8 @@ def test_a_file_of_many_patients_is_processed_in_slices_with_the_same_results(tm
     files: the same report and results as the whole file processed at once."""
     from rdflib import Graph
 
-    from jdm_kg.loading import load_patient_file
-    from jdm_kg.validation import patients_in
+    from jdm_kg.inputs.loading import load_patient_file
+    from jdm_kg.reasoning.validation import patients_in
 
     merged = Graph()
     for path in sorted(EX.glob("*.ttl")) + [EX / "invalid" / "height-in-metres.ttl"]:
@@ -334,7 +334,7 @@ def test_a_file_of_many_patients_is_processed_in_slices_with_the_same_results(tm
 def test_records_that_share_a_node_are_not_sliced() -> None:
     from rdflib import Graph
 
-    from jdm_kg.validation import patients_in
+    from jdm_kg.reasoning.validation import patients_in
 
     graph = Graph().parse(data="""@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .
         <urn:p1> a jdm:Patient ; jdm:patientId "1" ; jdm:bodyWeight <urn:w> .

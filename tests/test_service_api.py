@@ -12,7 +12,7 @@ import pytest
 from rdflib import Graph
 from service_support import ROOT, check_problem, client
 
-from jdm_kg.queries import bundled_queries
+from jdm_kg.knowledge.queries import bundled_queries
 
 EXAMPLES = ROOT / "examples"
 FHIR = "application/fhir+json"

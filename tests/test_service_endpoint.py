@@ -7,7 +7,7 @@ from service_support import AS_OF, client, hook_request
 from test_endpoint import server  # noqa: F401 (the Oxigraph server fixture)
 
 from jdm_kg import load_guideline
-from jdm_kg.endpoint import Endpoint, load_guideline_graph
+from jdm_kg.reasoning.endpoint import Endpoint, load_guideline_graph
 
 
 def test_cards_from_a_sparql_server_are_the_embedded_ones(server):  # noqa: F811

@@ -66,7 +66,7 @@ def _shacl_results(data):
     from pyshacl import validate as shacl_validate
     from rdflib import RDF, SH
 
-    from jdm_kg.validation import load_shapes
+    from jdm_kg.reasoning.validation import load_shapes
 
     _, results, _ = shacl_validate(
         data, shacl_graph=load_shapes(), inference="none", advanced=True, allow_warnings=True, inplace=True
@@ -82,7 +82,7 @@ def _every_patient_graph():
     """Every example and fixture patient file that can be read, valid or not (the malformed
     examples give nothing to validate)."""
     from jdm_kg.errors import InputError
-    from jdm_kg.loading import load_patient_file
+    from jdm_kg.inputs.loading import load_patient_file
 
     files = [p for p in sorted(EXAMPLES.rglob("*")) if p.suffix in {".ttl", ".jsonld", ".json"}]
     files += sorted((EXAMPLES.parent / "tests" / "fixtures" / "fhir").glob("*.json"))
@@ -103,8 +103,8 @@ def test_faster_pyshacl_gives_pyshacls_own_results():
     """The speed-ups to pySHACL (property shapes checked in bulk; sh:or alternatives tried in
     order until one conforms) change no SHACL result, on every example and fixture, valid or
     not, validated together; the fixture takes each branch of every sh:or, passing and failing."""
-    from jdm_kg.guideline import load_guideline, with_guideline
-    from jdm_kg.validation import faster_pyshacl
+    from jdm_kg.knowledge.guideline import load_guideline, with_guideline
+    from jdm_kg.reasoning._pyshacl_speedups import faster_pyshacl
 
     data = with_guideline(load_guideline(), *_every_patient_graph())
     own = _shacl_results(data)
@@ -123,8 +123,8 @@ def test_sparql_targets_and_constraints_answered_by_oxigraph_give_rdflibs_result
     targets and constraints: a speed-up). On every example and fixture the SHACL results are
     those of rdflib's own evaluator, including the ones the SPARQL targets find (future dates,
     adults, JAK inhibitor episodes without an outcome) and the SPARQL constraints report."""
-    from jdm_kg.engines import OxigraphAnswered, OxigraphEngine, oxigraph_answered
-    from jdm_kg.guideline import load_guideline, with_guideline
+    from jdm_kg.knowledge.guideline import load_guideline, with_guideline
+    from jdm_kg.reasoning.engines import OxigraphAnswered, OxigraphEngine, oxigraph_answered
 
     graphs = _every_patient_graph()
     guideline = load_guideline()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from jdm_kg.check import check_guideline
+from jdm_kg.authoring.check import check_guideline
 
 ONTOLOGY = Path(__file__).resolve().parent.parent / "ontology"
 

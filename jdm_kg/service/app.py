@@ -28,9 +28,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from jdm_kg import __version__
-from jdm_kg.fhir_output import operation_outcome, results_bundle
-from jdm_kg.report import results_graph, results_json, results_text, validation_json, validation_text, validation_turtle
+from jdm_kg.outputs.fhir_output import operation_outcome, results_bundle
+from jdm_kg.outputs.report import (
+    results_graph,
+    results_json,
+    results_text,
+    validation_json,
+    validation_text,
+    validation_turtle,
+)
 from jdm_kg.service import cds_hooks
 from jdm_kg.service.auth import JwtVerifier
 from jdm_kg.service.config import ServiceConfig
@@ -40,6 +46,7 @@ from jdm_kg.service.openapi import openapi_document
 from jdm_kg.service.problems import Problem, problem
 from jdm_kg.service.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlStore
 from jdm_kg.service.web import web_routes
+from jdm_kg.version import __version__
 
 __all__ = ["create_app"]
 
@@ -291,7 +298,7 @@ def _docs_dir(guideline: Any) -> Path:
     folder removed when the process exits normally."""
     import hashlib
 
-    from jdm_kg.docs import write_docs
+    from jdm_kg.outputs.docs import write_docs
     from jdm_kg.resources import cache_dir
 
     key = hashlib.sha256(__version__.encode())
@@ -324,7 +331,7 @@ def _docs_dir(guideline: Any) -> Path:
 def _guideline_summary(core: Core) -> dict[str, Any]:
     from rdflib import RDF, RDFS
 
-    from jdm_kg.guideline import JDM
+    from jdm_kg.knowledge.guideline import JDM
 
     graph = core.guideline.graph
     options = []

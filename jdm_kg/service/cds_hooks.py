@@ -18,7 +18,7 @@ Spec sections followed (https://cds-hooks.hl7.org/2.0/):
   acceptedSuggestions, overrideReason, outcomeTimestamp}]}``; logged as counts, no patient data.
 
 The prefetch resources become one FHIR ``collection`` Bundle that goes through the same FHIR
-importer (:func:`jdm_kg.fhir.fhir_to_graph`) as a file: the same validation, the same result.
+importer (:func:`jdm_kg.inputs.fhir.fhir_to_graph`) as a file: the same validation, the same result.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import uuid
 from datetime import date
 from typing import Any
 
-from jdm_kg.fhir_output import drug_for_coding, medication_request
-from jdm_kg.guideline import Guideline
-from jdm_kg.recommend import OptionAssessment, PatientResult
-from jdm_kg.report import explain_text, results_text
+from jdm_kg.knowledge.guideline import Guideline
+from jdm_kg.outputs.fhir_output import drug_for_coding, medication_request
+from jdm_kg.outputs.report import explain_text, results_text
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
 from jdm_kg.service.problems import Problem
 
 __all__ = [
@@ -94,7 +94,7 @@ def observation_codes(guideline: Guideline) -> list[str]:
     """``system|code`` of every Observation the importer reads (body measures, screening tests),
     from the graph's SKOS mappings (the bundled ``fhir-codes`` query): the prefetch asks for
     these Observations only, not the whole chart."""
-    from jdm_kg.engines import oxigraph_store
+    from jdm_kg.reasoning.engines import oxigraph_store
 
     codes = set()
     for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):

@@ -24,14 +24,14 @@ from typing import TypeVar
 
 from rdflib import Graph
 
-from jdm_kg.engines import EngineChoice
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.loading import is_fhir, parse_rdf_text
-from jdm_kg.recommend import PatientResult, recommend_graph
+from jdm_kg.inputs.loading import is_fhir, parse_rdf_text
+from jdm_kg.knowledge.guideline import Guideline, load_guideline
+from jdm_kg.reasoning.engines import EngineChoice
+from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
+from jdm_kg.reasoning.validation import ValidationReport, validate_graph
 from jdm_kg.service.config import ServiceConfig
 from jdm_kg.service.problems import Problem
-from jdm_kg.validation import ValidationReport, validate_graph
 
 __all__ = ["INPUT_TYPES", "Core"]
 
@@ -56,7 +56,7 @@ class Core:
         self.guideline: Guideline = load_guideline()
         self.engine: EngineChoice = config.engine
         if config.endpoint:
-            from jdm_kg.endpoint import Endpoint
+            from jdm_kg.reasoning.endpoint import Endpoint
 
             self.engine = Endpoint(config.endpoint, config.update or config.endpoint)
         self._lock = threading.Lock()
@@ -68,7 +68,7 @@ class Core:
 
     def warm(self) -> None:
         """Compute what every request shares (guideline facts, code maps) before the first one."""
-        from jdm_kg.fhir_output import drug_codings
+        from jdm_kg.outputs.fhir_output import drug_codings
 
         drug_codings("", self.guideline)
         if isinstance(self.engine, str):  # a first evaluation fills the per-guideline caches
@@ -90,7 +90,7 @@ class Core:
             raise Problem("invalid-input", f"{source}: the body is empty; send a patient record")
         try:
             if kind == "fhir" or (kind == "json" and is_fhir(text)):
-                from jdm_kg.fhir import fhir_to_graph
+                from jdm_kg.inputs.fhir import fhir_to_graph
 
                 return fhir_to_graph(text, source, self.guideline)
             return parse_rdf_text(text, "json-ld" if kind == "json" else kind, source)
@@ -177,7 +177,7 @@ def _warm_up_patient() -> Graph:
     """A synthetic record (JDM, a JAK-inhibitor failure) used once at start-up, never shown."""
     from rdflib import RDF, XSD, BNode, Literal, URIRef
 
-    from jdm_kg.guideline import JDM, JDMG
+    from jdm_kg.knowledge.guideline import JDM, JDMG
 
     g = Graph()
     patient = URIRef("urn:jdm-kg:warm-up")

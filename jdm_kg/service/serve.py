@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from jdm_kg.errors import InputError
-    from jdm_kg.netguard import allow_hosts
+    from jdm_kg.inputs.netguard import allow_hosts
     from jdm_kg.service.app import configure_logging, create_app
 
     config = config_from_args(args)

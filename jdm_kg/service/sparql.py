@@ -8,7 +8,7 @@ DESCRIBE), written by rdflib's result serializers.
 
 Refused (403 problem, the query never runs): updates (``update=``, ``application/sparql-update``,
 or an update text: INSERT, DELETE, LOAD, CLEAR, ...), ``SERVICE`` and ``FROM`` / ``FROM NAMED``
-(the same check as ``jdm-kg query``: :func:`jdm_kg.queries.check_query`), ``default-graph-uri``
+(the same check as ``jdm-kg query``: :func:`jdm_kg.knowledge.queries.check_query`), ``default-graph-uri``
 and ``named-graph-uri`` parameters. Each query has a time limit (checked between result rows,
 and as a limit on the whole request) and a row limit (the answer is cut there, and the
 ``X-JDM-KG-Truncated`` header says so). A query that computes for long before its first row
@@ -26,9 +26,9 @@ from rdflib import Graph, Variable
 from rdflib.query import Result
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import Guideline
-from jdm_kg.loading import document_blank_nodes, from_oxigraph, load_patient_file, rdf_files
-from jdm_kg.queries import check_query
+from jdm_kg.inputs.loading import document_blank_nodes, from_oxigraph, load_patient_file, rdf_files
+from jdm_kg.knowledge.guideline import Guideline
+from jdm_kg.knowledge.queries import check_query
 from jdm_kg.service.problems import Problem
 
 __all__ = ["GRAPH_TYPES", "RESULT_TYPES", "SparqlStore"]
@@ -62,7 +62,7 @@ class SparqlStore:
     with the union of its graphs as the default graph."""
 
     def __init__(self, guideline: Guideline, data: list[str], max_rows: int, timeout: float) -> None:
-        from jdm_kg.engines import OxigraphStore
+        from jdm_kg.reasoning.engines import OxigraphStore
 
         self._store = OxigraphStore(guideline)
         self.max_rows = max_rows

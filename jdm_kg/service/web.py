@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from jdm_kg.guideline import JDM, JDMG
-from jdm_kg.recommend import PatientResult
+from jdm_kg.knowledge.guideline import JDM, JDMG
+from jdm_kg.reasoning.recommend import PatientResult
 from jdm_kg.service.core import Core
 from jdm_kg.service.problems import Problem
 

@@ -1,5 +1,5 @@
 """jdm-kg's results as FHIR R4 resources (built and checked with ``fhir.resources``, R4B models
-as :mod:`jdm_kg.fhir` uses for input).
+as :mod:`jdm_kg.inputs.fhir` uses for input).
 
 One patient's result becomes, in a ``collection`` Bundle:
 
@@ -32,10 +32,10 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from jdm_kg.dosing import ComputedDose
-from jdm_kg.guideline import Guideline, load_guideline
-from jdm_kg.recommend import OptionAssessment, PatientResult
-from jdm_kg.validation import Issue
+from jdm_kg.knowledge.guideline import Guideline, load_guideline
+from jdm_kg.reasoning.dosing import ComputedDose
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
+from jdm_kg.reasoning.validation import Issue
 
 __all__ = [
     "GUIDELINE_URI",
@@ -90,7 +90,7 @@ def _id(*parts: str) -> str:
 def _codes(guideline: Guideline) -> tuple[dict[str, list[dict[str, str]]], dict[tuple[str, str], str]]:
     """Drug IRI -> its exact FHIR codings, and (system, code) -> drug IRI, from the graph's
     SKOS mappings (the bundled ``fhir-codes`` query, as the FHIR importer reads them)."""
-    from jdm_kg.engines import oxigraph_store
+    from jdm_kg.reasoning.engines import oxigraph_store
 
     by_drug: dict[str, list[dict[str, str]]] = {}
     by_code: dict[tuple[str, str], str] = {}

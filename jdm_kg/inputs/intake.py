@@ -28,13 +28,17 @@ import difflib
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdflib import OWL, RDF, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline
+from jdm_kg.inputs.guideline_source import default_guideline, guideline_rows
+from jdm_kg.namespaces import JDM, JDMG
+
+if TYPE_CHECKING:
+    from jdm_kg.knowledge.guideline import Guideline
 
 #: The label of jdmg:policy-sole-manifestation-predominant (ontology/guideline.ttl; a test
 #: checks that they agree).
@@ -72,15 +76,13 @@ class TermIndex:
     the term's own name), from the graph."""
 
     def __init__(self, guideline: Guideline) -> None:
-        from jdm_kg.engines import oxigraph_store
-
         self.terms: dict[str, Term] = {}
         self.names: dict[tuple[str, str], set[str]] = {}  # (kind, normalised name) -> term IRIs
         self.kinds: dict[str, set[str]] = {}  # term IRI -> its kinds
         self.property_iris = frozenset(  # the model's properties: what a record's fields may be
             p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty, RDF.Property)
             for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
-        for row in oxigraph_store(guideline).guideline_view.select("term-labels"):
+        for row in guideline_rows(guideline, "term-labels"):
             iri, kind = str(row["concept"]), str(row["kind"])
             term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
             self.kinds.setdefault(iri, set()).add(kind)
@@ -185,7 +187,7 @@ def describe_screening(graph: Graph, screening: Node, number: int | None = None)
 def resolve_features(names: list[str] | tuple[str, ...], guideline: Guideline | None = None) -> tuple[URIRef, ...]:
     """The manifestations named (by term name or label) for ``--predominant``; an unknown name
     is an :class:`InputError` with the nearest ones."""
-    index = term_index(guideline or load_guideline())
+    index = term_index(guideline or default_guideline())
     out = []
     for name in names:
         name = name.strip()
@@ -204,7 +206,7 @@ def resolve_features(names: list[str] | tuple[str, ...], guideline: Guideline | 
 def review_patient_graph(graph: Graph, guideline: Guideline | None = None,
                          predominant: tuple[URIRef, ...] = ()) -> Graph:
     """Settle, in place, what every format needs the same way (see the module text); returns ``graph``."""
-    index = term_index(guideline or load_guideline())
+    index = term_index(guideline or default_guideline())
     _review_fields(graph, index)
     for patient in list(graph.subjects(RDF.type, JDM.Patient)):
         for episode in list(graph.objects(patient, JDM.treatmentEpisode)):
@@ -216,7 +218,7 @@ def review_patient_graph(graph: Graph, guideline: Guideline | None = None,
 @cache
 def _record_fields() -> list[str]:
     """The fields of a patient record (the properties the bundled JSON-LD context names)."""
-    from jdm_kg.loading import bundled_context
+    from jdm_kg.inputs.jsonld_context import bundled_context
 
     return sorted({str(v["@id"] if isinstance(v, dict) else v).split(":", 1)[-1]
                    for k, v in bundled_context().items() if not k.startswith("@") and str(
@@ -321,7 +323,7 @@ def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Gu
     """``document`` (parsed JSON-LD that uses the bundled ``context``) with names read as terms,
     unknown drugs as ``drugText``, and every key or value that maps to nothing replaced by a
     ``jdm:inputIssue`` on the same object (see the module text)."""
-    index = term_index(guideline or load_guideline())
+    index = term_index(guideline or default_guideline())
     known = _known_keys(context)
 
     def walk(node: Any) -> Any:

@@ -10,11 +10,11 @@ from typing import Any
 from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from jdm_kg import __version__
-from jdm_kg.dosing import reading as _reading
-from jdm_kg.guideline import JDM, JDMG, Guideline
-from jdm_kg.recommend import OptionAssessment, PatientResult, Provenance, Reason
-from jdm_kg.validation import ValidationReport
+from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline
+from jdm_kg.reasoning.dosing import reading as _reading
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenance
+from jdm_kg.reasoning.validation import ValidationReport
+from jdm_kg.version import __version__
 
 __all__ = ["validation_text", "validation_json", "validation_turtle", "results_text", "results_json", "results_graph", "explain_text"]
 

@@ -23,16 +23,13 @@ from rdflib.store import Store
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.loading import document_blank_nodes, from_oxigraph, load_rdf_file
+from jdm_kg.inputs.guideline_source import provide
+from jdm_kg.inputs.loading import document_blank_nodes, from_oxigraph, load_rdf_file
 from jdm_kg.resources import cache_dir, resource_dir
 
 __all__ = ["Guideline", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
 
-from rdflib import Namespace
-
-JDM = Namespace("https://w3id.org/jdm-kg/vocab#")
-JDMG = Namespace("https://w3id.org/jdm-kg/guideline/")
-GUIDELINE_IRI = URIRef("https://w3id.org/jdm-kg/guideline")
+from jdm_kg.namespaces import GUIDELINE_IRI, JDM, JDMG
 
 
 @dataclass(frozen=True)
@@ -221,3 +218,6 @@ def with_guideline(
     for graph in graphs:
         data += graph
     return data
+
+
+provide(default_guideline=load_guideline)  # the guideline the input readers use when given none

@@ -17,10 +17,10 @@ import rdflib
 from pyparsing import ParseException
 from rdflib import Graph, Literal, URIRef, Variable, plugin
 from rdflib.plugins.sparql import prepareQuery
-from rdflib.plugins.sparql.processor import SPARQLProcessor
-from rdflib.query import Processor
 from rdflib.plugins.sparql.parserutils import CompValue
+from rdflib.plugins.sparql.processor import SPARQLProcessor
 from rdflib.plugins.sparql.sparql import Query
+from rdflib.query import Processor
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
@@ -232,4 +232,4 @@ class CachingSPARQLProcessor(SPARQLProcessor):
 
 def use_query_cache() -> None:
     """Make rdflib's ``"sparql"`` query processor the caching one (idempotent, process-wide)."""
-    plugin.register("sparql", Processor, "jdm_kg.queries", "CachingSPARQLProcessor")
+    plugin.register("sparql", Processor, "jdm_kg.knowledge.queries", "CachingSPARQLProcessor")

@@ -29,11 +29,12 @@ from typing import Any
 from rdflib import RDF, RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from jdm_kg.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
-from jdm_kg.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered, query_engines
-from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
-from jdm_kg.queries import Row
-from jdm_kg.validation import Issue, RecordRef, ValidationReport, set_aside_ill_typed, validate_graphs
+from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
+from jdm_kg.knowledge.queries import Row
+from jdm_kg.reasoning.choose import query_engines
+from jdm_kg.reasoning.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
+from jdm_kg.reasoning.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered
+from jdm_kg.reasoning.validation import Issue, RecordRef, ValidationReport, set_aside_ill_typed, validate_graphs
 
 __all__ = [
     "Provenance",
@@ -831,7 +832,7 @@ def assess_patient(
     today: date | None = None,
 ) -> PatientResult:
     """Assess every option for one patient in ``data`` (guideline closure + patient triples, as a
-    graph or a :class:`~jdm_kg.engines.QueryEngine` over them)."""
+    graph or a :class:`~jdm_kg.reasoning.engines.QueryEngine` over them)."""
     guideline = guideline or load_guideline()
     engine = as_engine(data)
     select = engine.select

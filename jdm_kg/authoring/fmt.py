@@ -20,7 +20,7 @@ from rdflib import Graph
 from rdflib.compare import isomorphic
 
 from jdm_kg.errors import InputError
-from jdm_kg.loading import load_rdf_file
+from jdm_kg.inputs.loading import load_rdf_file
 
 __all__ = ["format_turtle", "FormatResult", "format_files"]
 

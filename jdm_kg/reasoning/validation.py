@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
@@ -17,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from pyshacl import validate as shacl_validate
-from pyshacl.constraints.constraint_component import ConstraintComponent
-from pyshacl.constraints.core.logical_constraints import OrConstraintComponent
-from pyshacl.constraints.core.shape_based_constraints import PropertyConstraintComponent
 from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
-from jdm_kg.engines import oxigraph_answered
-from jdm_kg.guideline import JDM, Guideline, load_guideline
-from jdm_kg.loading import load_patient_file, load_rdf_file
-from jdm_kg.queries import use_query_cache
+from jdm_kg.inputs.loading import load_patient_file, load_rdf_file
+from jdm_kg.knowledge.guideline import JDM, Guideline, load_guideline
+from jdm_kg.knowledge.queries import use_query_cache
+from jdm_kg.reasoning._pyshacl_speedups import faster_pyshacl
+from jdm_kg.reasoning.engines import oxigraph_answered
 from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
@@ -147,7 +143,7 @@ def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
     for an entry of the record: numbered by date (undated last), then by name."""
     if entry is None:
         return None
-    from jdm_kg.intake import describe_episode, describe_screening
+    from jdm_kg.inputs.intake import describe_episode, describe_screening
 
     for prop, describe in ((JDM.treatmentEpisode, describe_episode), (JDM.screening, describe_screening)):
         if (patient, prop, entry) in data:
@@ -270,7 +266,7 @@ def validate_graph(
 ) -> ValidationReport:
     """Validate every patient record in ``patient_graph`` (read from ``source``).
 
-    ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.guideline.with_guideline`),
+    ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.knowledge.guideline.with_guideline`),
     for callers that need that graph anyway; it is built here otherwise.
     """
     return validate_graphs([(source, patient_graph)], guideline, data, keep_shacl=True)[0]
@@ -369,128 +365,6 @@ def _add_lines(report: ValidationReport) -> None:
         found = [n for n, text in enumerate(lines, 1) if pattern.search(text.split("#", 1)[0] if path.suffix != ".jsonld" else text)]
         if len(found) == 1:
             report.issues[index] = replace(issue, source_line=found[0])
-
-
-def _validate_property_shape_in_bulk(
-    self: PropertyConstraintComponent,
-    executor: Any,
-    prop_shape: Node,
-    target_graph: Graph,
-    focus_value_nodes: dict[Node, Any],
-    potentially_recursive: Any,
-    _evaluation_path: list[Any],
-) -> tuple[bool, list[Any]]:
-    """pySHACL's ``PropertyConstraintComponent._evaluate_property_shape``, except that the
-    property shape validates all the value nodes in one call instead of one call each.
-
-    The SHACL semantics are the same (a property shape's value nodes are worked out for each
-    focus node either way, and pySHACL's checks run per focus node), but pySHACL's set-up
-    cost per call (reading the shape's parameters, building its constraint components) is
-    paid once per shape instead of once per record: a third of the validation time of a
-    registry. ``tests/test_validation.py`` checks that the reports are the same with and
-    without it.
-    """
-    found = self.shape.get_other_shape(prop_shape)
-    if not found or not found.is_property_shape or (potentially_recursive and found in potentially_recursive):
-        return _ORIGINAL_EVALUATE(  # pySHACL's own warning or error for these cases
-            self, executor, prop_shape, target_graph, focus_value_nodes, potentially_recursive, _evaluation_path
-        )
-    values = list(dict.fromkeys(v for nodes in focus_value_nodes.values() for v in nodes))
-    conforms, reports = found.validate(executor, target_graph, focus=values, _evaluation_path=_evaluation_path[:])
-    return not conforms, reports
-
-
-_ORIGINAL_EVALUATE = PropertyConstraintComponent._evaluate_property_shape
-
-
-def _evaluate_or_in_order(
-    self: OrConstraintComponent,
-    executor: Any,
-    or_c: Node,
-    target_graph: Graph,
-    focus_value_nodes: dict[Node, Any],
-    _evaluation_path: list[Any],
-) -> tuple[bool, list[Any]]:
-    """pySHACL's ``OrConstraintComponent._evaluate_or_constraint``, except that the alternatives
-    are tried in the order the shape lists them and the first that conforms ends the search.
-
-    A value conforms to ``sh:or`` if it conforms to any alternative (SHACL 4.6.3), and the
-    reports of the alternatives are thrown away either way, so the results are the same; but
-    pySHACL tries every alternative and writes a full report for each one that fails (an
-    integer weight fails ``sh:datatype xsd:decimal``): half of the validation time of a
-    registry. ``tests/test_shapes.py`` checks that the reports are the same with and without it.
-    """
-    shapes = []
-    for alternative in dict.fromkeys(self.shape.sg.graph.items(or_c)):
-        if self.shape.sg.is_filtered_out_shape(alternative):
-            continue
-        shape = self.shape.get_other_shape(alternative)
-        if not shape:
-            shapes = []
-            break
-        shapes.append(shape)
-    if not shapes:  # an empty or broken list: pySHACL's own error (or nothing to check)
-        return _ORIGINAL_OR(self, executor, or_c, target_graph, focus_value_nodes, _evaluation_path)
-    non_conformant = False
-    reports = []
-    for focus, value_nodes in focus_value_nodes.items():
-        for value in value_nodes:
-            if not any(
-                shape.validate(executor, target_graph, focus=value, _evaluation_path=_evaluation_path[:])[0]
-                for shape in shapes
-            ):
-                non_conformant = True
-                reports.append(self.make_v_result(target_graph, focus, value_node=value))
-    return non_conformant, reports
-
-
-_ORIGINAL_OR = OrConstraintComponent._evaluate_or_constraint
-
-
-def _format_message_literally(self: Any, msg: Any, bound_vars: Any) -> Any:
-    """pySHACL's ``_format_sparql_based_result_message`` with the bound values put into the
-    message as they are: pySHACL passes each value to ``re.sub`` as the replacement template, so
-    a value holding a backslash (``"\\u"`` in a drug name) raised ``re.error`` and stopped
-    validation. Same substitution of ``{?var}`` / ``{$var}`` otherwise."""
-    if bound_vars is None:
-        return msg
-    fdict: dict[str, Any] = {}
-    if isinstance(bound_vars, (tuple, list)):
-        if len(bound_vars) == 4:
-            fdict.update(bound_vars[3])
-            bound_vars = bound_vars[:3]
-        if len(bound_vars) == 3:
-            for key, value in zip(("this", "path", "value"), bound_vars):
-                if value is not None:
-                    fdict[key] = value
-    elif isinstance(bound_vars, dict):
-        fdict.update(bound_vars)
-    else:
-        return msg
-    for var, val in fdict.items():
-        msg = re.sub("{{[?$]{}}}".format(var), lambda _match, text=str(val): text, msg)
-    return msg
-
-
-_ORIGINAL_FORMAT = ConstraintComponent._format_sparql_based_result_message
-
-
-@contextmanager
-def faster_pyshacl() -> Iterator[None]:
-    """Within the block, pySHACL validates each property shape once for all its focus nodes
-    (:func:`_validate_property_shape_in_bulk`) and stops at the first ``sh:or`` alternative that
-    conforms (:func:`_evaluate_or_in_order`): the same results, sooner; and a SPARQL-based
-    message takes its bound values literally (:func:`_format_message_literally`, a bug fix).
-    pySHACL is left as it was afterwards."""
-    PropertyConstraintComponent._evaluate_property_shape = _validate_property_shape_in_bulk  # type: ignore[method-assign]
-    OrConstraintComponent._evaluate_or_constraint = _evaluate_or_in_order  # type: ignore[method-assign]
-    ConstraintComponent._format_sparql_based_result_message = _format_message_literally  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        PropertyConstraintComponent._evaluate_property_shape = _ORIGINAL_EVALUATE  # type: ignore[method-assign]
-        OrConstraintComponent._evaluate_or_constraint = _ORIGINAL_OR  # type: ignore[method-assign]
-        ConstraintComponent._format_sparql_based_result_message = _ORIGINAL_FORMAT  # type: ignore[method-assign]
 
 
 def _report_holding(

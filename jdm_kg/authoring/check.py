@@ -26,9 +26,9 @@ from rdflib import RDF, SH, Graph, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import JDM, Guideline, compile_guideline, guideline_files
-from jdm_kg.loading import load_rdf_file
-from jdm_kg.queries import check_query
+from jdm_kg.inputs.loading import load_rdf_file
+from jdm_kg.knowledge.guideline import JDM, Guideline, compile_guideline, guideline_files
+from jdm_kg.knowledge.queries import check_query
 from jdm_kg.resources import resource_dir
 
 __all__ = ["Problem", "QcRule", "qc_rules", "check_guideline", "SourceIndex"]

@@ -21,14 +21,14 @@ from rdflib import RDF, RDFS, SKOS, BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.term import Node
 
-from jdm_kg.dosing import ComputedDose
+from jdm_kg.authoring.vignettes import VignetteResult, run_vignettes
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import Guideline, compile_guideline, guideline_files
-from jdm_kg.intake import review_patient_graph
-from jdm_kg.loading import load_rdf_file, rdf_files
-from jdm_kg.recommend import PatientResult, recommend_graph
+from jdm_kg.inputs.intake import review_patient_graph
+from jdm_kg.inputs.loading import load_rdf_file, rdf_files
+from jdm_kg.knowledge.guideline import Guideline, compile_guideline, guideline_files
+from jdm_kg.reasoning.dosing import ComputedDose
+from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
 from jdm_kg.resources import resource_dir
-from jdm_kg.vignettes import VignetteResult, run_vignettes
 
 __all__ = ["resolve_version", "clinical_changes", "impact", "GuidelineDiff", "diff_guidelines"]
 

@@ -1,8 +1,6 @@
 """Read patient files (Turtle, N-Triples, JSON-LD) safely, without touching the network.
 
-JSON-LD contexts are resolved here, before rdflib sees the document: the project's own
-context IRI maps to the bundled file, an inline context is kept, and any other remote context
-or ``@import`` is refused with an :class:`~jdm_kg.errors.InputError`.
+JSON-LD contexts are resolved before rdflib sees the document (:mod:`jdm_kg.inputs.jsonld_context`).
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import re
 import stat
 import warnings
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +19,11 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.resources import CONTEXT_IRI, resource_path
+from jdm_kg.inputs.jsonld_context import bundled_context, resolve_contexts
+from jdm_kg.resources import CONTEXT_IRI
 
 __all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir",
-           "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "bundled_context", "MAX_FILE_BYTES", "RDF_SUFFIXES",
+           "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "MAX_FILE_BYTES", "RDF_SUFFIXES",
            "review_jsonld_text", "review_patient"]
 
 #: Files larger than this are refused: a patient record is kilobytes, a registry megabytes.
@@ -45,46 +43,6 @@ def max_file_bytes() -> int:
 RDF_SUFFIXES = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld", ".json": "json-ld"}
 
 _LINE_PATTERNS = (re.compile(r"\bat line (\d+)"), re.compile(r"\bline (\d+)"), re.compile(r"\blineno=(\d+)"))
-
-
-@cache
-def bundled_context() -> dict[str, Any]:
-    """The bundled JSON-LD context (the value of its ``@context``)."""
-    with resource_path("context", "jdm-kg.context.jsonld").open(encoding="utf-8") as fh:
-        return dict(json.load(fh)["@context"])
-
-
-def _resolve_contexts(node: Any, source: str) -> Any:
-    """Return ``node`` with every ``@context`` made local; refuse remote ones."""
-    if isinstance(node, list):
-        return [_resolve_contexts(item, source) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "@context":
-            out[key] = _local_context(value, source)
-        else:
-            out[key] = _resolve_contexts(value, source)
-    return out
-
-
-def _local_context(value: Any, source: str) -> Any:
-    if isinstance(value, list):
-        return [_local_context(item, source) for item in value]
-    if isinstance(value, str):
-        if value.rstrip("#/") == CONTEXT_IRI:
-            return bundled_context()
-        raise InputError(
-            source,
-            f"JSON-LD @context {value!r} is remote; jdm-kg never fetches contexts. "
-            f'Use "{CONTEXT_IRI}" (bundled) or put the context inline.',
-        )
-    if isinstance(value, dict):
-        if "@import" in value:
-            raise InputError(source, "JSON-LD @import in a context would fetch a remote document; inline it instead.")
-        return {k: _resolve_contexts(v, source) if k != "@context" else _local_context(v, source) for k, v in value.items()}
-    return value
 
 
 def _line_of(message: str) -> int | None:
@@ -202,7 +160,7 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
             return fast
     graph = Graph()
     if fmt == "json-ld":
-        text = json.dumps(_resolve_contexts(load_json(text, source), source))
+        text = json.dumps(resolve_contexts(load_json(text, source), source))
     try:
         graph.parse(data=text, format=fmt)
     except InputError:
@@ -388,14 +346,14 @@ def is_fhir(text: str) -> bool:
 
 def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
     """Read a patient file: Turtle, N-Triples, JSON-LD, or FHIR R4 JSON (a Bundle or a resource),
-    which is mapped to the patient vocabulary by :mod:`jdm_kg.fhir`; then reviewed the same way
+    which is mapped to the patient vocabulary by :mod:`jdm_kg.inputs.fhir`; then reviewed the same way
     whatever the format (:func:`review_patient`). ``predominant``: manifestations (IRIs or
     names) to mark predominant in every record of the file."""
     path = Path(path)
     fmt = _format_of(path)
     text = _read_text(path)
     if fmt == "json-ld" and is_fhir(text):
-        from jdm_kg.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
+        from jdm_kg.inputs.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
         _check_fhir_structure(load_json(text, str(path)), str(path))
         return review_patient(check_terms(fhir_to_graph(text, str(path)), str(path)), predominant)
@@ -432,7 +390,7 @@ def _check_fhir_structure(document: Any, source: str) -> None:
 
 def review_jsonld_text(text: str, source: str) -> str:
     """A JSON-LD patient record that uses the bundled context, with every key and term value
-    checked against the vocabulary (:func:`jdm_kg.intake.review_jsonld_document`); other text
+    checked against the vocabulary (:func:`jdm_kg.inputs.intake.review_jsonld_document`); other text
     as given (the parser then reports it)."""
     try:
         document = load_json(text, source)
@@ -441,13 +399,13 @@ def review_jsonld_text(text: str, source: str) -> str:
     contexts = [d.get("@context") for d in (document if isinstance(document, list) else [document]) if isinstance(d, dict)]
     if not contexts or any(not isinstance(c, str) or c.rstrip("#/") != CONTEXT_IRI for c in contexts):
         return text  # an inline or other context: the shapes check the terms it gives
-    from jdm_kg.intake import review_jsonld_document
+    from jdm_kg.inputs.intake import review_jsonld_document
 
     return json.dumps(review_jsonld_document(document, bundled_context()))
 
 
 def review_patient(graph: Graph, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
-    """What every patient graph goes through after parsing (:func:`jdm_kg.intake.review_patient_graph`)."""
-    from jdm_kg.intake import resolve_features, review_patient_graph
+    """What every patient graph goes through after parsing (:func:`jdm_kg.inputs.intake.review_patient_graph`)."""
+    from jdm_kg.inputs.intake import resolve_features, review_patient_graph
 
     return review_patient_graph(graph, predominant=resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant]))

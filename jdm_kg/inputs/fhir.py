@@ -38,14 +38,18 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import JDM, JDMG, Guideline, load_guideline
-from jdm_kg.intake import add_issue
+from jdm_kg.inputs.guideline_source import default_guideline, guideline_rows
+from jdm_kg.namespaces import JDM, JDMG
+
+if TYPE_CHECKING:
+    from jdm_kg.knowledge.guideline import Guideline
+from jdm_kg.inputs.intake import add_issue
 
 __all__ = ["fhir_to_graph", "fhir_import", "ImportAccount", "PREDOMINANT_EXTENSION", "CodeMap", "ADMINISTRATIVE"]
 
@@ -87,17 +91,16 @@ class _Concept:
 
 class CodeMap:
     """(FHIR system, code) -> guideline concepts, from the SKOS mappings in the graph; names
-    (labels and alternative labels, :class:`~jdm_kg.intake.TermIndex`) as a fallback."""
+    (labels and alternative labels, :class:`~jdm_kg.inputs.intake.TermIndex`) as a fallback."""
 
     def __init__(self, guideline: Guideline) -> None:
-        from jdm_kg.engines import oxigraph_store  # rdflib takes seconds on this query; Oxigraph, ms
-        from jdm_kg.intake import term_index
+        from jdm_kg.inputs.intake import term_index
 
         self._codes: dict[tuple[str, str], list[_Concept]] = defaultdict(list)
         self.systems: dict[str, str] = {}  # FHIR system URI -> the code system's label
         self.curies: dict[str, str] = {}  # CURIE prefix (HP, MONDO) -> FHIR system URI
         self.concepts: dict[str, _Concept] = {}
-        for row in oxigraph_store(guideline).guideline_view.select("fhir-codes"):
+        for row in guideline_rows(guideline, "fhir-codes"):
             key = (str(row["system"]), str(row["code"]))
             self.systems[key[0]] = str(row.get("systemLabel", key[0]))
             test_for = row.get("testFor")
@@ -614,7 +617,7 @@ def fhir_import(text: str, source: str, guideline: Guideline | None = None) -> t
     if not isinstance(document, dict):
         raise InputError(source, "FHIR JSON must be one resource (an object with resourceType)")
     entries, record_date = _resources(document, source)
-    importer = _Importer(_code_map(guideline or load_guideline()))
+    importer = _Importer(_code_map(guideline or default_guideline()))
     named = []
     for index, entry in enumerate(entries):
         resource = entry["resource"]

@@ -30,11 +30,11 @@ from rdflib.collection import Collection
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import JDM, Guideline, load_guideline
-from jdm_kg.intake import review_patient_graph
-from jdm_kg.loading import load_rdf_file, rdf_files
-from jdm_kg.recommend import OptionAssessment, PatientResult, recommend_graph
-from jdm_kg.report import result_text
+from jdm_kg.inputs.intake import review_patient_graph
+from jdm_kg.inputs.loading import load_rdf_file, rdf_files
+from jdm_kg.knowledge.guideline import JDM, Guideline, load_guideline
+from jdm_kg.outputs.report import result_text
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, recommend_graph
 
 __all__ = ["VignetteResult", "vignette_files", "run_vignettes", "results_table"]
 

@@ -16,30 +16,30 @@ IRIs, and results map them back: the output is the same as embedded.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable
+from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable  # noqa: F401 (XSD: the doctests)
 from rdflib.query import Result
 from rdflib.term import Node
 
-from jdm_kg.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
-
 from jdm_kg.errors import InputError, ServerError
-from jdm_kg.guideline import GUIDELINE_IRI, Guideline
-from jdm_kg.netguard import allow_hosts
-from jdm_kg.queries import Row, query_text
+from jdm_kg.inputs.netguard import allow_hosts
+from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline
+from jdm_kg.knowledge.queries import Row, query_text
+from jdm_kg.reasoning.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Endpoint",
@@ -60,6 +60,9 @@ RUN_GRAPH_PREFIX = "urn:jdm-kg:run:"
 STAGING_GRAPH_PREFIX = "urn:jdm-kg:staging:"
 #: A temporary graph older than this (seconds) is left over from a run that could not drop it.
 STALE_AFTER = 3600
+#: How many times a connection to the server that cannot be made is tried again (httpx's transport).
+CONNECT_RETRIES = 2
+
 #: Attempts at dropping a temporary graph, and the pause before each retry (seconds).
 DROP_RETRIES = (0.2, 1.0)
 
@@ -105,21 +108,36 @@ class Endpoint:
         self.query_url = query_url
         self.update_url = update_url
         self.timeout = timeout
+        self._client: httpx.Client | None = None
         allow_hosts({urllib.parse.urlparse(u).hostname for u in (query_url, update_url) if u})  # type: ignore[misc]
 
+    def __getstate__(self) -> dict[str, Any]:  # an Endpoint goes to --jobs workers; each opens its own connections
+        return {**self.__dict__, "_client": None}
+
+    def _http(self) -> httpx.Client:
+        """One HTTP client per endpoint and process: connections are reused from request to
+        request; a connection that cannot be made is tried again (:data:`CONNECT_RETRIES`)."""
+        if self._client is None:
+            import httpx  # only runs that talk to a server pay for importing it (~0.1 s)
+
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=True,
+                                        transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
+        return self._client
+
     def _post(self, url: str, fields: list[tuple[str, str]], accept: str) -> bytes:
+        import httpx
+
         data = urllib.parse.urlencode(fields).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Accept": accept})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (user-given URL)
-                return response.read()  # type: ignore[no-any-return]
-        except urllib.error.HTTPError as err:
-            detail = " ".join(err.read().decode("utf-8", "replace").split())[:300]
-            raise ServerError(url, f"the SPARQL server answered {err.code} {err.reason}: {detail}") from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # refused, timed out, cut
-            reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+            response = self._http().post(url, content=data, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Accept": accept})
+        except httpx.HTTPError as err:  # refused, timed out, cut
+            reason = str(err) or type(err).__name__
             raise ServerError(url, f"cannot reach the SPARQL server: {reason}") from None
+        if not response.is_success:
+            detail = " ".join(response.text.split())[:300]
+            raise ServerError(url, f"the SPARQL server answered {response.status_code} {response.reason_phrase}: {detail}")
+        return response.content
 
     def select(self, text: str, default_graphs: list[str] | None = None) -> Result:
         fields = [("query", text)] + [("default-graph-uri", g) for g in default_graphs or []]
@@ -310,7 +328,7 @@ def check_guideline_loaded(endpoint: Endpoint, guideline: Guideline) -> None:
 def endpoint_engines(endpoint: Endpoint, guideline: Guideline, graphs: list[Graph]) -> Iterator[list[QueryEngine]]:
     """Engines over the server's guideline graph plus ``graphs`` (which share no nodes: a batch
     group), loaded into one temporary named graph; each per-patient query runs once for the
-    whole group (:class:`~jdm_kg.engines.GroupQueries`), so a group costs about a dozen requests,
+    whole group (:class:`~jdm_kg.reasoning.engines.GroupQueries`), so a group costs about a dozen requests,
     not a dozen a file. The temporary graph is dropped on exit, whatever happened (with retries);
     if it cannot be, that is an error naming the way to remove it (``jdm-kg load --cleanup``);
     after another error, that error is the one raised."""

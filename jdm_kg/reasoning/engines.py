@@ -8,7 +8,10 @@ Three engines answer the same queries with the same rows:
   store written in Rust. The compiled guideline is loaded once into its own named graph;
   each batch of patient files goes into another named graph of a fresh store. Queries see the
   two as one default graph. The command line's default (``--engine oxigraph``).
-- :class:`jdm_kg.endpoint.EndpointEngine`: a SPARQL 1.1 server (``--endpoint URL``).
+- :class:`jdm_kg.reasoning.endpoint.EndpointEngine`: a SPARQL 1.1 server (``--endpoint URL``).
+
+All three implement :class:`QueryEngine`; :func:`jdm_kg.reasoning.choose.query_engines` is the one
+place that chooses among them.
 
 Parameters are always bound as RDF terms (rdflib ``initBindings``, Oxigraph
 ``substitutions``, a serialised ``VALUES`` block for a server), never pasted into the query
@@ -22,8 +25,7 @@ Oxigraph store too (:class:`OxigraphAnswered`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Protocol
 
@@ -33,9 +35,10 @@ from rdflib.query import Result
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
-from jdm_kg.guideline import GUIDELINE_IRI, Guideline, with_guideline
-from jdm_kg.loading import from_oxigraph
-from jdm_kg.queries import Row, query_text, select, stays_local
+from jdm_kg.inputs.guideline_source import provide
+from jdm_kg.inputs.loading import from_oxigraph
+from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline, with_guideline
+from jdm_kg.knowledge.queries import Row, query_text, select, stays_local
 
 __all__ = [
     "QueryEngine",
@@ -48,12 +51,11 @@ __all__ = [
     "group_store",
     "OxigraphAnswered",
     "oxigraph_answered",
-    "query_engines",
 ]
 
 ENGINES = ("rdflib", "oxigraph")
 
-#: What runs the queries: "rdflib", "oxigraph", or a :class:`jdm_kg.endpoint.Endpoint`.
+#: What runs the queries: "rdflib", "oxigraph", or a :class:`jdm_kg.reasoning.endpoint.Endpoint`.
 EngineChoice = Any
 
 #: The named graph the compiled guideline is kept in (embedded store and SPARQL servers).
@@ -197,7 +199,7 @@ class OxigraphEngine:
 
     def run(self, text: str, bindings: Mapping[str, Node], prefixes: dict[str, str] | None = None) -> Any:
         """Oxigraph's answer to query ``text`` (already checked: see :func:`query_text` and
-        :func:`~jdm_kg.queries.stays_local`) with ``bindings`` substituted."""
+        :func:`~jdm_kg.knowledge.queries.stays_local`) with ``bindings`` substituted."""
         terms = self._store.terms
         ox = terms.ox
         return self._store.store.query(
@@ -307,7 +309,7 @@ def group_store(guideline: Guideline) -> OxigraphStore:
 
 
 def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
-    """The guideline and ``graphs`` as one rdflib graph (:func:`~jdm_kg.guideline.with_guideline`)
+    """The guideline and ``graphs`` as one rdflib graph (:func:`~jdm_kg.knowledge.guideline.with_guideline`)
     whose SPARQL queries Oxigraph answers (:class:`OxigraphAnswered`); :func:`query_engines`
     reuses its Oxigraph store for the bundled queries."""
     triples = [triple for graph in graphs for triple in graph]  # rdflib lists a graph slowly: once, for both copies
@@ -315,27 +317,8 @@ def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
     return with_guideline(guideline, triples, store=OxigraphAnswered(store.engine(store.add(triples))))
 
 
-@contextmanager
-def query_engines(
-    kind: EngineChoice, guideline: Guideline, data: Graph | None, graphs: list[Graph]
-) -> Iterator[list[QueryEngine]]:
-    """One engine of ``kind`` ("rdflib", "oxigraph" or a :class:`jdm_kg.endpoint.Endpoint`) per
-    graph of ``graphs``, over the guideline and that graph (``data``: the guideline merged with
-    all ``graphs``, which the rdflib engine queries as is, and whose Oxigraph store, if it has
-    one (:func:`oxigraph_answered`), the Oxigraph engine reuses). What was loaded is dropped on exit."""
-    if kind == "rdflib":
-        shared: QueryEngine = GroupQueries(RdflibEngine(data if data is not None else with_guideline(guideline, *graphs)))
-        yield [shared] * len(graphs)
-    elif kind == "oxigraph":
-        if data is None or not isinstance(data.store, OxigraphAnswered):
-            data = oxigraph_answered(guideline, graphs)
-        assert isinstance(data.store, OxigraphAnswered)
-        shared = GroupQueries(data.store.engine)
-        yield [shared] * len(graphs)
-    elif not isinstance(kind, str):  # an Endpoint: a SPARQL server the user named
-        from jdm_kg.endpoint import endpoint_engines
+def _guideline_rows(guideline: Guideline, query: str) -> list[Row]:
+    return oxigraph_store(guideline).guideline_view.select(query)
 
-        with endpoint_engines(kind, guideline, graphs) as engines:
-            yield engines
-    else:
-        raise InputError("--engine", f"unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
+
+provide(guideline_rows=_guideline_rows)  # the input readers' term and code tables: Oxigraph, ms (rdflib: seconds)
