@@ -67,6 +67,7 @@ def _outcome(run: subprocess.Popen[str]) -> tuple[int, list[str]]:
     return int(passed.group(1)), sorted(re.findall(r"^FAILED (\S+)", stdout, re.M))
 
 
+@pytest.mark.conformance  # ~100 s: run by `.ci/run` as its own step (`pytest -m conformance`), not by default
 def test_pyshacl_conformance_tests_give_the_same_results_with_the_speed_ups(tmp_path_factory):
     if version("pyshacl") not in TESTED_VERSIONS:
         pytest.skip(f"the speed-ups switch themselves off with pySHACL {version('pyshacl')}: nothing to compare")
