@@ -14,6 +14,7 @@ import difflib
 import io
 import json
 import os
+import shutil
 import sys
 import urllib.error
 from collections.abc import Sequence
@@ -135,6 +136,21 @@ def _run(
     if getattr(args, "summary", False):
         print(summary.text(mode), file=sys.stderr if fmt in ("json", "jsonl", "turtle") else sys.stdout)
     return worst, outcomes
+
+
+def _print_table(names: list[str], rows: list[list[str]]) -> None:
+    """Rows as a plain terminal table (rich: no colour, no box, long cells folded at 60 characters)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*names, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=None)
+    for column in table.columns:
+        column.max_width, column.overflow = 60, "fold"
+    for row in rows:
+        table.add_row(*row)  # (control characters are escaped by the stdout writer)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 100_000  # a file or a pipe: no wrapping
+    Console(file=sys.stdout, width=width, color_system=None, highlight=False, markup=False, emoji=False).print(table)
 
 
 def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
@@ -310,10 +326,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
     else:
-        widths = [min(60, max([len(n)] + [len(r[i]) for r in rows])) for i, n in enumerate(names)]
-        print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
-        for r in rows:
-            print("  ".join(v[:w].ljust(w) for v, w in zip(r, widths)))
+        _print_table(names, rows)
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return EXIT_OK
 

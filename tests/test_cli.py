@@ -222,3 +222,11 @@ def test_validate_summary_only(tmp_path):
     assert proc.returncode == 2  # examples/invalid holds unusable files too (malformed, remote context)
     assert proc.stdout.lstrip().startswith("Summary")
     assert "invalid, by reason:" in proc.stdout
+
+
+def test_query_table_is_a_rich_table_with_every_row():
+    proc = run("query", "candidate-options")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["option", "optionLabel", "role"] and set(lines[1]) <= {"─", " "}
+    assert "(7 rows)" in proc.stdout and "abatacept" in proc.stdout and "\x1b[" not in proc.stdout  # no colour codes
