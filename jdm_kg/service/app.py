@@ -164,12 +164,16 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         base = (config.audience or str(request.base_url)).rstrip("/")
         verifier.verify(request.headers.get("authorization"), [f"{base}/cds-services/{service_id}", base])
 
-    async def cds_service(request: Request) -> Response:
+    async def cds_call(request: Request) -> tuple[str, Any]:
+        """The service named in the path (404 if none), the caller authenticated, the JSON body."""
         service_id = request.path_params["service_id"]
         if service_id not in cds_hooks.SERVICES:
             raise Problem("not-found", f"no CDS service {service_id!r}; see GET /cds-services")
         authenticate(request, service_id)
-        body = await _json_body(request)
+        return service_id, await _json_body(request)
+
+    async def cds_service(request: Request) -> Response:
+        service_id, body = await cds_call(request)
         context = cds_hooks.check_request(service_id, body)
         orders = cds_hooks.selected_orders(context) if service_id == cds_hooks.ORDER_SELECT else []
         text = cds_hooks.prefetch_bundle(body["prefetch"], context["patientId"], config.today)
@@ -189,11 +193,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         return JSONResponse(await core.run(work, exclusive=False))
 
     async def feedback(request: Request) -> Response:
-        service_id = request.path_params["service_id"]
-        if service_id not in cds_hooks.SERVICES:
-            raise Problem("not-found", f"no CDS service {service_id!r}; see GET /cds-services")
-        authenticate(request, service_id)
-        body = await _json_body(request)
+        service_id, body = await cds_call(request)
         count = cds_hooks.check_feedback(body)
         outcomes = [e["outcome"] for e in body["feedback"]]
         LOG.info("request %s feedback %s: %d entries (%d accepted, %d overridden)", _rid(request), service_id, count,
