@@ -876,6 +876,10 @@ def assess_patient(
     result.body = _body_measures(fact_rows, as_of, facts.measurement_max_age_days, facts.policy(POLICY_MEASURES))
     result.features = _features(select("manifestations", patient=patient))
     result.history = _episodes(select("treatment-history", patient=patient), facts)
+    if not applicable:  # say which JAK inhibitor episodes there are, if any, and why they do not count
+        jak = [e for e in result.history if e.drug and (URIRef(e.drug), RDF.type, JDM.JAKInhibitor) in facts.graph]
+        if jak:
+            result.applicability += " JAK inhibitor episodes recorded: " + "; ".join(e.text() for e in jak) + "."
     screenings = _screening_history(select("screening", patient=patient), facts)
     matches = _by(select("option-matches", patient=patient), "option")
     result.next_line = facts.next_line
