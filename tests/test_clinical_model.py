@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from helpers import run
-from rdflib import RDF, RDFS, SKOS
+from rdflib import RDF, RDFS, SKOS, URIRef
 
 from jdm_kg import recommend_file
 from jdm_kg.knowledge.guideline import JDM, JDMG
 from jdm_kg.outputs.report import result_text, results_text
-from jdm_kg.reasoning.recommend import POLICY_IRIS
+from jdm_kg.reasoning.recommend import POLICY_IRIS, REFERRAL
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.ttl")) + sorted((ROOT / "examples").glob("*.jsonld")) + sorted(
@@ -48,6 +48,7 @@ def test_every_policy_the_engine_applies_is_a_labelled_policy_node(guideline):
         assert g.value(iri, RDFS.label) is not None and g.value(iri, SKOS.definition) is not None, iri
     for band in g.subjects(RDF.type, JDM.RankingBand):
         assert (g.value(band, JDM.underPolicy), RDF.type, JDM.Policy) in g, band
+    assert (URIRef(REFERRAL), RDF.type, JDM.CareStatement) in g  # the statement put first when a feature has no option
 
 
 def test_the_input_layer_names_its_policy_by_the_graph_label(guideline):

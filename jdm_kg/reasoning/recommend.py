@@ -71,6 +71,8 @@ POLICY_FAILURE = JDMG["policy-failure-reading"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
                POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE)
 GAP_AFTER_POSITIVE = str(JDMG["gap-after-positive-screening"])
+#: The statement a report puts first when the guideline names no option for a feature.
+REFERRAL = str(JDMG["care-early-expert-consultation"])
 GAP_SWITCH_IN_CLASS = str(JDMG["gap-switch-within-class"])
 
 REFRACTORY = str(JDMG.RefractoryMultiSystemDisease)
@@ -709,7 +711,7 @@ def _body_measures(rows: list[Row], as_of: date, max_age_days: int, policy: Poli
     )
 
 
-def _screening_history(rows: list[Row], facts: _GuidelineFacts) -> dict[str, list[ScreeningEntry]]:
+def _screening_history(rows: list[Row]) -> dict[str, list[ScreeningEntry]]:
     out: dict[str, list[ScreeningEntry]] = {}
     for row in rows:
         condition = str(row["condition"])
@@ -880,7 +882,7 @@ def assess_patient(
         jak = [e for e in result.history if e.drug and (URIRef(e.drug), RDF.type, JDM.JAKInhibitor) in facts.graph]
         if jak:
             result.applicability += " JAK inhibitor episodes recorded: " + "; ".join(e.text() for e in jak) + "."
-    screenings = _screening_history(select("screening", patient=patient), facts)
+    screenings = _screening_history(select("screening", patient=patient))
     matches = _by(select("option-matches", patient=patient), "option")
     result.next_line = facts.next_line
     result.rationales = [facts.provenance(r) for r in (facts.next_line.rationales if facts.next_line else [])]
@@ -1147,9 +1149,10 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
 
 
 def _referral(result: PatientResult) -> Action | None:
+    """The guideline's early expert-centre consultation, from the options' care actions."""
     for option in result.options:
         for action in option.actions:
-            if "expert centre" in action.text and action.timing == "before starting":
+            if action.statement.statement == REFERRAL:
                 return action
     return None
 
