@@ -52,7 +52,7 @@ def validation_turtle(report: ValidationReport) -> Graph:
 # plain text or Markdown, so both formats follow the same structure. The summary fits one
 # screen; ``detail=True`` adds every reason with its quote, source and evidence.
 
-_Block = tuple[str, str]  # (kind, text): kind is "title", "heading", "line", "item", "detail"
+_Block = tuple[str, str]  # (kind, text): "title", "line", "notice", "heading", "item", "sub", "detail", "detail2"
 
 
 def _prov_lines(p: Provenance) -> list[str]:
