@@ -542,6 +542,7 @@ class _GuidelineFacts:
                        _s(r, "roleFrom"))
             for r in self.select("candidate-options")
         ]
+        self.classes = {c.option: frozenset(c.classes) for c in self.candidates}  # option -> its bDMARD classes
         # option -> (side, level label, manifestation label, manifestation, statement)
         self.named_for: dict[str, list[tuple[str, str, str, str, str]]] = {}
         for r in self.select("option-statements"):
@@ -888,10 +889,10 @@ def assess_patient(
     result.rationales = [facts.provenance(r) for r in (facts.next_line.rationales if facts.next_line else [])]
 
     gates: dict[str, Gate] = {}
+    current = {e.drug for e in result.history if e.current and e.drug}
     for candidate in facts.candidates:
         option = _option(candidate, facts, matches.get(candidate.option, []), result)
         actions = facts.actions(candidate.option)
-        current = {e.drug for e in result.history if e.current and e.drug}
         option.actions = [a for a, _ in actions if a.only_if_on is None or a.only_if_on in current]
         option.caveats = facts.caveats(candidate.option)
         option.gaps = facts.gaps(candidate.option)
@@ -1092,9 +1093,8 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
     switching within a class (a gap, not a rule)."""
     if option.status not in OFFERED_STATUSES or not candidate.classes:
         return
-    classes = {c.option: set(c.classes) for c in facts.candidates}
     failed = [e for e in history if e.failure and e.drug and e.drug != candidate.option
-              and classes.get(e.drug, set()) & set(candidate.classes)]
+              and facts.classes.get(e.drug, frozenset()) & set(candidate.classes)]
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_SWITCH_IN_CLASS), None)
     if failed and gap:
         names = ", ".join(sorted({e.label for e in failed}))
