@@ -18,6 +18,7 @@ thread; it does not hold the lock recommendations take.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -95,36 +96,34 @@ class SparqlStore:
         except (SyntaxError, ValueError, OSError) as err:
             raise Problem("bad-request", f"query: {err}") from None
         blank = document_blank_nodes()
-        truncated = False
         if isinstance(answer, (bool, ox.QueryBoolean)):
             result = Result("ASK")
             result.askAnswer = bool(answer)
             return "ASK", result, False
+        taken = list(itertools.islice(self._within(answer, deadline), self.max_rows + 1))
+        truncated = len(taken) > self.max_rows
+        taken = taken[: self.max_rows]
         if isinstance(answer, ox.QueryTriples):
             graph = Graph()
-            for i, triple in enumerate(answer):
-                if i >= self.max_rows:
-                    truncated = True
-                    break
-                if i % 256 == 0 and time.monotonic() > deadline:
-                    raise Problem("timeout", f"the query took longer than {self.timeout:g} s")
+            for triple in taken:
                 graph.add((from_oxigraph(triple.subject, blank), from_oxigraph(triple.predicate, blank),
                            from_oxigraph(triple.object, blank)))
             return "CONSTRUCT", graph, truncated
         variables = [Variable(v.value) for v in answer.variables]
-        rows = []
-        for i, solution in enumerate(answer):
-            if i >= self.max_rows:
-                truncated = True
-                break
-            if i % 256 == 0 and time.monotonic() > deadline:
-                raise Problem("timeout", f"the query took longer than {self.timeout:g} s")
-            rows.append({var: from_oxigraph(value, blank) for var, value in zip(variables, solution)
-                         if value is not None})
+        rows = [{var: from_oxigraph(value, blank) for var, value in zip(variables, solution) if value is not None}
+                for solution in taken]
         result = Result("SELECT")
         result.vars = variables
         result.bindings = rows  # type: ignore[assignment]
         return "SELECT", result, truncated
+
+    def _within(self, answer: Any, deadline: float) -> Any:
+        """The answer's triples or solutions, a 'timeout' problem once the deadline passes
+        (looked at every 256 items)."""
+        for i, item in enumerate(answer):
+            if i % 256 == 0 and time.monotonic() > deadline:
+                raise Problem("timeout", f"the query took longer than {self.timeout:g} s")
+            yield item
 
     @staticmethod
     def serialize(kind: str, answer: Any, fmt: str) -> bytes:
