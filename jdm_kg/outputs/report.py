@@ -11,7 +11,7 @@ from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline
-from jdm_kg.reasoning.dosing import reading as _reading
+from jdm_kg.reasoning.dosing import reading as _reading, span
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenance
 from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.version import __version__
@@ -89,8 +89,8 @@ def _dose_text(o: OptionAssessment) -> str:
             route = f", {r.route}" if r.route else ""
             count = f", {r.number_of_doses} doses" if r.number_of_doses else ""
             drug = f"{r.drug_label} " if len(o.doses) > 1 else ""
-            parts.append(f"{drug}{dose.amount()}{route}{schedule}{count} ({r.dose_min}-{r.dose_max} {r.dose_unit}"
-                         .replace(f"{r.dose_min}-{r.dose_min} ", f"{r.dose_min} ") + f"; {dose.basis_text})")
+            parts.append(f"{drug}{dose.amount()}{route}{schedule}{count} ({span(r.dose_min, r.dose_max)} {r.dose_unit}; "
+                         f"{dose.basis_text})")
         elif dose.status == "not-given":
             parts.append(f"{dose.regimen.drug_label}: no dose in the guideline" if len(o.doses) > 1
                          else "the guideline gives no dose")

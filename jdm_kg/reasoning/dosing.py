@@ -16,7 +16,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, getcontext
 from typing import Any
 
-__all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "reading", "ROUNDING_NOTE"]
+__all__ = ["BodyMeasures", "ComputedDose", "Regimen", "mosteller_bsa", "compute_dose", "reading", "span", "ROUNDING_NOTE"]
 
 getcontext().prec = 28
 
@@ -87,8 +87,7 @@ class Regimen:
         with the amount), else the guideline's own schedule text."""
         if self.administration_days and self.administration_days > 1 and self.interval_min is not None:
             words = {"d": "days", "wk": "weeks", "mo": "months"}.get(self.interval_unit or "", self.interval_unit)
-            span = str(self.interval_min) if self.interval_min == self.interval_max else f"{self.interval_min}-{self.interval_max}"
-            return f"every {span} {words}"
+            return f"every {span(self.interval_min, self.interval_max)} {words}"
         return self.schedule_text
 
     @property
@@ -131,15 +130,9 @@ class ComputedDose:
                 return f"{self.high} {self.unit} {self.per} (the maximum{source}; {worked})"
             return (f"{self.low}-{self.high} {self.unit} {self.per} (top end capped at the maximum{source}; "
                     f"{worked})")
-        value = f"{self.low} {self.unit}" if self.low == self.high else f"{self.low}-{self.high} {self.unit}"
-        text = f"{value} {self.per}"
+        text = f"{span(self.low, self.high)} {self.unit} {self.per}"
         if self.per_day_low is not None:
-            per_day = (
-                f"{self.per_day_low} {self.unit}"
-                if self.per_day_low == self.per_day_high
-                else f"{self.per_day_low}-{self.per_day_high} {self.unit}"
-            )
-            text += f", given as {per_day} a day over {r.administration_days} days"
+            text += f", given as {span(self.per_day_low, self.per_day_high)} {self.unit} a day over {r.administration_days} days"
         return text
 
     def summary(self) -> str:
@@ -207,6 +200,15 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
         uncapped_low=uncapped_low,
         uncapped_high=uncapped_high,
     )
+
+
+def span(low: object, high: object) -> str:
+    """``low-high``, or one number when they are equal.
+
+    >>> span(Decimal("3"), Decimal("5")), span(Decimal("375"), Decimal("375"))
+    ('3-5', '375')
+    """
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def reading(value: Decimal) -> str:
