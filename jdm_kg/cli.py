@@ -30,6 +30,7 @@ from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import check_query, parse_param, query_source
 from jdm_kg.outputs.report import (
+    MARKDOWN_TITLE,
     dumps_json,
     explain_text,
     results_graph,
@@ -49,6 +50,7 @@ from jdm_kg.reasoning.endpoint import (
 )
 from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult
+from jdm_kg.resources import GUIDELINE_ENV, guideline_home
 from jdm_kg.version import __version__
 
 __all__ = ["main"]
@@ -212,7 +214,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     results = [r for o in outcomes for r in o.results]
     if args.format == "markdown":
         if results:
-            print(results_text(results, markdown=True, detail=args.details))
+            print(results_text(results, markdown=True, detail=args.details, title=False))  # the title came first
     elif args.format == "json":
         print(dumps_json(results_json(results)))
     elif args.format == "turtle":
@@ -309,6 +311,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
         else:
             data = with_guideline(load_guideline(), *patients)
         result = _local_answer(data, query, bindings, label)
+    machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
+    print(guideline_line() if not args.no_guideline or args.endpoint else "No guideline: only the --data files",
+          file=sys.stderr if machine else sys.stdout)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK
@@ -321,7 +326,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(dumps_json([dict(zip(names, r)) for r in rows]))
     elif args.format == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv.writer(buffer, lineterminator="\n")  # not CSV's \r\n: stdout escapes control characters
         writer.writerow(names)
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
@@ -358,23 +363,67 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return worst
 
 
-def _guideline_dir(value: str | None) -> Path | None:
+def _choose_guideline(value: str | None) -> None:
+    """``--guideline FOLDER``: this run's guideline, for this process and its workers."""
     if value is None:
-        return None
+        return
     path = Path(value)
     if not path.is_dir():
-        raise InputError(value, "not a folder; give the folder holding the guideline's .ttl files (e.g. ontology/)")
-    return path
+        raise InputError(value, "not a folder; give the folder holding the guideline's .ttl files (e.g. ontology/) "
+                                "or a checkout holding ontology/")
+    os.environ[GUIDELINE_ENV] = str(path.resolve())
+
+
+def guideline_line() -> str:
+    """The first line of every command's output: which guideline (version, folder, why)."""
+    home = guideline_home()
+    try:
+        version = load_guideline(home.ontology).version
+    except InputError:  # a broken edit: `check` says what is wrong
+        version = "(version unreadable: the files do not load)"
+    return home.describe(version)
+
+
+def _installed_mismatch() -> str | None:
+    """A note when the checkout in use is another version of jdm-kg than the program running."""
+    import tomllib
+
+    root = guideline_home().root
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"] if root else {}
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+    version = project.get("version")
+    if project.get("name") != "jdm-kg" or not version or version == __version__:
+        return None
+    return (f"this checkout is jdm-kg {version} but the program running is jdm-kg {__version__}: its Python may not "
+            f"match the checkout's shapes and queries; run `pip install .` here")
+
+
+#: Output formats read by programs: the guideline line goes to stderr so that stdout stays parseable.
+_MACHINE_FORMATS = frozenset({"json", "jsonl", "turtle", "fhir", "csv", "none"})
+
+
+def _announce(args: argparse.Namespace) -> None:
+    if args.command in ("diff", "query"):  # diff names its two guidelines; query says it with its answer
+        return
+    fmt = getattr(args, "format", "text")
+    if fmt == "markdown":  # a Markdown document: its title, then the guideline as its first paragraph
+        print(f"{MARKDOWN_TITLE}\n\n{guideline_line()}\n")
+    else:
+        print(guideline_line(), file=sys.stderr if fmt in _MACHINE_FORMATS or args.command == "serve" else sys.stdout)
+    note = _installed_mismatch()
+    if note:
+        _say(f"note: {note}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from jdm_kg.authoring.check import check_guideline
 
-    directory = _guideline_dir(args.guideline)
-    problems = check_guideline(directory)
+    problems = check_guideline(guideline_home().ontology)
     for problem in problems:
         print(problem)
-    where = args.guideline or "the bundled guideline"
+    where = "the guideline"
     if problems:
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}.", file=sys.stderr)
         return EXIT_VIOLATIONS
@@ -386,7 +435,11 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
     from jdm_kg.authoring.fmt import format_files
 
     paths: list[Path] = []
-    for given in args.files or [str(Path("ontology"))]:
+    home = guideline_home()
+    if not args.files and home.origin == "installed":
+        raise InputError("FILE", "you are not in a checkout, so there is no guideline of yours to format: give the "
+                                 "Turtle files, run inside the checkout, or choose a folder with --guideline")
+    for given in args.files or [str(home.ontology)]:
         path = Path(given)
         if path.is_dir():
             paths += sorted(path.glob("*.ttl"))
@@ -395,7 +448,7 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
         else:
             raise InputError(given, "no such file or folder")
     if not paths:
-        raise InputError(" ".join(args.files or ["ontology"]), "no .ttl files to format")
+        raise InputError(" ".join(args.files or [str(home.ontology)]), "no .ttl files to format")
     changed = [r.path for r in format_files(paths, check=args.check) if r.changed]
     for path in changed:
         print(f"{path}: {'would be reformatted' if args.check else 'reformatted'}")
@@ -410,10 +463,13 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
 def _cmd_test(args: argparse.Namespace) -> int:
     from jdm_kg.authoring.vignettes import results_table, run_vignettes
 
-    paths = args.vignettes or (["tests/vignettes"] if Path("tests/vignettes").is_dir() else [])
+    root = guideline_home().root
+    bundled = root / "tests" / "vignettes" if root else None
+    paths = args.vignettes or ([str(bundled)] if bundled and bundled.is_dir() else [])
     if not paths:
-        raise InputError("VIGNETTES", "no vignette folder given and no tests/vignettes/ here; give the folder or files")
-    results = run_vignettes(paths, load_guideline(_guideline_dir(args.guideline)))
+        raise InputError("VIGNETTES", "no vignette folder given and no tests/vignettes/ in a checkout here; give the "
+                                      "folder or files")
+    results = run_vignettes(paths, load_guideline())
     if args.format == "json":
         print(dumps_json([
             {"vignette": r.name, "description": r.label, "file": r.file, "passed": r.passed, "differences": r.differences}
@@ -440,7 +496,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_docs(args: argparse.Namespace) -> int:
     from jdm_kg.outputs.docs import write_docs
 
-    pages = write_docs(load_guideline(_guideline_dir(args.guideline)), Path(args.output))
+    pages = write_docs(load_guideline(), Path(args.output))
     print(f"Wrote {len(pages)} pages to {args.output}/ (open {pages[0]} in a browser).")
     return EXIT_OK
 
@@ -448,7 +504,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 def _cmd_release(args: argparse.Namespace) -> int:
     from jdm_kg.authoring.release import write_release
 
-    release = write_release(Path(args.output), _guideline_dir(args.guideline))
+    release = write_release(Path(args.output), guideline_home().ontology)
     for path in release.files:
         print(path)
     print(f"Released {release.version}: {len(release.files)} files in {release.folder}/.")
@@ -458,7 +514,17 @@ def _cmd_release(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jdm-kg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    guideline = argparse.ArgumentParser(add_help=False)
+    guideline.add_argument(
+        "--guideline", metavar="FOLDER",
+        help=f"the guideline folder to use (its .ttl files, or a checkout holding ontology/); default: the "
+             f"checkout you are in, else the installed copy (also ${GUIDELINE_ENV})")
+
+    class _WithGuideline(_Parser):  # every command takes --guideline
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(parents=[*kwargs.pop("parents", []), guideline], **kwargs)
+
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_WithGuideline)
 
     def predominant_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--predominant", action="append", metavar="FEATURE[,FEATURE]",
@@ -541,17 +607,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")
-    p.add_argument("guideline", metavar="FOLDER", nargs="?", help="guideline folder (default: the bundled ontology/)")
+    p.add_argument("folder", metavar="FOLDER", nargs="?", help="guideline folder (the same as --guideline FOLDER)")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("fmt", help="rewrite Turtle files in the canonical layout (graph unchanged)")
-    p.add_argument("files", nargs="*", metavar="FILE", help="Turtle files or folders (default: ontology/)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="Turtle files or folders (default: the guideline folder)")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
     p.set_defaults(func=_cmd_fmt)
 
     p = sub.add_parser("test", help="run the guideline vignettes (patients with expected outcomes)")
     p.add_argument("vignettes", nargs="*", metavar="VIGNETTE", help="vignette files or folders (default: tests/vignettes/)")
-    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder to test (default: the bundled ontology/)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_test)
 
@@ -571,12 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("docs", help="write a static HTML site of the guideline")
     p.add_argument("-o", "--output", default="site", metavar="FOLDER", help="output folder (default: site/)")
-    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder (default: the bundled ontology/)")
     p.set_defaults(func=_cmd_docs)
 
     p = sub.add_parser("release", help="write a dated release: merged OWL/Turtle, vocabulary, shapes, SSSOM, notes")
     p.add_argument("-o", "--output", default="release", metavar="DIR", help="writes into DIR/vYYYY-MM-DD/ (default: release/)")
-    p.add_argument("--guideline", metavar="FOLDER", help="guideline folder (default: the bundled ontology/)")
     p.set_defaults(func=_cmd_release)
     return parser
 
@@ -586,7 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     block_network(allow=getattr(args, "allow_service", False))
     stdout = sys.stdout
     sys.stdout = _Escaping(stdout)  # type: ignore[assignment]
+    chosen = os.environ.get(GUIDELINE_ENV)
     try:
+        _choose_guideline(getattr(args, "folder", None) or args.guideline)
+        _announce(args)
         with captured_messages() as notes:  # what the libraries warn about outside a file's processing
             code = int(args.func(args))
         for note in notes:
@@ -606,6 +672,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         sys.stdout = stdout
+        if chosen is None:  # --guideline holds for this run only (main() may be called again in-process)
+            os.environ.pop(GUIDELINE_ENV, None)
+        else:
+            os.environ[GUIDELINE_ENV] = chosen
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -220,13 +220,14 @@ def test_a_folder_without_patient_files_is_an_error_and_linked_folders_are_follo
 def test_validate_summary_only(tmp_path):
     proc = run("validate", str(EX), "--summary", "--summary-only", "--no-progress")
     assert proc.returncode == 2  # examples/invalid holds unusable files too (malformed, remote context)
-    assert proc.stdout.lstrip().startswith("Summary")
+    first, rest = proc.stdout.split("\n", 1)
+    assert first.startswith("Guideline v") and rest.lstrip().startswith("Summary")  # the guideline line, then only the summary
     assert "invalid, by reason:" in proc.stdout
 
 
 def test_query_table_is_a_rich_table_with_every_row():
     proc = run("query", "candidate-options")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    lines = proc.stdout.splitlines()[1:]  # after the guideline line
     assert lines[0].split()[:3] == ["option", "optionLabel", "role"] and set(lines[1]) <= {"─", " "}
     assert "(7 rows)" in proc.stdout and "abatacept" in proc.stdout and "\x1b[" not in proc.stdout  # no colour codes

@@ -197,10 +197,10 @@ def test_control_characters_are_escaped_on_output(tmp_path: Path) -> None:
 
 
 def test_output_closed_early_is_not_success() -> None:
-    proc = subprocess.run(f"{sys.executable} -m jdm_kg.cli recommend {EX} | head -1", shell=True, capture_output=True,
+    proc = subprocess.run(f"{sys.executable} -m jdm_kg.cli recommend {EX} | head -2", shell=True, capture_output=True,
                           text=True, cwd=ROOT, timeout=300, executable="/bin/bash")
-    assert proc.stdout.startswith("Patient ")
-    status = subprocess.run(f"set -o pipefail; {sys.executable} -m jdm_kg.cli recommend {EX} | head -1 >/dev/null",
+    assert proc.stdout.startswith("Guideline ") and proc.stdout.splitlines()[1].startswith("Patient ")
+    status = subprocess.run(f"set -o pipefail; {sys.executable} -m jdm_kg.cli recommend {EX} | head -2 >/dev/null",
                             shell=True, cwd=ROOT, timeout=300, executable="/bin/bash")
     assert status.returncode == 141
     assert "Traceback" not in proc.stderr

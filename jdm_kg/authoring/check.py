@@ -80,11 +80,15 @@ def _header(text: str, key: str) -> str:
     return " ".join(lines)
 
 
-@cache
 def qc_rules() -> tuple[QcRule, ...]:
-    """The bundled quality-control queries, in name order."""
+    """The quality-control queries (``queries/qc/`` of this run's checkout or installed copy), in name order."""
+    return _qc_rules(resource_dir("queries") / "qc")
+
+
+@cache
+def _qc_rules(folder: Path) -> tuple[QcRule, ...]:
     rules = []
-    for path in sorted(resource_dir("queries").joinpath("qc").glob("*.rq")):
+    for path in sorted(folder.glob("*.rq")):
         text = path.read_text(encoding="utf-8")
         rules.append(
             QcRule(path.stem, path, _header(text, "description"), _header(text, "fix"), _header(text, "graph") or "asserted")

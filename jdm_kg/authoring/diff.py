@@ -28,7 +28,7 @@ from jdm_kg.inputs.loading import load_rdf_file, rdf_files
 from jdm_kg.knowledge.guideline import Guideline, compile_guideline, guideline_files
 from jdm_kg.reasoning.dosing import ComputedDose
 from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
-from jdm_kg.resources import resource_dir
+from jdm_kg.resources import guideline_home, resource_dir
 
 __all__ = ["resolve_version", "clinical_changes", "impact", "GuidelineDiff", "diff_guidelines"]
 
@@ -201,9 +201,15 @@ class GuidelineDiff:
     changes: list[str]
     impact: list[str]
     vignettes: list[str] = field(default_factory=list)
+    #: where each came from, as given (a folder, a file, a git revision)
+    old_from: str = ""
+    new_from: str = ""
 
     def text(self) -> str:
-        out = [f"Guideline {self.old_version} -> {self.new_version}", ""]
+        def named(version: str, where: str) -> str:
+            return f"{version} ({where})" if where else version
+
+        out = [f"Guideline {named(self.old_version, self.old_from)} -> {named(self.new_version, self.new_from)}", ""]
         out.append(f"What changed ({len(self.changes)}):")
         out += [f"  - {c}" for c in self.changes] or ["  nothing: the two graphs hold the same statements"]
         out.append("")
@@ -221,7 +227,7 @@ def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignette
     old, new = compile_guideline(resolve_version(old_spec)), compile_guideline(resolve_version(new_spec))
     changes = clinical_changes(old.asserted, new.asserted)
     if not changes:
-        return GuidelineDiff(old.version, new.version, [], [])
+        return GuidelineDiff(old.version, new.version, [], [], old_from=old_spec, new_from=new_spec)
     affected = impact(old, new, patients)
     before_v, after_v = run_vignettes(list(vignettes), old), run_vignettes(list(vignettes), new)
 
@@ -235,11 +241,17 @@ def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignette
         if r.name in was and was[r.name].passed != r.passed:
             flipped.append(f"{r.name}: {'pass' if was[r.name].passed else 'FAIL'} -> {'pass' if r.passed else 'FAIL'}"
                            + (f" ({'; '.join(r.differences)})" if r.differences else ""))
-    return GuidelineDiff(old.version, new.version, changes, affected, flipped)
+    return GuidelineDiff(old.version, new.version, changes, affected, flipped, old_spec, new_spec)
 
 
 def default_patients() -> tuple[list[Path], list[Path]]:
-    """Example patients and vignettes next to the working directory, when present."""
-    examples = [p for p in rdf_files(["examples"]) if p.parent.name == "examples"] if Path("examples").is_dir() else []
-    vignettes = rdf_files(["tests/vignettes"]) if Path("tests/vignettes").is_dir() else []
-    return examples, vignettes
+    """The example patients and vignettes of the checkout in use (see
+    :func:`jdm_kg.resources.guideline_home`), when there is one."""
+    root = guideline_home().root
+    if root is None:
+        return [], []
+    examples, vignettes = root / "examples", root / "tests" / "vignettes"
+    return (
+        [p for p in rdf_files([str(examples)]) if p.parent == examples] if examples.is_dir() else [],
+        rdf_files([str(vignettes)]) if vignettes.is_dir() else [],
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jdm_kg.errors import InputError
@@ -18,10 +19,14 @@ from jdm_kg.resources import CONTEXT_IRI, resource_path
 __all__ = ["bundled_context", "resolve_contexts"]
 
 
-@cache
 def bundled_context() -> dict[str, Any]:
     """The bundled JSON-LD context (the value of its ``@context``)."""
-    with resource_path("context", "jdm-kg.context.jsonld").open(encoding="utf-8") as fh:
+    return _context(resource_path("context", "jdm-kg.context.jsonld"))
+
+
+@cache
+def _context(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
         return dict(json.load(fh)["@context"])
 
 

@@ -187,10 +187,15 @@ def guideline_files(directory: Path | None = None) -> list[Path]:
     return files
 
 
-@cache
 def load_guideline(directory: Path | None = None) -> Guideline:
-    """Return the compiled guideline from ``directory`` (default: the bundled ``ontology/``),
-    from the on-disk cache when its inputs have not changed."""
+    """Return the compiled guideline from ``directory`` (default: this run's guideline, see
+    :func:`jdm_kg.resources.guideline_home`), from the on-disk cache when its inputs have not
+    changed."""
+    return _load_guideline((directory or resource_dir("ontology")).resolve())
+
+
+@cache
+def _load_guideline(directory: Path) -> Guideline:
     files = guideline_files(directory)
     folder = cache_dir()
     if folder is None:
@@ -202,6 +207,9 @@ def load_guideline(directory: Path | None = None) -> Guideline:
     compiled = compile_guideline(files)
     _write_cached(path, compiled)
     return compiled
+
+
+load_guideline.cache_clear = _load_guideline.cache_clear  # type: ignore[attr-defined]  # as if it were cached itself
 
 
 def with_guideline(

@@ -16,7 +16,7 @@ from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenan
 from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.version import __version__
 
-__all__ = ["validation_text", "validation_json", "validation_turtle", "results_text", "results_json", "results_graph", "explain_text"]
+__all__ = ["MARKDOWN_TITLE", "validation_text", "validation_json", "validation_turtle", "results_text", "results_json", "results_graph", "explain_text"]
 
 
 # ---------------------------------------------------------------- validation
@@ -266,10 +266,16 @@ def result_text(result: PatientResult, detail: bool = False) -> str:
     return render(result_blocks(result, detail))
 
 
-def results_text(results: list[PatientResult], markdown: bool = False, detail: bool = False) -> str:
+#: The title of a Markdown report.
+MARKDOWN_TITLE = "# jdm-kg recommendations"
+
+
+def results_text(results: list[PatientResult], markdown: bool = False, detail: bool = False, title: bool = True) -> str:
+    """The reports of ``results`` as text, or as one Markdown document (with its title unless ``title`` is False)."""
     if not markdown:
         return "\n\n".join(result_text(r, detail) for r in results)
-    return "# jdm-kg recommendations\n\n" + "\n\n".join(render(result_blocks(r, detail), markdown=True) for r in results)
+    return (MARKDOWN_TITLE + "\n\n" if title else "") + "\n\n".join(
+        render(result_blocks(r, detail), markdown=True) for r in results)
 
 
 def results_json(results: list[PatientResult]) -> list[dict[str, Any]]:

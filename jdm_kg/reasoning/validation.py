@@ -94,11 +94,16 @@ class ValidationReport:
         return any(i.severity == "violation" for i in self.issues_for(record))
 
 
-@cache
 def load_shapes(directory: Path | None = None) -> Graph:
-    """The SHACL shapes graph (all ``*.ttl`` files of ``shapes/``)."""
+    """The SHACL shapes graph (all ``*.ttl`` files of ``shapes/``; by default this run's, see
+    :func:`jdm_kg.resources.guideline_home`)."""
+    return _load_shapes(directory or resource_dir("shapes"))
+
+
+@cache
+def _load_shapes(directory: Path) -> Graph:
     graph = Graph()
-    for path in sorted((directory or resource_dir("shapes")).glob("*.ttl")):
+    for path in sorted(directory.glob("*.ttl")):
         graph += load_rdf_file(path)
     return graph
 
