@@ -231,3 +231,71 @@ def test_query_table_is_a_rich_table_with_every_row():
     lines = proc.stdout.splitlines()[1:]  # after the guideline line
     assert lines[0].split()[:3] == ["option", "optionLabel", "role"] and set(lines[1]) <= {"─", " "}
     assert "(7 rows)" in proc.stdout and "abatacept" in proc.stdout and "\x1b[" not in proc.stdout  # no colour codes
+
+
+# ---------------------------------------------------------------- which guideline
+
+
+def _edited_guideline(tmp_path):
+    """A copy of ontology/ with rituximab at 500 mg/m² (numbers only)."""
+    import shutil
+
+    folder = tmp_path / "draft"
+    shutil.copytree(ROOT / "ontology", folder)
+    path = folder / "guideline.ttl"
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index("jdmg:regimen-rituximab\n"):]
+    block = block[: block.index("\n.\n")]
+    path.write_text(text.replace(block, block.replace("375.0", "500.0")), encoding="utf-8")
+    return folder
+
+
+def test_guideline_option_reaches_worker_processes_and_names_the_folder(tmp_path):
+    draft = _edited_guideline(tmp_path)
+    files = [str(EX / "skin-predominant.ttl"), str(EX / "ild-predominant.ttl")]
+    proc = run("recommend", *files, "--jobs", "2", "--guideline", str(draft))
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("Guideline v") and f"from {draft}/: chosen with --guideline" in first
+    assert "583.3 mg per dose" in proc.stdout and "437.5 mg per dose" not in proc.stdout  # both workers used the draft
+    default = run("recommend", files[0])
+    assert default.stdout.startswith("Guideline v") and "from ontology/: the working tree of the checkout" in default.stdout
+    assert "437.5 mg per dose" in default.stdout
+
+
+def test_guideline_line_goes_to_stderr_for_machine_formats(tmp_path):
+    for args in (["recommend", "--format", "json"], ["validate", "--format", "json"], ["recommend", "--format", "fhir"]):
+        proc = run(*args, str(EX / "skin-predominant.ttl"))
+        json.loads(proc.stdout)  # stdout stays JSON
+        assert proc.stderr.startswith("Guideline v"), proc.stderr
+    csv_out = run("query", "patients", "--data", str(EX / "skin-predominant.ttl"), "--format", "csv")
+    assert csv_out.stdout.splitlines()[0] == "patient,patientId" and "\\u000d" not in csv_out.stdout
+    assert csv_out.stderr.startswith("Guideline v")
+    md = run("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout.splitlines()
+    assert md[0] == "# jdm-kg recommendations" and md[2].startswith("Guideline v")
+
+
+def test_guideline_option_errors_and_fmt_outside_a_checkout(tmp_path):
+    missing = run("check", "--guideline", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "fmt", "--check"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "not in a checkout" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_checkout_of_another_version_gets_a_note(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    for folder in ("ontology", "shapes", "queries"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "jdm-kg"\nversion = "9.9.9"\n')
+    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "validate", str(EX / "skin-predominant.ttl")],
+                          cwd=tmp_path / "ontology", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Guideline v") and "from ./: the working tree of the checkout" in proc.stdout
+    assert "note: this checkout is jdm-kg 9.9.9 but the program running is jdm-kg" in proc.stderr

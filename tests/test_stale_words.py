@@ -25,12 +25,18 @@ def _stale(folder: Path) -> list[str]:
 
 
 def test_worked_example_rituximab_375_to_500_flags_the_label_and_definition(tmp_path: Path) -> None:
-    """AUTHORING's worked example: the dose fields say 500, the words still 375."""
+    """AUTHORING's worked example: the dose fields say 500, the words still 375, in the regimen
+    and in the statement it is derived from."""
     folder = _edited(tmp_path, "jdm:doseMax 375.0 ;\n    jdm:doseMin 375.0 ;", "jdm:doseMax 500.0 ;\n    jdm:doseMin 500.0 ;")
     stale = _stale(folder)
-    assert len(stale) == 2, stale
-    assert all("regimen-rituximab" in s and '"375 mg/m²"' in s and "500 mg/m2" in s for s in stale), stale
-    assert any("rdfs:label" in s for s in stale) and any("skos:definition" in s for s in stale)
+    regimen = [s for s in stale if "error [qc:stale-dose-words] jdmg:regimen-rituximab:" in s]
+    statement = [s for s in stale if "error [qc:stale-dose-words] jdmg:dose-rituximab:" in s]
+    assert len(regimen) == 2 and len(statement) == 3 and len(stale) == 5, stale
+    assert all('"375 mg/m²"' in s or '"375 mg per m²"' in s for s in stale), stale
+    assert all("500 mg/m2" in s for s in stale) and all("its regimen jdmg:regimen-rituximab's" in s for s in statement)
+    assert any("rdfs:label" in s for s in regimen) and any("skos:definition" in s for s in regimen)
+    assert {"rdfs:label", "skos:definition", "skos:editorialNote"} == {
+        name for s in statement for name in ("rdfs:label", "skos:definition", "skos:editorialNote") if f"{name} says" in s}
     assert all("guideline.ttl:" in s and "Fix:" in s for s in stale), stale
 
 
@@ -40,6 +46,9 @@ def test_words_brought_up_to_date_pass(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     text = text.replace('"rituximab 375 mg/m² weekly x4"', '"rituximab 500 mg/m² weekly x4"')
     text = text.replace('"375 mg/m² per dose, every week', '"500 mg/m² per dose, every week')
+    text = text.replace('"Rituximab dosing: 375 mg/m²', '"Rituximab dosing: 500 mg/m²')
+    text = text.replace('"Rituximab 375 mg per m²', '"Rituximab 500 mg per m²')
+    text = text.replace("No source was found for rituximab 375 mg/m² weekly x4", "No source was found for rituximab 500 mg/m² weekly x4")
     path.write_text(text, encoding="utf-8")
     assert _stale(folder) == []
 
@@ -55,4 +64,5 @@ def test_a_changed_range_end_is_caught_in_every_wording(tmp_path: Path) -> None:
 def test_a_changed_maximum_is_caught(tmp_path: Path) -> None:
     folder = _edited(tmp_path, "jdm:maxDose 40.0 ;", "jdm:maxDose 30.0 ;")
     stale = _stale(folder)
-    assert stale and all("regimen-mtx-high" in s and "max 40 mg" in s and "30 mg" in s for s in stale), stale
+    assert stale and all("regimen-mtx-high" in s and "40 mg" in s and "maxDose says 30 mg" in s for s in stale), stale
+    assert any("jdmg:dose-mtx-high: skos:editorialNote says \"maximum 40 mg/week\"" in s for s in stale), stale
