@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,12 +27,11 @@ sys.exit(main(sys.argv[2:]))
 
 
 def run(*args: str, tmp_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    log = (tmp_path or Path("/tmp")) / "net-attempts.json"
-    if log.exists():
-        log.unlink()
-    proc = subprocess.run(
-        [sys.executable, "-c", WATCH, str(log), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
-    proc.net_attempts = json.loads(log.read_text()) if log.exists() else []  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:  # one log per call: tests may run in parallel
+        log = Path(folder) / "net-attempts.json"
+        proc = subprocess.run(
+            [sys.executable, "-c", WATCH, str(log), *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        )
+        proc.net_attempts = json.loads(log.read_text()) if log.exists() else []  # type: ignore[attr-defined]
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
