@@ -42,13 +42,12 @@ from jdm_kg.outputs.report import (
 from jdm_kg.reasoning.endpoint import (
     Endpoint,
     cleanup,
-    file_graph_name,
     load_guideline_graph,
-    load_patient_graph,
     values_block,
 )
 from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult
+from jdm_kg.server_load import load_patient_files
 from jdm_kg.version import __version__
 
 __all__ = ["main"]
@@ -333,29 +332,27 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_load(args: argparse.Namespace) -> int:
     endpoint = Endpoint(args.endpoint, args.update, timeout=args.timeout)
+    try:
+        return _load(args, endpoint)
+    finally:
+        endpoint.close()
+
+
+def _load(args: argparse.Namespace, endpoint: Endpoint) -> int:
     if args.cleanup is not None:
         dropped = cleanup(endpoint, older_than=args.cleanup * 60)
         print(f"dropped {len(dropped)} temporary graph(s) left by runs started over {args.cleanup:g} minute(s) ago"
               + "".join(f"\n  <{name}>" for name in dropped))
         if not args.files and args.no_guideline:
             return EXIT_OK
-    guideline = load_guideline()
     if not args.no_guideline:
+        guideline = load_guideline()
         count = load_guideline_graph(endpoint, guideline)
         print(f"guideline {guideline.version}: {count} triples (compiled closure) -> graph <{GUIDELINE_GRAPH}>")
-    worst = EXIT_OK
-    for path in _expand(args.files):
-        try:
-            graph = load_patient_file(path)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            worst = EXIT_ERROR
-            continue
-        name = file_graph_name(Path(path))
-        endpoint.drop(name)
-        load_patient_graph(endpoint, graph, name)
-        print(f"{path}: {len(graph)} triples -> graph <{name}>")
-    return worst
+    if not args.files:
+        return EXIT_OK
+    return load_patient_files(endpoint, args.files, allow_invalid=args.allow_invalid, prune=args.prune, out=print,
+                              err=_say)
 
 
 def _guideline_dir(value: str | None) -> Path | None:
@@ -531,10 +528,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the server's default graph")
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("load", help="load the compiled guideline and patient files into a SPARQL 1.1 server")
-    p.add_argument("files", nargs="*", metavar="FILE", help="patient files or folders (each into its own named graph)")
+    p = sub.add_parser(
+        "load", help="load the compiled guideline and patient files into a SPARQL 1.1 server",
+        description="Load the compiled guideline into graph <https://w3id.org/jdm-kg/guideline> and each patient "
+                    "record into a graph of its own, urn:jdm-kg:patient:<the patient's IRI, percent-encoded except "
+                    "letters, digits and -._~:/>. Loading a record again (an edited file) replaces its graph: one "
+                    "copy per patient. Files are validated first, as jdm-kg validate does: a record with violations "
+                    "is reported and not loaded (unless --allow-invalid). A patient needs an IRI (a blank node could "
+                    "not be replaced); a patient in two files of one run is loaded from neither. Exit codes: 0 all "
+                    "loaded and conforming, 1 violations found, 2 unusable input or server, 3 a bug in jdm-kg.")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="patient files or folders (each patient record into its own named graph)")
     endpoint_options(p, required=True)
     p.add_argument("--no-guideline", action="store_true", help="load only the patient files")
+    p.add_argument("--allow-invalid", action="store_true",
+                   help="also load records that have violations (still reported; exit code 1)")
+    p.add_argument("--prune", action="store_true",
+                   help="drop the graphs of patients that an earlier load took from these files and that no file of "
+                        "this run holds now (without it they are kept, with a note)")
     p.add_argument("--cleanup", type=float, nargs="?", const=60, metavar="MINUTES",
                    help="first drop the temporary graphs (urn:jdm-kg:run:*, urn:jdm-kg:staging:*) that runs started "
                         "over MINUTES ago left on the server (default 60; 0: all); with --no-guideline and no files, only that")
