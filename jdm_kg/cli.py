@@ -28,7 +28,7 @@ from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, escape_c
 from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.knowledge.queries import check_query, parse_param, query_source
+from jdm_kg.knowledge.queries import check_query, names_its_graphs, parse_param, query_source
 from jdm_kg.outputs.report import (
     dumps_json,
     explain_text,
@@ -40,9 +40,12 @@ from jdm_kg.outputs.report import (
     validation_turtle,
 )
 from jdm_kg.reasoning.endpoint import (
+    PATIENT_GRAPH_PREFIX,
     Endpoint,
     cleanup,
+    existing_graphs,
     load_guideline_graph,
+    loaded_graphs,
     values_block,
 )
 from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
@@ -289,6 +292,44 @@ def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str)
         raise
 
 
+def _query_graphs(endpoint: Endpoint, query: Any, named: list[str]) -> list[str] | None:
+    """The graphs a query on a server reads as its default graph: those named with --graph (each
+    must be on the server); else, for a query that names no graphs itself (no FROM, FROM NAMED or
+    GRAPH), the guideline graph and every patient graph jdm-kg load made, said on stderr; None:
+    the query's own dataset, or the server's."""
+    if named:
+        there = existing_graphs(endpoint, named)
+        missing = [g for g in named if g not in there]
+        if missing:
+            raise InputError("--graph", f"no graph <{missing[0]}> on the server (or it is empty); "
+                             f"{_graphs_there(endpoint)}")
+        return named
+    if names_its_graphs(query):
+        return None
+    patients = [name for name in loaded_graphs(endpoint) if name.startswith(PATIENT_GRAPH_PREFIX)]
+    graphs = sorted(existing_graphs(endpoint, [GUIDELINE_GRAPH])) + patients
+    if not graphs:
+        raise InputError("--endpoint", f"{endpoint.query_url} holds no graph jdm-kg load made (neither the guideline "
+                         f"graph <{GUIDELINE_GRAPH}> nor a patient graph <{PATIENT_GRAPH_PREFIX}...>): load data with "
+                         "jdm-kg load, or name the graphs to query with --graph IRI")
+    guideline = "the guideline graph and " if GUIDELINE_GRAPH in graphs else "no guideline graph (not loaded), only "
+    _say(f"note: querying {guideline}{len(patients)} patient graph(s) that jdm-kg load made on {endpoint.query_url} "
+         "(--graph IRI to choose)")
+    return graphs
+
+
+def _graphs_there(endpoint: Endpoint) -> str:
+    """The graphs jdm-kg load made on the server, in words (at most 10 patient graphs named)."""
+    patients = [name for name in loaded_graphs(endpoint) if name.startswith(PATIENT_GRAPH_PREFIX)]
+    guideline = (f"the guideline graph <{GUIDELINE_GRAPH}>" if existing_graphs(endpoint, [GUIDELINE_GRAPH])
+                 else f"no guideline graph (<{GUIDELINE_GRAPH}>: load it with jdm-kg load)")
+    listed = "".join(f" <{name}>" for name in patients[:10])
+    if len(patients) > 10:
+        listed += f" and {len(patients) - 10} more"
+    return (f"graphs jdm-kg load made there: {guideline}, {len(patients)} patient graph(s)"
+            + (f":{listed}" if patients else "") + " (without --graph, the query reads all of them)")
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     bindings = dict(parse_param(p) for p in args.param)
@@ -296,8 +337,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         if args.data:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
                              "jdm-kg load")
-        check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
-        result = Endpoint(args.endpoint, timeout=args.timeout).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
+        query = check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
+        endpoint = Endpoint(args.endpoint, timeout=args.timeout)
+        try:
+            graphs = _query_graphs(endpoint, query, args.graph)
+            result = endpoint.select(text.rstrip() + "\n" + values_block(bindings), graphs)
+        finally:
+            endpoint.close()
     else:
         query = check_query(text, label, allow_service=args.allow_service)
         patients = [load_patient_file(path) for path in _expand(args.data)]
@@ -524,8 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
                    help="with --endpoint: how long to wait for the server's answer (default 120)")
     p.add_argument("--graph", action="append", default=[], metavar="IRI",
-                   help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}); "
-                        "default: the server's default graph")
+                   help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}, "
+                        f"{PATIENT_GRAPH_PREFIX}<patient IRI>); each must be on the server. Default: the guideline "
+                        "graph and every patient graph jdm-kg load made (said on stderr), unless the query names its "
+                        "graphs itself (FROM, FROM NAMED, GRAPH)")
     p.set_defaults(func=_cmd_query)
 
     p = sub.add_parser(

@@ -64,6 +64,12 @@ def server():
     yield from _serve()
 
 
+@pytest.fixture()
+def empty_server():
+    """A server of its own, for tests that need to know everything on it."""
+    yield from _serve()
+
+
 @pytest.fixture(scope="module")
 def loaded(server):
     proc = run("load", "--endpoint", server["query"], "--update", server["update"], str(ROOT / "examples" / "fhir"))
@@ -315,6 +321,9 @@ def test_an_endpoint_with_open_connections_still_goes_to_worker_processes():
 # jdm-kg load: one graph per patient, replaced on reload; invalid records reported and skipped.
 
 SKIN_TEXT = (ROOT / "examples" / "skin-predominant.ttl").read_text(encoding="utf-8")
+WEIGHTS = """PREFIX jdm: <https://w3id.org/jdm-kg/vocab#>
+SELECT ?patient ?weight WHERE { ?patient jdm:bodyWeight/jdm:value ?weight } ORDER BY ?patient ?weight
+"""
 
 
 def _patient(folder: Path, name: str, pid: str, weight: str = "35.0", subject: str | None = None) -> Path:
@@ -360,6 +369,12 @@ def test_loading_an_edited_file_again_leaves_one_copy_of_the_patient(loaded, tmp
     assert _weights(loaded, "P-RELOAD") == ["36.5"]  # one weight: the new one
     third = _load(loaded, path)  # the same input: the same output, byte for byte
     assert (third.returncode, third.stdout, third.stderr) == (second.returncode, second.stdout, second.stderr)
+    # an analyst's query without --graph reads the guideline and the patient graphs: one row
+    (tmp_path / "weights.rq").write_text(WEIGHTS, encoding="utf-8")
+    proc = run("query", str(tmp_path / "weights.rq"), "--endpoint", loaded["query"], "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert [row for row in json.loads(proc.stdout) if "P-RELOAD" in row["patient"]] == [
+        {"patient": "https://example.org/load-test/P-RELOAD", "weight": "36.5"}]
 
 
 def test_the_same_patient_loaded_from_another_file_replaces_it_with_a_note(loaded, tmp_path):
@@ -480,3 +495,38 @@ def test_a_failed_reload_leaves_the_patient_as_it_was(loaded, proxy, tmp_path):
     proc = _load(urls, path)
     assert proc.returncode == 2 and "the SPARQL server answered 500" in proc.stderr
     assert _weights(loaded, "P-ATOMIC") == ["35"] and _left_behind(loaded) == []
+
+
+def test_query_on_a_server_without_graph_names_what_it_reads(empty_server, tmp_path):
+    urls = empty_server
+    nothing = run("query", "patients", "--endpoint", urls["query"])
+    assert nothing.returncode == 2 and nothing.stdout == ""
+    assert "holds no graph jdm-kg load made (neither the guideline graph <https://w3id.org/jdm-kg/guideline> nor a " \
+           "patient graph <urn:jdm-kg:patient:...>): load data with jdm-kg load" in nothing.stderr
+    load = run("load", "--endpoint", urls["query"], "--update", urls["update"],
+               str(_patient(tmp_path, "a.ttl", "P-Q1")), str(_patient(tmp_path, "b.ttl", "P-Q2")))
+    assert load.returncode == 0, load.stderr
+    proc = run("query", "patients", "--endpoint", urls["query"], "--format", "json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == [{"patient": "https://example.org/load-test/P-Q1", "patientId": "P-Q1"},
+                                       {"patient": "https://example.org/load-test/P-Q2", "patientId": "P-Q2"}]
+    assert f"note: querying the guideline graph and 2 patient graph(s) that jdm-kg load made on {urls['query']}" \
+           in proc.stderr
+    # the guideline is read too: a patient's option matches need no --graph
+    matches = run("query", "option-matches", "--endpoint", urls["query"], "--format", "json",
+                  "--param", "patient=https://example.org/load-test/P-Q1")
+    assert matches.returncode == 0 and json.loads(matches.stdout), matches.stderr
+    # a graph that is not there is an error naming those that are, never 0 rows
+    missing = run("query", "patients", "--endpoint", urls["query"], "--graph", "urn:jdm-kg:patient:P-Q3")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert ("error: --graph: no graph <urn:jdm-kg:patient:P-Q3> on the server (or it is empty); graphs jdm-kg load "
+            "made there: the guideline graph <https://w3id.org/jdm-kg/guideline>, 2 patient graph(s): "
+            "<urn:jdm-kg:patient:https://example.org/load-test/P-Q1> "
+            "<urn:jdm-kg:patient:https://example.org/load-test/P-Q2>") in missing.stderr
+    # a query that names its graphs itself runs on the server's dataset as written
+    (tmp_path / "graphs.rq").write_text("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } } ORDER BY ?g")
+    graphs = run("query", str(tmp_path / "graphs.rq"), "--endpoint", urls["query"], "--format", "json")
+    assert graphs.returncode == 0 and "note:" not in graphs.stderr
+    assert [row["g"] for row in json.loads(graphs.stdout)] == [
+        "https://w3id.org/jdm-kg/guideline", "urn:jdm-kg:patient:https://example.org/load-test/P-Q1",
+        "urn:jdm-kg:patient:https://example.org/load-test/P-Q2"]
