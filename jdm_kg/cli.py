@@ -24,11 +24,20 @@ from typing import Any
 from rdflib import RDF, RDFS, SKOS, Graph, URIRef
 
 from jdm_kg.batch import FileOutcome, Summary, run_batch
-from jdm_kg.errors import EXIT_INTERNAL, InputError, captured_messages, escape_controls, internal_error
+from jdm_kg.errors import (
+    EXIT_ERROR,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_VIOLATIONS,
+    InputError,
+    captured_messages,
+    escape_controls,
+    internal_error,
+)
 from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.knowledge.queries import check_query, parse_param, query_source
+from jdm_kg.knowledge.queries import check_query, names_its_graphs, parse_param, query_source
 from jdm_kg.outputs.report import (
     MARKDOWN_TITLE,
     dumps_json,
@@ -41,21 +50,22 @@ from jdm_kg.outputs.report import (
     validation_turtle,
 )
 from jdm_kg.reasoning.endpoint import (
+    PATIENT_GRAPH_PREFIX,
     Endpoint,
     cleanup,
-    file_graph_name,
+    existing_graphs,
     load_guideline_graph,
-    load_patient_graph,
+    loaded_graphs,
     values_block,
 )
 from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult
 from jdm_kg.resources import GUIDELINE_ENV, guideline_home
+from jdm_kg.server_load import load_patient_files
 from jdm_kg.version import __version__
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 #: Output closed before everything was written (``| head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_OUTPUT_CLOSED = 141
 
@@ -292,6 +302,44 @@ def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str)
         raise
 
 
+def _query_graphs(endpoint: Endpoint, query: Any, named: list[str]) -> list[str] | None:
+    """The graphs a query on a server reads as its default graph: those named with --graph (each
+    must be on the server); else, for a query that names no graphs itself (no FROM, FROM NAMED or
+    GRAPH), the guideline graph and every patient graph jdm-kg load made, said on stderr; None:
+    the query's own dataset, or the server's."""
+    if named:
+        there = existing_graphs(endpoint, named)
+        missing = [g for g in named if g not in there]
+        if missing:
+            raise InputError("--graph", f"no graph <{missing[0]}> on the server (or it is empty); "
+                             f"{_graphs_there(endpoint)}")
+        return named
+    if names_its_graphs(query):
+        return None
+    patients = [name for name in loaded_graphs(endpoint) if name.startswith(PATIENT_GRAPH_PREFIX)]
+    graphs = sorted(existing_graphs(endpoint, [GUIDELINE_GRAPH])) + patients
+    if not graphs:
+        raise InputError("--endpoint", f"{endpoint.query_url} holds no graph jdm-kg load made (neither the guideline "
+                         f"graph <{GUIDELINE_GRAPH}> nor a patient graph <{PATIENT_GRAPH_PREFIX}...>): load data with "
+                         "jdm-kg load, or name the graphs to query with --graph IRI")
+    guideline = "the guideline graph and " if GUIDELINE_GRAPH in graphs else "no guideline graph (not loaded), only "
+    _say(f"note: querying {guideline}{len(patients)} patient graph(s) that jdm-kg load made on {endpoint.query_url} "
+         "(--graph IRI to choose)")
+    return graphs
+
+
+def _graphs_there(endpoint: Endpoint) -> str:
+    """The graphs jdm-kg load made on the server, in words (at most 10 patient graphs named)."""
+    patients = [name for name in loaded_graphs(endpoint) if name.startswith(PATIENT_GRAPH_PREFIX)]
+    guideline = (f"the guideline graph <{GUIDELINE_GRAPH}>" if existing_graphs(endpoint, [GUIDELINE_GRAPH])
+                 else f"no guideline graph (<{GUIDELINE_GRAPH}>: load it with jdm-kg load)")
+    listed = "".join(f" <{name}>" for name in patients[:10])
+    if len(patients) > 10:
+        listed += f" and {len(patients) - 10} more"
+    return (f"graphs jdm-kg load made there: {guideline}, {len(patients)} patient graph(s)"
+            + (f":{listed}" if patients else "") + " (without --graph, the query reads all of them)")
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     text, label = query_source(args.query)
     bindings = dict(parse_param(p) for p in args.param)
@@ -299,8 +347,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         if args.data:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
                              "jdm-kg load")
-        check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
-        result = Endpoint(args.endpoint, timeout=args.timeout).select(text.rstrip() + "\n" + values_block(bindings), args.graph or None)
+        query = check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
+        endpoint = Endpoint(args.endpoint, timeout=args.timeout)
+        try:
+            graphs = _query_graphs(endpoint, query, args.graph)
+            result = endpoint.select(text.rstrip() + "\n" + values_block(bindings), graphs)
+        finally:
+            endpoint.close()
     else:
         query = check_query(text, label, allow_service=args.allow_service)
         patients = [load_patient_file(path) for path in _expand(args.data)]
@@ -312,8 +365,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
             data = with_guideline(load_guideline(), *patients)
         result = _local_answer(data, query, bindings, label)
     machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
-    print(guideline_line() if not args.no_guideline or args.endpoint else "No guideline: only the --data files",
-          file=sys.stderr if machine else sys.stdout)
+    if args.endpoint:
+        said = f"Guideline: the one on the server {args.endpoint} (graph <{GUIDELINE_GRAPH}>, put there by jdm-kg load)"
+    else:
+        said = "No guideline: only the --data files" if args.no_guideline else guideline_line()
+    print(said, file=sys.stderr if machine else sys.stdout)
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK
@@ -338,29 +394,27 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 def _cmd_load(args: argparse.Namespace) -> int:
     endpoint = Endpoint(args.endpoint, args.update, timeout=args.timeout)
+    try:
+        return _load(args, endpoint)
+    finally:
+        endpoint.close()
+
+
+def _load(args: argparse.Namespace, endpoint: Endpoint) -> int:
     if args.cleanup is not None:
         dropped = cleanup(endpoint, older_than=args.cleanup * 60)
         print(f"dropped {len(dropped)} temporary graph(s) left by runs started over {args.cleanup:g} minute(s) ago"
               + "".join(f"\n  <{name}>" for name in dropped))
         if not args.files and args.no_guideline:
             return EXIT_OK
-    guideline = load_guideline()
     if not args.no_guideline:
+        guideline = load_guideline()
         count = load_guideline_graph(endpoint, guideline)
         print(f"guideline {guideline.version}: {count} triples (compiled closure) -> graph <{GUIDELINE_GRAPH}>")
-    worst = EXIT_OK
-    for path in _expand(args.files):
-        try:
-            graph = load_patient_file(path)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            worst = EXIT_ERROR
-            continue
-        name = file_graph_name(Path(path))
-        endpoint.drop(name)
-        load_patient_graph(endpoint, graph, name)
-        print(f"{path}: {len(graph)} triples -> graph <{name}>")
-    return worst
+    if not args.files:
+        return EXIT_OK
+    return load_patient_files(endpoint, args.files, allow_invalid=args.allow_invalid, prune=args.prune, out=print,
+                              err=_say)
 
 
 def _choose_guideline(value: str | None) -> None:
@@ -593,14 +647,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
                    help="with --endpoint: how long to wait for the server's answer (default 120)")
     p.add_argument("--graph", action="append", default=[], metavar="IRI",
-                   help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}); "
-                        "default: the server's default graph")
+                   help=f"with --endpoint: a graph to query as the default graph (repeat; e.g. {GUIDELINE_GRAPH}, "
+                        f"{PATIENT_GRAPH_PREFIX}<patient IRI>); each must be on the server. Default: the guideline "
+                        "graph and every patient graph jdm-kg load made (said on stderr), unless the query names its "
+                        "graphs itself (FROM, FROM NAMED, GRAPH)")
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("load", help="load the compiled guideline and patient files into a SPARQL 1.1 server")
-    p.add_argument("files", nargs="*", metavar="FILE", help="patient files or folders (each into its own named graph)")
+    p = sub.add_parser(
+        "load", help="load the compiled guideline and patient files into a SPARQL 1.1 server",
+        description="Load the compiled guideline into graph <https://w3id.org/jdm-kg/guideline> and each patient "
+                    "record into a graph of its own, urn:jdm-kg:patient:<the patient's IRI, percent-encoded except "
+                    "letters, digits and -._~:/>. Loading a record again (an edited file) replaces its graph: one "
+                    "copy per patient. Files are validated first, as jdm-kg validate does: a record with violations "
+                    "is reported and not loaded (unless --allow-invalid). A patient needs an IRI (a blank node could "
+                    "not be replaced); a patient in two files of one run is loaded from neither. Exit codes: 0 all "
+                    "loaded and conforming, 1 violations found, 2 unusable input or server, 3 a bug in jdm-kg.")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="patient files or folders (each patient record into its own named graph)")
     endpoint_options(p, required=True)
     p.add_argument("--no-guideline", action="store_true", help="load only the patient files")
+    p.add_argument("--allow-invalid", action="store_true",
+                   help="also load records that have violations (still reported; exit code 1)")
+    p.add_argument("--prune", action="store_true",
+                   help="drop the graphs of patients that an earlier load took from these files and that no file of "
+                        "this run holds now (without it they are kept, with a note)")
     p.add_argument("--cleanup", type=float, nargs="?", const=60, metavar="MINUTES",
                    help="first drop the temporary graphs (urn:jdm-kg:run:*, urn:jdm-kg:staging:*) that runs started "
                         "over MINUTES ago left on the server (default 60; 0: all); with --no-guideline and no files, only that")

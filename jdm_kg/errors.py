@@ -9,8 +9,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["InputError", "ServerError", "escape_controls", "internal_error", "captured_messages", "EXIT_INTERNAL"]
+__all__ = [
+    "InputError", "ServerError", "escape_controls", "internal_error", "captured_messages",
+    "EXIT_OK", "EXIT_VIOLATIONS", "EXIT_ERROR", "EXIT_INTERNAL",
+]
 
+#: Exit codes, as pySHACL's: ok / conforms, violations found, unusable input or usage error.
+EXIT_OK, EXIT_VIOLATIONS, EXIT_ERROR = 0, 1, 2
 #: The exit code of a run that met a bug in jdm-kg (not a problem with the input).
 EXIT_INTERNAL = 3
 

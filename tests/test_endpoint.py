@@ -36,8 +36,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server():
+def _serve():
+    """A new, empty Oxigraph server on loopback: its URLs, then stopped."""
     binary = _oxigraph_binary()
     if binary is None:
         pytest.skip("the oxigraph server is not installed (pip install 'jdm-kg[test]')")
@@ -60,11 +60,23 @@ def server():
 
 
 @pytest.fixture(scope="module")
+def server():
+    yield from _serve()
+
+
+@pytest.fixture()
+def empty_server():
+    """A server of its own, for tests that need to know everything on it."""
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
 def loaded(server):
     proc = run("load", "--endpoint", server["query"], "--update", server["update"], str(ROOT / "examples" / "fhir"))
     assert proc.returncode == 0, proc.stderr
     assert "guideline v" in proc.stdout and "-> graph <https://w3id.org/jdm-kg/guideline>" in proc.stdout
-    assert proc.stdout.count("-> graph <urn:jdm-kg:file:") == len(list((ROOT / "examples" / "fhir").glob("*.json")))
+    assert proc.stdout.count("-> graph <urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/patient/") == len(
+        list((ROOT / "examples" / "fhir").glob("*.json")))
     return server
 
 
@@ -105,6 +117,7 @@ def test_analyst_query_on_loaded_data(loaded):
     skin = ROOT / "examples" / "fhir" / "skin-predominant.json"
     load_out = run("load", "--endpoint", loaded["query"], "--update", loaded["update"], "--no-guideline", str(skin))
     graph = load_out.stdout.split("-> graph <")[1].split(">")[0]
+    assert graph == "urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/patient/P-SKIN"  # by the patient, not the file
     proc = run("query", "option-matches", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
                "--graph", graph, "--param", "patient=https://w3id.org/jdm-kg/example/patient/P-SKIN", "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -302,3 +315,218 @@ def test_an_endpoint_with_open_connections_still_goes_to_worker_processes():
     copy = pickle.loads(pickle.dumps(endpoint))
     assert (copy.query_url, copy.update_url, copy.timeout) == (endpoint.query_url, endpoint.update_url, 7)
     assert copy._http() is not client and endpoint._http() is client
+
+
+# --------------------------------------------------------------------------------------
+# jdm-kg load: one graph per patient, replaced on reload; invalid records reported and skipped.
+
+SKIN_TEXT = (ROOT / "examples" / "skin-predominant.ttl").read_text(encoding="utf-8")
+WEIGHTS = """PREFIX jdm: <https://w3id.org/jdm-kg/vocab#>
+SELECT ?patient ?weight WHERE { ?patient jdm:bodyWeight/jdm:value ?weight } ORDER BY ?patient ?weight
+"""
+
+
+def _patient(folder: Path, name: str, pid: str, weight: str = "35.0", subject: str | None = None) -> Path:
+    """The skin example as patient ``pid`` (IRI ``https://example.org/load-test/<pid>``) with
+    ``weight`` kg, in ``folder/name``; ``subject``: another subject instead of the IRI (``_:p``)."""
+    text = SKIN_TEXT.replace("jdm:value 35.0 ;", f"jdm:value {weight} ;").replace('"P-SKIN"', f'"{pid}"')
+    text = text.replace("ex:P-SKIN a", f"{subject or f'<https://example.org/load-test/{pid}>'} a")
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _load(urls, *args):
+    return run("load", "--endpoint", urls["query"], "--update", urls["update"], "--no-guideline", *map(str, args))
+
+
+def _graphs_holding(urls, pid: str) -> list[str]:
+    """The named graphs on the server with a node of type jdm:Patient for ``pid``."""
+    rows = Endpoint(urls["query"]).select(
+        "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?p a <https://w3id.org/jdm-kg/vocab#Patient> } "
+        f"FILTER(?p = <https://example.org/load-test/{pid}>) }}")
+    return sorted(str(row[0]) for row in rows)  # type: ignore[index]
+
+
+def _weights(urls, pid: str) -> list[str]:
+    rows = Endpoint(urls["query"]).select(
+        "SELECT ?w WHERE { GRAPH ?g { ?p <https://w3id.org/jdm-kg/vocab#bodyWeight> ?b . "
+        f"?b <https://w3id.org/jdm-kg/vocab#value> ?w }} FILTER(?p = <https://example.org/load-test/{pid}>) }}")
+    return sorted(str(row[0]) for row in rows)  # type: ignore[index]
+
+
+def test_loading_an_edited_file_again_leaves_one_copy_of_the_patient(loaded, tmp_path):
+    path = _patient(tmp_path, "reload.ttl", "P-RELOAD")
+    first = _load(loaded, path)
+    assert first.returncode == 0, first.stderr
+    graph = "urn:jdm-kg:patient:https://example.org/load-test/P-RELOAD"
+    assert f"{path}: record P-RELOAD: 41 triples -> graph <{graph}>\n" in first.stdout
+    assert first.stdout.endswith("1 of 1 patient record(s) loaded from 1 file(s)\n")
+    _patient(tmp_path, "reload.ttl", "P-RELOAD", weight="36.5")  # the weight corrected in the same file
+    second = _load(loaded, path)
+    assert second.returncode == 0 and "(replaced the copy loaded before)" in second.stdout, second.stderr
+    assert _graphs_holding(loaded, "P-RELOAD") == [graph]
+    assert _weights(loaded, "P-RELOAD") == ["36.5"]  # one weight: the new one
+    third = _load(loaded, path)  # the same input: the same output, byte for byte
+    assert (third.returncode, third.stdout, third.stderr) == (second.returncode, second.stdout, second.stderr)
+    # an analyst's query without --graph reads the guideline and the patient graphs: one row
+    (tmp_path / "weights.rq").write_text(WEIGHTS, encoding="utf-8")
+    proc = run("query", str(tmp_path / "weights.rq"), "--endpoint", loaded["query"], "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert [row for row in json.loads(proc.stdout) if "P-RELOAD" in row["patient"]] == [
+        {"patient": "https://example.org/load-test/P-RELOAD", "weight": "36.5"}]
+
+
+def test_the_same_patient_loaded_from_another_file_replaces_it_with_a_note(loaded, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old = _patient(tmp_path / "a", "p.ttl", "P-MOVED")
+    assert _load(loaded, old).returncode == 0
+    new = _patient(tmp_path / "b", "p.ttl", "P-MOVED", weight="37")
+    proc = _load(loaded, new)
+    assert proc.returncode == 0
+    assert f"note: {new}: record P-MOVED: replaces the copy loaded from {old.resolve()}" in proc.stderr
+    assert _weights(loaded, "P-MOVED") == ["37"]
+
+
+def test_an_invalid_record_is_reported_and_not_loaded_unless_allowed(loaded, tmp_path):
+    good = _patient(tmp_path, "good.ttl", "P-GOOD")
+    bad = _patient(tmp_path, "bad.ttl", "P-GRAMS", weight="35000")  # grams, not kg
+    broken = tmp_path / "broken.ttl"
+    broken.write_text("@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .\n<urn:x> a jdm:Patient", encoding="utf-8")
+    proc = _load(loaded, good, bad)
+    assert proc.returncode == 1, proc.stderr  # violations found
+    assert (f"{bad}: violation: record P-GRAMS: line 14: bodyWeight.value: Body weight is outside 1-250 kg: was it "
+            "entered in grams or pounds? Record weight in kg. (value: 35000)") in proc.stderr
+    assert (f"{bad}: record P-GRAMS: not loaded: 1 violation(s) above; the server holds no copy of it; correct them "
+            "and load the file again, or load the record as it is with --allow-invalid") in proc.stderr
+    assert "Traceback" not in proc.stderr and f"{good}: record P-GOOD: 41 triples -> graph" in proc.stdout
+    assert "1 of 2 patient record(s) loaded from 2 file(s); 1 not loaded (see above)" in proc.stdout
+    assert _weights(loaded, "P-GRAMS") == [] and _weights(loaded, "P-GOOD") == ["35"]
+
+    allowed = _load(loaded, bad, "--allow-invalid")
+    assert allowed.returncode == 1, allowed.stderr
+    assert "record P-GRAMS: 41 triples -> graph <urn:jdm-kg:patient:https://example.org/load-test/P-GRAMS>; " \
+           "loaded with 1 violation(s) (--allow-invalid)" in allowed.stdout
+    assert "violation: record P-GRAMS" in allowed.stderr and _weights(loaded, "P-GRAMS") == ["35000"]
+
+    # the record corrected, then made invalid again: not loaded, and the valid copy stays, said so
+    _patient(tmp_path, "bad.ttl", "P-GRAMS", weight="35")
+    assert _load(loaded, bad).returncode == 0 and _weights(loaded, "P-GRAMS") == ["35"]
+    _patient(tmp_path, "bad.ttl", "P-GRAMS", weight="-2")
+    again = _load(loaded, bad)
+    assert again.returncode == 1
+    assert (f"the server keeps the copy loaded before from {bad.resolve()}, in graph "
+            "<urn:jdm-kg:patient:https://example.org/load-test/P-GRAMS>") in again.stderr
+    assert _weights(loaded, "P-GRAMS") == ["35"]
+
+    # an unusable file is exit 2, and the others are still loaded
+    mixed = _load(loaded, broken, good)
+    assert mixed.returncode == 2
+    assert f"error: {broken}:" in mixed.stderr and f"{good}: record P-GOOD:" in mixed.stdout
+
+
+def test_two_files_with_the_same_patient_load_neither(loaded, tmp_path):
+    one = _patient(tmp_path, "one.ttl", "P-TWICE")
+    two = _patient(tmp_path, "two.ttl", "P-TWICE", weight="40")
+    other = _patient(tmp_path, "other.ttl", "P-OTHER")
+    proc = _load(loaded, one, two, other)
+    assert proc.returncode == 2
+    for here, there in ((one, two), (two, one)):
+        assert (f"error: {here}: record P-TWICE: patient <https://example.org/load-test/P-TWICE> is also in {there}: "
+                "not loaded from either file (a patient has one graph); the server holds no copy of it; keep the "
+                "record in one file and load again") in proc.stderr
+    assert _graphs_holding(loaded, "P-TWICE") == [] and _weights(loaded, "P-OTHER") == ["35"]
+    # the same file named twice (here: through a link) is one file, loaded once
+    link = tmp_path / "link.ttl"
+    link.symlink_to(other)
+    same = _load(loaded, other, link)
+    assert same.returncode == 0 and f"note: {link}: the same file as {other}: loaded once" in same.stderr
+    assert "1 of 1 patient record(s) loaded from 1 file(s)" in same.stdout
+
+
+def test_a_patient_without_an_iri_is_not_loaded(loaded, tmp_path):
+    path = _patient(tmp_path, "blank.ttl", "P-BLANK", subject="_:p")
+    proc = _load(loaded, path)
+    assert proc.returncode == 2
+    assert (f"error: {path}: record P-BLANK: the patient has no IRI (a blank node), so its graph could not be found "
+            "again to be replaced: not loaded; give the patient an IRI") in proc.stderr
+    assert "0 of 1 patient record(s) loaded from 1 file(s); 1 not loaded" in proc.stdout
+
+
+def test_a_record_removed_from_a_file_keeps_its_graph_unless_pruned(loaded, tmp_path):
+    both = _patient(tmp_path, "a.ttl", "P-STAY").read_text() + _patient(tmp_path, "b.ttl", "P-GONE").read_text()
+    path = tmp_path / "registry.ttl"
+    path.write_text(both, encoding="utf-8")
+    first = _load(loaded, path)
+    assert first.returncode == 0 and "2 of 2 patient record(s)" in first.stdout, first.stderr
+    assert _graphs_holding(loaded, "P-GONE") == ["urn:jdm-kg:patient:https://example.org/load-test/P-GONE"]
+    _patient(tmp_path, "registry.ttl", "P-STAY")  # P-GONE taken out of the file
+    kept = _load(loaded, path)
+    assert kept.returncode == 0
+    assert (f"note: {path}: patient <https://example.org/load-test/P-GONE> was loaded from this file before and is "
+            "not in it now: its graph <urn:jdm-kg:patient:https://example.org/load-test/P-GONE> is kept "
+            "(--prune drops it)") in kept.stderr
+    assert _graphs_holding(loaded, "P-GONE") != []
+    pruned = _load(loaded, path, "--prune")
+    assert pruned.returncode == 0
+    assert f"{path}: patient <https://example.org/load-test/P-GONE> is no longer in this file: graph " in pruned.stdout
+    assert _graphs_holding(loaded, "P-GONE") == [] and _graphs_holding(loaded, "P-STAY") != []
+
+
+def test_graphs_of_the_old_per_file_naming_are_dropped_once_duplicated(loaded, tmp_path):
+    endpoint = Endpoint(loaded["query"], loaded["update"])
+    legacy = "urn:jdm-kg:file:0123456789abcdef"  # an earlier jdm-kg load: the file's graph, named by its content
+    endpoint.update(f"INSERT DATA {{ GRAPH <{legacy}> {{ <https://example.org/load-test/P-LEGACY> a "
+                    "<https://w3id.org/jdm-kg/vocab#Patient> ; <https://w3id.org/jdm-kg/vocab#bodyWeight> "
+                    "[ <https://w3id.org/jdm-kg/vocab#value> 30 ] } }")
+    proc = _load(loaded, _patient(tmp_path, "legacy.ttl", "P-LEGACY"))
+    assert proc.returncode == 0
+    assert f"graph <{legacy}> dropped: made by an earlier jdm-kg load" in proc.stdout
+    assert _weights(loaded, "P-LEGACY") == ["35"]  # one copy, not two
+
+
+def test_a_failed_reload_leaves_the_patient_as_it_was(loaded, proxy, tmp_path):
+    path = _patient(tmp_path, "p.ttl", "P-ATOMIC")
+    assert _load(loaded, path).returncode == 0
+    server, urls = proxy
+    server.mode = "fail-move"
+    _patient(tmp_path, "p.ttl", "P-ATOMIC", weight="50")
+    proc = _load(urls, path)
+    assert proc.returncode == 2 and "the SPARQL server answered 500" in proc.stderr
+    assert _weights(loaded, "P-ATOMIC") == ["35"] and _left_behind(loaded) == []
+
+
+def test_query_on_a_server_without_graph_names_what_it_reads(empty_server, tmp_path):
+    urls = empty_server
+    nothing = run("query", "patients", "--endpoint", urls["query"])
+    assert nothing.returncode == 2 and nothing.stdout == ""
+    assert "holds no graph jdm-kg load made (neither the guideline graph <https://w3id.org/jdm-kg/guideline> nor a " \
+           "patient graph <urn:jdm-kg:patient:...>): load data with jdm-kg load" in nothing.stderr
+    load = run("load", "--endpoint", urls["query"], "--update", urls["update"],
+               str(_patient(tmp_path, "a.ttl", "P-Q1")), str(_patient(tmp_path, "b.ttl", "P-Q2")))
+    assert load.returncode == 0, load.stderr
+    proc = run("query", "patients", "--endpoint", urls["query"], "--format", "json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == [{"patient": "https://example.org/load-test/P-Q1", "patientId": "P-Q1"},
+                                       {"patient": "https://example.org/load-test/P-Q2", "patientId": "P-Q2"}]
+    assert f"note: querying the guideline graph and 2 patient graph(s) that jdm-kg load made on {urls['query']}" \
+           in proc.stderr
+    # the guideline is read too: a patient's option matches need no --graph
+    matches = run("query", "option-matches", "--endpoint", urls["query"], "--format", "json",
+                  "--param", "patient=https://example.org/load-test/P-Q1")
+    assert matches.returncode == 0 and json.loads(matches.stdout), matches.stderr
+    # a graph that is not there is an error naming those that are, never 0 rows
+    missing = run("query", "patients", "--endpoint", urls["query"], "--graph", "urn:jdm-kg:patient:P-Q3")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert ("error: --graph: no graph <urn:jdm-kg:patient:P-Q3> on the server (or it is empty); graphs jdm-kg load "
+            "made there: the guideline graph <https://w3id.org/jdm-kg/guideline>, 2 patient graph(s): "
+            "<urn:jdm-kg:patient:https://example.org/load-test/P-Q1> "
+            "<urn:jdm-kg:patient:https://example.org/load-test/P-Q2>") in missing.stderr
+    # a query that names its graphs itself runs on the server's dataset as written
+    (tmp_path / "graphs.rq").write_text("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } } ORDER BY ?g")
+    graphs = run("query", str(tmp_path / "graphs.rq"), "--endpoint", urls["query"], "--format", "json")
+    assert graphs.returncode == 0 and "note:" not in graphs.stderr
+    assert [row["g"] for row in json.loads(graphs.stdout)] == [
+        "https://w3id.org/jdm-kg/guideline", "urn:jdm-kg:patient:https://example.org/load-test/P-Q1",
+        "urn:jdm-kg:patient:https://example.org/load-test/P-Q2"]

@@ -31,6 +31,7 @@ __all__ = [
     "bundled_queries",
     "query_source",
     "check_query",
+    "names_its_graphs",
     "prepared",
     "query_text",
     "select",
@@ -87,6 +88,17 @@ def check_query(text: str, label: str, allow_service: bool = False, allow_datase
     if refusal:
         raise InputError(label, refusal)
     return query
+
+
+def names_its_graphs(query: Query) -> bool:
+    """Whether ``query`` says which graphs it reads: ``FROM``, ``FROM NAMED`` or ``GRAPH``.
+
+    >>> names_its_graphs(prepareQuery("SELECT * WHERE { GRAPH ?g { ?s ?p ?o } }"))
+    True
+    >>> names_its_graphs(prepareQuery("SELECT * WHERE { ?s ?p ?o }"))
+    False
+    """
+    return any(part.name in ("DatasetClause", "Graph") for part in _walk(query.algebra))
 
 
 def _network_refusal(query: Query, allow_service: bool = False, allow_dataset: bool = False) -> str | None:

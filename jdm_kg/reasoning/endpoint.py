@@ -4,8 +4,11 @@ Standard protocol only, so it works with Oxigraph server, Apache Jena Fuseki, Gr
 Virtuoso: queries are POSTed as ``application/x-www-form-urlencoded`` with
 ``default-graph-uri`` naming the graphs to read (the compiled guideline, and the patient
 data of this run), answers are SPARQL JSON results (parsed by rdflib); loading is SPARQL Update
-``INSERT DATA`` into named graphs. The network is used only because the user named the
-server, and only that server is contacted.
+``INSERT DATA`` into staging graphs, then ``MOVE`` over the named graphs they replace. The
+network is used only because the user named the server, and only that server is contacted.
+
+``jdm-kg load`` puts each patient record in a graph of its own, named from the patient's IRI
+(:func:`patient_graph_name`), so loading an edited file again replaces that graph.
 
 Parameters are bound with a trailing ``VALUES`` block built from RDF terms (serialised by
 rdflib, IRIs checked), never by pasting text into a query. Blank nodes cannot be named across
@@ -24,8 +27,8 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rdflib import XSD, BNode, Graph, Literal, URIRef, Variable  # noqa: F401 (XSD: the doctests)
@@ -36,6 +39,7 @@ from jdm_kg.errors import InputError, ServerError
 from jdm_kg.inputs.netguard import allow_hosts
 from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline
 from jdm_kg.knowledge.queries import Row, query_text
+from jdm_kg.namespaces import JDM
 from jdm_kg.reasoning.engines import GUIDELINE_GRAPH, GroupQueries, QueryEngine
 
 if TYPE_CHECKING:
@@ -45,19 +49,33 @@ __all__ = [
     "Endpoint",
     "EndpointEngine",
     "endpoint_engines",
-    "file_graph_name",
     "load_guideline_graph",
     "load_patient_graph",
+    "patient_graph_name",
+    "patient_of_graph",
+    "replace_graphs",
+    "loaded_graphs",
+    "LoadedGraph",
+    "existing_graphs",
     "values_block",
     "cleanup",
     "guideline_digest",
     "RUN_GRAPH_PREFIX",
+    "PATIENT_GRAPH_PREFIX",
 ]
 
 #: Temporary graphs of a ``recommend`` run are named ``urn:jdm-kg:run:<start time>-<id>:<n>``; a
-#: ``load`` puts the guideline in ``urn:jdm-kg:staging:<start time>-<id>`` first, then moves it.
+#: ``load`` puts each graph it replaces in ``urn:jdm-kg:staging:<start time>-<id>:<n>`` first, then
+#: moves it (:func:`replace_graphs`).
 RUN_GRAPH_PREFIX = "urn:jdm-kg:run:"
 STAGING_GRAPH_PREFIX = "urn:jdm-kg:staging:"
+#: ``jdm-kg load`` puts each patient record in ``urn:jdm-kg:patient:<the patient's IRI>``
+#: (:func:`patient_graph_name`); jdm-kg before issue 14 put each file in ``urn:jdm-kg:file:<SHA-256
+#: of its content>``, so a file edited and loaded again gave its patients a second copy.
+PATIENT_GRAPH_PREFIX = "urn:jdm-kg:patient:"
+LEGACY_FILE_GRAPH_PREFIX = "urn:jdm-kg:file:"
+#: In each patient graph, ``<graph> prov:wasDerivedFrom <file:///the/file/it/came/from>``.
+WAS_DERIVED_FROM = URIRef("http://www.w3.org/ns/prov#wasDerivedFrom")
 #: A temporary graph older than this (seconds) is left over from a run that could not drop it.
 STALE_AFTER = 3600
 #: How many times a connection to the server that cannot be made is tried again (httpx's transport).
@@ -68,6 +86,8 @@ DROP_RETRIES = (0.2, 1.0)
 
 _BAD_IRI = re.compile(r'[\s<>"{}|^`\\]')
 _BATCH_TRIPLES = 2000
+#: ``MOVE`` operations sent in one update request (a file's patients are replaced together).
+_MOVES_PER_REQUEST = 500
 
 
 def _iri(term: URIRef) -> str:
@@ -124,6 +144,12 @@ class Endpoint:
                                         transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
         return self._client
 
+    def close(self) -> None:
+        """Close the connections this process opened (the endpoint can still be used: it opens new ones)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def _post(self, url: str, fields: list[tuple[str, str]], accept: str) -> bytes:
         import httpx
 
@@ -154,10 +180,28 @@ class Endpoint:
 
     def insert(self, graph: Graph, name: str) -> None:
         """INSERT DATA ``graph`` (no blank nodes) into the named graph ``name``, in batches."""
-        triples = list(graph)
-        for start in range(0, len(triples), _BATCH_TRIPLES):
-            body = "\n".join(" ".join(term_text(x) for x in t) + " ." for t in triples[start:start + _BATCH_TRIPLES])
-            self.update(f"INSERT DATA {{ GRAPH {_iri(URIRef(name))} {{\n{body}\n}} }}")
+        self.insert_all([(name, graph)])
+
+    def insert_all(self, named: list[tuple[str, Graph]]) -> None:
+        """INSERT DATA each graph (no blank nodes) into its named graph, in requests of at most
+        :data:`_BATCH_TRIPLES` triples (small graphs share a request)."""
+        blocks: list[str] = []
+        lines: list[str] = []
+        count = 0  # triples in blocks and lines
+        for name, graph in named:
+            target = _iri(URIRef(name))
+            for triple in graph:
+                lines.append(" ".join(term_text(x) for x in triple) + " .")
+                count += 1
+                if count == _BATCH_TRIPLES:
+                    blocks.append(f"GRAPH {target} {{\n" + "\n".join(lines) + "\n}")
+                    self.update("INSERT DATA {\n" + "\n".join(blocks) + "\n}")
+                    blocks, lines, count = [], [], 0
+            if lines:
+                blocks.append(f"GRAPH {target} {{\n" + "\n".join(lines) + "\n}")
+                lines = []
+        if blocks:
+            self.update("INSERT DATA {\n" + "\n".join(blocks) + "\n}")
 
     def drop(self, name: str) -> None:
         self.update(f"DROP SILENT GRAPH {_iri(URIRef(name))}")
@@ -236,17 +280,33 @@ def _stamp() -> str:
     return f"{int(time.time())}-{uuid.uuid4().hex}"
 
 
+def replace_graphs(endpoint: Endpoint, named: list[tuple[str, Graph]]) -> None:
+    """Put each graph (no blank nodes, not empty) in its named graph on the server, replacing
+    what that graph held, as near atomically as SPARQL 1.1 allows: every graph is first loaded
+    into a staging graph of its own (``urn:jdm-kg:staging:<start time>-<id>:<n>``), then all are
+    moved over their targets by ``MOVE`` operations (which empty the target first), up to
+    :data:`_MOVES_PER_REQUEST` in one update request. A failure while loading changes no target;
+    the staging graphs are dropped whatever happened (``jdm-kg load --cleanup`` finds any left)."""
+    stamp = _stamp()
+    staged = [(f"{STAGING_GRAPH_PREFIX}{stamp}:{n}", name, graph) for n, (name, graph) in enumerate(named)]
+    for _, name, graph in staged:
+        if not len(graph):
+            raise ValueError(f"replace_graphs: nothing to put in <{name}>")  # MOVE of a graph that is not there fails
+    try:
+        endpoint.insert_all([(staging, graph) for staging, _, graph in staged])
+        for start in range(0, len(staged), _MOVES_PER_REQUEST):
+            endpoint.update(" ;\n".join(f"MOVE {_iri(URIRef(staging))} TO {_iri(URIRef(name))}"
+                                         for staging, name, _ in staged[start:start + _MOVES_PER_REQUEST]))
+    except BaseException:
+        endpoint.drop_all([staging for staging, _, _ in staged])
+        raise
+
+
 def load_guideline_graph(endpoint: Endpoint, guideline: Guideline) -> int:
     """Replace the guideline graph on the server by this compiled guideline, all or nothing: it
     is loaded into a staging graph, then moved over the old one in one update (a failed load
-    leaves the old guideline as it was). Returns the triples sent."""
-    staging = f"{STAGING_GRAPH_PREFIX}{_stamp()}"
-    try:
-        endpoint.insert(guideline.graph, staging)
-        endpoint.update(f"MOVE SILENT {_iri(URIRef(staging))} TO {_iri(URIRef(GUIDELINE_GRAPH))}")
-    except BaseException:
-        endpoint.drop_all([staging])
-        raise
+    leaves the old guideline as it was; :func:`replace_graphs`). Returns the triples sent."""
+    replace_graphs(endpoint, [(GUIDELINE_GRAPH, guideline.graph)])
     return len(guideline.graph)
 
 
@@ -290,9 +350,70 @@ def cleanup(endpoint: Endpoint, older_than: float = STALE_AFTER) -> list[str]:
     return stale
 
 
-def file_graph_name(path: Path) -> str:
-    """The named graph ``jdm-kg load`` puts a file in: by its content, so loading again replaces it."""
-    return f"urn:jdm-kg:file:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+def patient_graph_name(patient: URIRef) -> str:
+    """The named graph ``jdm-kg load`` puts a patient record in: :data:`PATIENT_GRAPH_PREFIX`
+    followed by the patient's IRI, percent-encoded except for letters, digits, ``-._~:/`` (so
+    ``#``, ``?`` and ``%`` are encoded; :func:`patient_of_graph` gives the IRI back). The name
+    depends on the IRI alone: loading the record again, from any file, replaces that graph.
+
+    >>> patient_graph_name(URIRef("https://w3id.org/jdm-kg/example/patient/P-SKIN"))
+    'urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/patient/P-SKIN'
+    >>> patient_graph_name(URIRef("http://example.org/registry#p%201"))
+    'urn:jdm-kg:patient:http://example.org/registry%23p%25201'
+    """
+    return PATIENT_GRAPH_PREFIX + urllib.parse.quote(str(patient), safe=":/")
+
+
+def patient_of_graph(name: str) -> URIRef | None:
+    """The patient IRI a patient graph is named from (:func:`patient_graph_name`), or None.
+
+    >>> patient_of_graph("urn:jdm-kg:patient:http://example.org/registry%23p%25201")
+    rdflib.term.URIRef('http://example.org/registry#p%201')
+    """
+    if not name.startswith(PATIENT_GRAPH_PREFIX):
+        return None
+    return URIRef(urllib.parse.unquote(name[len(PATIENT_GRAPH_PREFIX):]))
+
+
+@dataclass(frozen=True)
+class LoadedGraph:
+    """A graph ``jdm-kg load`` made on a server: its name, the patients in it (IRIs, sorted)
+    and, for a patient graph, the file it was loaded from (a ``file:`` IRI)."""
+
+    name: str
+    patients: tuple[str, ...]
+    source: str | None = None
+
+    @property
+    def legacy(self) -> bool:
+        """Made by jdm-kg before issue 14: a whole file's graph, named by its content."""
+        return self.name.startswith(LEGACY_FILE_GRAPH_PREFIX)
+
+
+def loaded_graphs(endpoint: Endpoint) -> dict[str, LoadedGraph]:
+    """The patient graphs ``jdm-kg load`` made on the server (and the per-file graphs of jdm-kg
+    before issue 14), by name, sorted: one query."""
+    text = (f"SELECT ?g ?p ?source WHERE {{ GRAPH ?g {{ ?p a {_iri(URIRef(JDM.Patient))} "
+            f"OPTIONAL {{ ?g {_iri(WAS_DERIVED_FROM)} ?source }} }} "
+            f"FILTER(STRSTARTS(STR(?g), {Literal(PATIENT_GRAPH_PREFIX).n3()}) || "
+            f"STRSTARTS(STR(?g), {Literal(LEGACY_FILE_GRAPH_PREFIX).n3()})) }}")
+    patients: dict[str, set[str]] = {}
+    sources: dict[str, str] = {}
+    for graph, patient, source in endpoint.select(text):  # type: ignore[misc]
+        patients.setdefault(str(graph), set()).add(str(patient))
+        if source is not None:  # (one a graph; the first in order if a graph was given several)
+            sources[str(graph)] = min(str(source), sources.get(str(graph), str(source)))
+    return {name: LoadedGraph(name, tuple(sorted(patients[name])), sources.get(name)) for name in sorted(patients)}
+
+
+def existing_graphs(endpoint: Endpoint, names: list[str]) -> set[str]:
+    """Which of ``names`` are graphs on the server that hold at least one triple (IRIs checked)."""
+    if not names:
+        return set()
+    listed = " ".join(_iri(URIRef(name)) for name in names)
+    result = endpoint.select(f"SELECT ?g WHERE {{ VALUES ?g {{ {listed} }} "
+                             "FILTER EXISTS { GRAPH ?g { ?s ?p ?o } } }")
+    return {str(row[0]) for row in result}  # type: ignore[index]
 
 
 def load_patient_graph(endpoint: Endpoint, graph: Graph, name: str) -> dict[URIRef, BNode]:
