@@ -73,6 +73,16 @@ def test_every_qc_rule_and_check_kind_has_a_broken_fixture():
     assert wanted <= covered, f"no broken-guideline fixture for: {sorted(wanted - covered)}"
 
 
+def test_qc_rule_headers_are_read_whole():
+    """A continuation line that starts like a key ("#   orpha:, rxnorm:, ...") continues the
+    text before it: the fix is not cut there."""
+    rules = {rule.name: rule for rule in qc_rules()}
+    assert rules["unknown-code-system"].fix.endswith("orpha:, rxnorm:, atc:, loinc:), or declare the code system in terms.ttl.")
+    assert rules["unused-source"].fix.endswith("or delete the record.")
+    assert {rule.graph for rule in rules.values()} == {"asserted", "compiled"}
+    assert all(rule.description and rule.fix for rule in rules.values())
+
+
 def test_check_cli_reports_file_line_and_fix_and_exits_1(tmp_path):
     folder = guideline_copy(tmp_path, BROKEN / "shape-regimen.ttl")
     proc = jdm("check", str(folder))
