@@ -310,7 +310,7 @@ def _list_queries() -> int:
         for q in queries:
             about = f" ({q.headers['class']})" if "class" in q.headers else ""
             lines.append(q.name + about)
-            for key in ("description", "parameters", "data", "not a recommendation", "agrees with"):
+            for key in ("description", "parameters", "data", "run", "not a recommendation", "agrees with"):
                 if q.headers.get(key):
                     lines += wrap.wrap(f"{key.upper() if key == 'not a recommendation' else key}: {q.headers[key]}")
             lines.append("")

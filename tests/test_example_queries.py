@@ -242,20 +242,40 @@ def test_option_assessment_reasons_are_recommends(guideline, patients):
 # ---------------------------------------------------------------- as an analyst runs them
 
 
-def test_examples_through_the_cli(tmp_path):
-    by_name = run("query", "examples/comparative-statements", "--format", "json")
-    assert by_name.returncode == 0, by_name.stderr
-    assert [r["optionLabel"] for r in json.loads(by_name.stdout)] == ["adalimumab", "infliximab"]
-    assert "NOT A RECOMMENDATION" in by_name.stderr  # its rows name options
+def test_every_example_runs_as_its_header_says(tmp_path):
+    """Each example's ``# run:`` command line, as an analyst types it (``> out.ttl`` written by the
+    test): exit 0, rows, and the NOT A RECOMMENDATION line exactly where the header has one."""
+    answers = {}
+    for q in [q for q in query_catalogue() if q.name.startswith("examples/")]:
+        for command in q.headers["run"].split("; "):
+            words = command.split()
+            assert words[0] == "jdm-kg", q.name
+            target = None
+            if ">" in words:
+                target = tmp_path / words[words.index(">") + 1]
+                words = words[:words.index(">")]
+            proc = run(*[str(tmp_path / w) if w == "out.ttl" else w for w in words[1:]])
+            assert proc.returncode == 0, (q.name, proc.stderr)
+            if target is not None:
+                target.write_text(proc.stdout, encoding="utf-8")
+                continue
+            count = re.search(r"^\((\d+) rows?\)$", proc.stdout, re.MULTILINE)
+            assert count and int(count.group(1)) > 0, q.name
+            assert ("NOT A RECOMMENDATION" in proc.stdout) == (q.not_a_recommendation is not None), q.name
+            answers[q.name] = proc.stdout
+    assert len(answers) == len(example_queries())
+    assert "(2 rows)" in answers["examples/comparative-statements"]
+    assert "upadacitinib (intolerance or adverse event" in answers["examples/patients-jak-failure"]
+    assert "screening history gates biologics" in answers["examples/option-assessment-reasons"]
+
+
+def test_examples_by_file_and_in_the_list():
     by_file = run("query", "queries/examples/screening-tests.rq", "--format", "json")
     assert by_file.returncode == 0 and "RECOMMENDATION" not in by_file.stderr, by_file.stderr
     assert {"5196-1", "71773-6"} <= {r["loinc"] for r in json.loads(by_file.stdout)}
-    patients = run("query", "examples/patients-jak-failure", "--data", "examples/fhir", "--format", "json")
-    assert patients.returncode == 0, patients.stderr
-    got = {r["patientId"]: r for r in json.loads(patients.stdout)}
-    assert got["P-ILD"]["predominant"] == "interstitial lung disease (ILD)" and got["P-NOJAK"]["jakFailures"] == ""
     listed = run("query", "--list").stdout
     assert "examples/preference-statements (jdm:PreferenceStatement)" in listed
+    assert "run: jdm-kg query examples/patients-jak-failure --data examples/fhir" in listed
 
 
 @pytest.mark.parametrize("name, data", [("treatment-options", []), ("patients-jak-failure", ["--data", "examples/fhir"]),
