@@ -249,10 +249,11 @@ def test_docs_templates_escape_what_the_graph_says():
 
     page = _TEMPLATES.get_template("vocabulary.html").render(
         title="Vocabulary", heading="G", css="", pages=[("vocabulary.html", "Vocabulary")], current="vocabulary.html",
-        version="v1", jdm_kg_version="0", kinds=[("Classes", [{"anchor": "X", "label": "<script>alert(1)</script>",
-                                                              "definition": 'a "b" & c'}])])
+        version="v1", jdm_kg_version="0", namespaces=[], code_systems=[], bundled=[], examples=[], max_instances=20,
+        properties=[], classes=[{"anchor": "X", "label": "<script>alert(1)</script>", "definition": 'a "b" & c',
+                                 "parents": [], "count": 0, "instances": [], "examples": []}])
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "a &#34;b&#34; &amp; c" in page and "<h2>Classes (1)</h2>" in page
+    assert "a &#34;b&#34; &amp; c" in page and '<h2 id="classes">Classes (1)</h2>' in page
 
 
 def test_docs_render_in_a_browser(tmp_path):
@@ -268,6 +269,9 @@ def test_docs_render_in_a_browser(tmp_path):
     statements = _render(tmp_path / "site" / "statements.html", tmp_path / "profile")
     assert "Particularly effective for muscle involvement and ILD" in statements
     assert "UNVERIFIED" in statements
+    vocabulary = _render(tmp_path / "site" / "vocabulary.html", tmp_path / "profile")
+    assert "https://w3id.org/jdm-kg/vocab#" in vocabulary and "examples/preference-statements" in vocabulary
+    assert "NOT A RECOMMENDATION" in vocabulary
 
 
 # ---------------------------------------------------------------- versioning

@@ -1,9 +1,15 @@
 """The vocabulary as analysts read it (issue 14, item 6): the declared domains and ranges agree
 with how the graph actually uses every property (the compiled guideline, every example and
-vignette patient record, and what ``recommend`` writes as PROV-O)."""
+vignette patient record, and what ``recommend`` writes as PROV-O); the vocabulary page of
+``jdm-kg docs`` shows the namespaces, every property's domain and range, the instances of the
+small classes and the queries, the same bytes on every run."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +182,100 @@ def test_a_json_ld_number_with_a_fraction_is_in_the_range_of_value(guideline):
     assert values == {XSD.double, XSD.integer}  # 42.5 and 152, as JSON-LD gives them
     declared = guideline.asserted.value(JDM.value, RDFS.range)
     assert _datatypes(guideline.asserted, declared) == {XSD.decimal, XSD.double}
+
+
+# ---------------------------------------------------------------- the vocabulary page of jdm-kg docs
+
+
+@pytest.fixture(scope="module")
+def page(guideline, tmp_path_factory) -> str:
+    from jdm_kg.outputs.docs import write_docs
+
+    folder = tmp_path_factory.mktemp("site")
+    write_docs(guideline, folder)
+    return (folder / "vocabulary.html").read_text(encoding="utf-8")
+
+
+def _row(page: str, anchor: str) -> str:
+    match = re.search(rf'<tr id="{re.escape(anchor)}">(.*?)</tr>', page, re.DOTALL)
+    assert match, anchor
+    return match.group(1)
+
+
+def test_vocabulary_page_shows_the_namespaces_and_code_systems(page):
+    for prefix, namespace in {"jdm": "https://w3id.org/jdm-kg/vocab#", "jdmg": "https://w3id.org/jdm-kg/guideline/",
+                              "skos": "http://www.w3.org/2004/02/skos/core#", "dcterms": "http://purl.org/dc/terms/",
+                              "prov": "http://www.w3.org/ns/prov#", "sh": "http://www.w3.org/ns/shacl#",
+                              "xsd": "http://www.w3.org/2001/XMLSchema#", "rxnorm": "http://purl.bioontology.org/ontology/RXNORM/",
+                              "atc": "http://purl.bioontology.org/ontology/ATC/", "loinc": "https://loinc.org/",
+                              "sct": "http://snomed.info/id/", "icd10cm": "http://purl.bioontology.org/ontology/ICD10CM/",
+                              "obo": "http://purl.obolibrary.org/obo/"}.items():
+        row = _row(page, f"prefix-{prefix}")
+        assert f"<code>{namespace}</code>" in row and re.search(r"<td>[^<]+</td>$", row.strip()), prefix
+    assert "code system: RxNorm" in _row(page, "prefix-rxnorm")
+    assert "Human Phenotype Ontology (codes obo:HP_...)" in _row(page, "prefix-obo")
+    assert "<td>LOINC</td><td><code>https://loinc.org/</code></td><td><code>http://loinc.org</code></td>" in page
+
+
+def test_vocabulary_page_gives_every_property_a_domain_and_a_range(guideline, page):
+    vocab = guideline.asserted
+    props = [p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty)
+             for p in vocab.subjects(RDF.type, kind) if str(p).startswith(str(JDM))]
+    assert len(props) > 130
+    for prop in props:
+        cells = re.findall(r"<td>(.*?)</td>", _row(page, str(prop).rsplit("#", 1)[-1]), re.DOTALL)
+        domain, range_ = cells[-2], cells[-1]
+        for declared, cell in ((vocab.value(prop, RDFS.domain), domain), (vocab.value(prop, RDFS.range), range_)):
+            if declared is None:
+                assert "not declared" in cell, (prop, cell)
+            else:
+                assert "not declared" not in cell and "<code>" in cell, (prop, cell)
+    row = _row(page, "doseMin")
+    assert '<a href="#DoseRegimen"><code>jdm:DoseRegimen</code></a>' in row and "<code>xsd:decimal</code>" in row
+    assert "<code>xsd:decimal</code> or <code>xsd:double</code>" in _row(page, "value")
+    assert "the patient shapes require xsd:date" in _row(page, "birthDate")
+    assert "sub-property of prov:wasDerivedFrom" in _row(page, "inGuideline")
+    assert "inverse of jdm:hasRegimen" in _row(page, "regimenOf")
+
+
+def test_vocabulary_page_lists_the_instances_of_small_classes(guideline, page):
+    bands = _row(page, "RankingBand")
+    for band in ("preferred for the predominant feature", "suitable", "no feature-specific guidance",
+                 "less suitable for the predominant feature"):
+        assert band in bands
+    assert "4: " in bands
+    assert "13: " in _row(page, "TreatmentOption") and 'href="drugs.html#rituximab"' in _row(page, "TreatmentOption")
+    assert "25 (over 20: not listed)" in _row(page, "GuidelineStatement")
+    assert "<em>none</em>" in _row(page, "Patient")
+    for cls in guideline.asserted.subjects(RDF.type, OWL.Class):
+        if str(cls).startswith(str(JDM)):
+            _row(page, str(cls).rsplit("#", 1)[-1])
+
+
+def test_vocabulary_page_shows_the_queries(page):
+    from jdm_kg.knowledge.queries import query_catalogue
+
+    for q in query_catalogue():
+        if q.name.startswith("examples/"):
+            short = q.name.removeprefix("examples/")
+            assert f'<h3 id="example-{short}">{q.name}</h3>' in page
+            assert f'href="#example-{short}"' in _row(page, q.headers["class"].split(":", 1)[1])  # from its class
+            body = page.split(f'<h3 id="example-{short}">', 1)[1].split("<h3", 1)[0]
+            assert q.headers["run"].split("; ")[-1] in body and "SELECT" in body
+            assert ("NOT A RECOMMENDATION" in body) == (q.not_a_recommendation is not None)
+        else:
+            row = _row(page, f"query-{q.name}")
+            assert ("NOT A RECOMMENDATION" in row) == (q.not_a_recommendation is not None), q.name
+            assert ("agrees with" in row) == (q.agrees_with is not None), q.name
+    assert "&lt;https://w3id.org/jdm-kg/vocab#&gt;" in page  # query text escaped
+
+
+def test_docs_are_the_same_bytes_on_every_run(tmp_path):
+    sites = []
+    for seed in ("1", "2"):
+        folder = tmp_path / seed
+        proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "docs", "-o", str(folder)], check=False,
+                              capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert proc.returncode == 0, proc.stderr
+        sites.append({p.name: p.read_bytes() for p in sorted(folder.glob("*.html"))})
+    assert sites[0] == sites[1] and "vocabulary.html" in sites[0]
