@@ -176,12 +176,17 @@ def test_the_agreement_check_finds_a_misuse(guideline):
     assert any("would be both a" in p and "ManifestationFinding" in p and "Measurement" in p for p in problems)
 
 
-def test_a_json_ld_number_with_a_fraction_is_in_the_range_of_value(guideline):
+def test_a_json_ld_number_with_a_fraction_is_why_value_declares_no_range(guideline):
     graph = load_patient_file(ROOT / "examples" / "muscle-predominant.jsonld")
-    values = {o.datatype for o in graph.objects(None, JDM.value)}
-    assert values == {XSD.double, XSD.integer}  # 42.5 and 152, as JSON-LD gives them
-    declared = guideline.asserted.value(JDM.value, RDFS.range)
-    assert _datatypes(guideline.asserted, declared) == {XSD.decimal, XSD.double}
+    assert {o.datatype for o in graph.objects(None, JDM.value)} == {XSD.double, XSD.integer}  # 42.5 and 152
+    assert guideline.asserted.value(JDM.value, RDFS.range) is None  # xsd:decimal would be false of 42.5
+
+
+def test_the_compiled_guideline_has_no_blank_nodes(guideline):
+    """A SPARQL server renames blank nodes, so the guideline it holds could not be recognised by
+    its digest (jdm_kg.reasoning.endpoint.check_guideline_loaded): no OWL union ranges or other
+    anonymous class expressions in the modules."""
+    assert not [t for t in guideline.graph if any(isinstance(x, BNode) for x in t)]
 
 
 # ---------------------------------------------------------------- the vocabulary page of jdm-kg docs
@@ -232,7 +237,7 @@ def test_vocabulary_page_gives_every_property_a_domain_and_a_range(guideline, pa
                 assert "not declared" not in cell and "<code>" in cell, (prop, cell)
     row = _row(page, "doseMin")
     assert '<a href="#DoseRegimen"><code>jdm:DoseRegimen</code></a>' in row and "<code>xsd:decimal</code>" in row
-    assert "<code>xsd:decimal</code> or <code>xsd:double</code>" in _row(page, "value")
+    assert "the patient shapes require xsd:decimal or xsd:double or xsd:integer" in _row(page, "value")
     assert "the patient shapes require xsd:date" in _row(page, "birthDate")
     assert "sub-property of prov:wasDerivedFrom" in _row(page, "inGuideline")
     assert "inverse of jdm:hasRegimen" in _row(page, "regimenOf")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,13 +280,9 @@ def write_release(out: Path, folder: Path | None = None, shapes: Path | None = N
     if vocab is None:
         raise InputError(str(folder), f"the import closure of {ROOT_FILE} has no <{VOCAB_IRI}>")
     # everything is worked out before anything is written: a failed release leaves no partial folder
-    with warnings.catch_warnings():  # rdflib warns on every RDF list (jdm:value's union of datatypes) it writes;
-        # the list is written whole (tests/test_release.py: the RDF/XML and the Turtle are the same graph)
-        warnings.filterwarnings("ignore", message="Assertions on .* other than RDF.first", category=UserWarning)
-        rdf_xml = merged.serialize(format="pretty-xml")
     texts = {
         "jdm-kg.ttl": _turtle_with_header(merged, "jdm-kg merged ontology: vocabulary, terms, sources, guideline.\n" + about),
-        ROOT_FILE: rdf_xml,
+        ROOT_FILE: merged.serialize(format="pretty-xml"),
         "jdm-kg-vocab.ttl": _turtle_with_header(vocab, "jdm-kg vocabulary (TBox) alone.\n" + about),
     }
     for name, source in (("patient-shapes.ttl", shapes / "patient-shapes.ttl"),

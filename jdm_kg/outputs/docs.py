@@ -299,12 +299,15 @@ class _Site:
         by_class: dict[str, list[str]] = defaultdict(list)
         for q in examples:
             by_class[q.headers.get("class", "")].append(q.name)
-        # the datatype the patient shapes require of a property the OWL axioms give no range (dates)
+        # the datatypes the patient shapes require of a property the OWL axioms give no range
+        # (dates; a measurement's value), from sh:datatype and from an sh:or of sh:datatype
         shapes = load_shapes()
         shape_datatypes: dict[Node, set[str]] = defaultdict(set)
-        for shape in shapes.subjects(SH.datatype, None):
-            for path in shapes.objects(shape, SH.path):
-                shape_datatypes[path] |= {self.curie(d, prefixes) for d in shapes.objects(shape, SH.datatype)}
+        for shape, path in shapes.subject_objects(SH.path):
+            found = set(shapes.objects(shape, SH.datatype))
+            for alternatives in shapes.objects(shape, SH["or"]):
+                found |= {d for member in Collection(shapes, alternatives) for d in shapes.objects(member, SH.datatype)}
+            shape_datatypes[path] |= {self.curie(d, prefixes) for d in found}
         classes = []
         for cls in sorted((t for t in g.subjects(RDF.type, OWL.Class) if str(t).startswith(str(JDM))), key=str):
             members = sorted(set(g.subjects(RDF.type, cls)), key=lambda n: (self.label(n), str(n)))
