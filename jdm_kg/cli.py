@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import urllib.error
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,14 @@ from jdm_kg.errors import (
 from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
-from jdm_kg.knowledge.queries import check_query, names_its_graphs, parse_param, query_source
+from jdm_kg.knowledge.queries import (
+    check_query,
+    names_its_graphs,
+    parse_param,
+    query_catalogue,
+    query_headers,
+    query_source,
+)
 from jdm_kg.outputs.report import (
     MARKDOWN_TITLE,
     dumps_json,
@@ -340,8 +348,42 @@ def _graphs_there(endpoint: Endpoint) -> str:
             + (f":{listed}" if patients else "") + " (without --graph, the query reads all of them)")
 
 
+def _list_queries() -> int:
+    """``jdm-kg query --list``: every bundled and example query with its description, parameters
+    and, for one whose rows name treatment options, what it is (not a recommendation, or what it
+    agrees with)."""
+    wrap = textwrap.TextWrapper(width=100, initial_indent="  ", subsequent_indent="    ")
+    catalogue = query_catalogue()
+    sections = (
+        ("Bundled queries: jdm-kg query NAME [--data FILE...] [--param name=value]",
+         [q for q in catalogue if not q.name.startswith("examples/")]),
+        ("Example queries, one or more for each main class of the vocabulary (shown on the vocabulary page of "
+         "jdm-kg docs): jdm-kg query examples/NAME [--data FILE...]",
+         [q for q in catalogue if q.name.startswith("examples/")]),
+    )
+    lines: list[str] = []
+    for title, queries in sections:
+        lines += textwrap.wrap(title, 100) + [""]
+        for q in queries:
+            about = f" ({q.headers['class']})" if "class" in q.headers else ""
+            lines.append(q.name + about)
+            for key in ("description", "parameters", "data", "run", "not a recommendation", "agrees with"):
+                if q.headers.get(key):
+                    lines += wrap.wrap(f"{key.upper() if key == 'not a recommendation' else key}: {q.headers[key]}")
+            lines.append("")
+    print("\n".join(lines).rstrip())
+    return EXIT_OK
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list_queries()
+    if not args.query:
+        raise InputError("query", "name a bundled query (jdm-kg query --list) or a .rq file")
     text, label = query_source(args.query)
+    # a query whose rows name options but are not a recommendation says so with its output
+    caution = query_headers(text).get("not a recommendation")
+    notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
     bindings = dict(parse_param(p) for p in args.param)
     if args.endpoint:
         if args.data:
@@ -370,7 +412,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         said = "No guideline: only the --data files" if args.no_guideline else guideline_line()
     print(said, file=sys.stderr if machine else sys.stdout)
+    if notice and (args.format != "table" or result.type not in ("SELECT", "CONSTRUCT", "DESCRIBE")):
+        print(f"note: {notice}", file=sys.stderr)  # stdout stays CSV, JSON or a bare answer
     if result.type in ("CONSTRUCT", "DESCRIBE"):
+        if notice and args.format == "table":
+            print(textwrap.indent(textwrap.fill(notice, 98), "# "))
         print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
         return EXIT_OK
     if result.type == "ASK":
@@ -387,8 +433,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
     else:
+        if notice:  # above the table, and again below it: the last thing on the screen
+            print(notice + "\n")
         _print_table(names, rows)
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+        if notice:
+            print(notice.split(":", 1)[0] + " (see the first line): `jdm-kg recommend` says which options a "
+                  "patient is offered")
     return EXIT_OK
 
 
@@ -637,7 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("query", help="run a SPARQL query (bundled name or file) with bound parameters")
-    p.add_argument("query", metavar="QUERY")
+    p.add_argument("query", metavar="QUERY", nargs="?",
+                   help="a bundled query's name, an example's (examples/NAME) or a .rq file")
+    p.add_argument("--list", action="store_true", help="list the bundled and example queries, with what each is")
     p.add_argument("--data", nargs="*", default=[], metavar="FILE", help="patient files to query with the guideline")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="bind ?NAME to VALUE")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -73,6 +73,16 @@ def test_every_qc_rule_and_check_kind_has_a_broken_fixture():
     assert wanted <= covered, f"no broken-guideline fixture for: {sorted(wanted - covered)}"
 
 
+def test_qc_rule_headers_are_read_whole():
+    """A continuation line that starts like a key ("#   orpha:, rxnorm:, ...") continues the
+    text before it: the fix is not cut there."""
+    rules = {rule.name: rule for rule in qc_rules()}
+    assert rules["unknown-code-system"].fix.endswith("orpha:, rxnorm:, atc:, loinc:), or declare the code system in terms.ttl.")
+    assert rules["unused-source"].fix.endswith("or delete the record.")
+    assert {rule.graph for rule in rules.values()} == {"asserted", "compiled"}
+    assert all(rule.description and rule.fix for rule in rules.values())
+
+
 def test_check_cli_reports_file_line_and_fix_and_exits_1(tmp_path):
     folder = guideline_copy(tmp_path, BROKEN / "shape-regimen.ttl")
     proc = jdm("check", str(folder))
@@ -239,10 +249,11 @@ def test_docs_templates_escape_what_the_graph_says():
 
     page = _TEMPLATES.get_template("vocabulary.html").render(
         title="Vocabulary", heading="G", css="", pages=[("vocabulary.html", "Vocabulary")], current="vocabulary.html",
-        version="v1", jdm_kg_version="0", kinds=[("Classes", [{"anchor": "X", "label": "<script>alert(1)</script>",
-                                                              "definition": 'a "b" & c'}])])
+        version="v1", jdm_kg_version="0", namespaces=[], code_systems=[], bundled=[], examples=[], max_instances=20,
+        properties=[], classes=[{"anchor": "X", "label": "<script>alert(1)</script>", "definition": 'a "b" & c',
+                                 "parents": [], "count": 0, "instances": [], "examples": []}])
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "a &#34;b&#34; &amp; c" in page and "<h2>Classes (1)</h2>" in page
+    assert "a &#34;b&#34; &amp; c" in page and '<h2 id="classes">Classes (1)</h2>' in page
 
 
 def test_docs_render_in_a_browser(tmp_path):
@@ -258,6 +269,9 @@ def test_docs_render_in_a_browser(tmp_path):
     statements = _render(tmp_path / "site" / "statements.html", tmp_path / "profile")
     assert "Particularly effective for muscle involvement and ILD" in statements
     assert "UNVERIFIED" in statements
+    vocabulary = _render(tmp_path / "site" / "vocabulary.html", tmp_path / "profile")
+    assert "https://w3id.org/jdm-kg/vocab#" in vocabulary and "examples/preference-statements" in vocabulary
+    assert "NOT A RECOMMENDATION" in vocabulary
 
 
 # ---------------------------------------------------------------- versioning

@@ -228,8 +228,10 @@ def test_validate_summary_only(tmp_path):
 def test_query_table_is_a_rich_table_with_every_row():
     proc = run("query", "candidate-options")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()[1:]  # after the guideline line
-    assert lines[0].split()[:3] == ["option", "optionLabel", "role"] and set(lines[1]) <= {"─", " "}
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("Guideline v")
+    assert lines[1].startswith("NOT A RECOMMENDATION: ") and lines[2] == ""  # (tests/test_query_truth.py)
+    assert lines[3].split()[:3] == ["option", "optionLabel", "role"] and set(lines[4]) <= {"─", " "}
     assert "(7 rows)" in proc.stdout and "abatacept" in proc.stdout and "\x1b[" not in proc.stdout  # no colour codes
 
 

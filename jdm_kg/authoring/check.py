@@ -28,7 +28,7 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.loading import load_rdf_file
 from jdm_kg.knowledge.guideline import JDM, Guideline, compile_guideline, guideline_files
-from jdm_kg.knowledge.queries import check_query
+from jdm_kg.knowledge.queries import check_query, query_headers
 from jdm_kg.resources import resource_dir
 
 __all__ = ["Problem", "QcRule", "qc_rules", "check_guideline", "SourceIndex"]
@@ -64,22 +64,6 @@ class QcRule:
     graph: str  # "asserted" (as written) or "compiled" (after OWL RL and the rules)
 
 
-def _header(text: str, key: str) -> str:
-    """The value of a ``# key:`` header comment, continuation lines joined."""
-    lines, taking = [], False
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        body = line[1:].strip()
-        if re.match(r"^[a-z]+:", body):
-            taking = body.startswith(f"{key}:")
-            if taking:
-                lines.append(body[len(key) + 1 :].strip())
-        elif taking:
-            lines.append(body)
-    return " ".join(lines)
-
-
 def qc_rules() -> tuple[QcRule, ...]:
     """The quality-control queries (``queries/qc/`` of this run's checkout or installed copy), in name order."""
     return _qc_rules(resource_dir("queries") / "qc")
@@ -89,10 +73,9 @@ def qc_rules() -> tuple[QcRule, ...]:
 def _qc_rules(folder: Path) -> tuple[QcRule, ...]:
     rules = []
     for path in sorted(folder.glob("*.rq")):
-        text = path.read_text(encoding="utf-8")
-        rules.append(
-            QcRule(path.stem, path, _header(text, "description"), _header(text, "fix"), _header(text, "graph") or "asserted")
-        )
+        headers = query_headers(path.read_text(encoding="utf-8"))
+        rules.append(QcRule(path.stem, path, headers.get("description", ""), headers.get("fix", ""),
+                            headers.get("graph") or "asserted"))
     return tuple(rules)
 
 

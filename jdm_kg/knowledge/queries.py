@@ -3,12 +3,21 @@
 Queries are checked before they run: a ``SERVICE`` clause (which would make rdflib open a
 network connection) is refused unless explicitly allowed, and so is ``FROM``/``FROM NAMED``
 (which would make rdflib fetch the named graph).
+
+Each bundled query starts with ``# key: value`` header comments (continued on lines indented
+``#   ...``): ``description``, ``parameters``, and for a query whose rows name treatment options
+either ``not a recommendation`` (what it lists instead: shown by ``jdm-kg query --list``, the HTML
+docs and with its output) or ``agrees with`` (what it gives the same answer as, tested). The
+example queries of the vocabulary (``queries/examples/``, run as ``examples/NAME``) also name the
+``class`` they are about and the ``data`` they are meant for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +37,11 @@ from jdm_kg.resources import cache_dir, resource_dir
 
 __all__ = [
     "Row",
+    "QueryInfo",
     "bundled_queries",
+    "example_queries",
+    "query_catalogue",
+    "query_headers",
     "query_source",
     "check_query",
     "names_its_graphs",
@@ -43,21 +56,97 @@ __all__ = [
 Row = dict[str, Node]
 
 
+#: The folder (under ``queries/``) and name prefix of the vocabulary's example queries.
+EXAMPLES = "examples"
+
+
 def bundled_queries() -> dict[str, Path]:
     """Name (file stem) -> path of every bundled query in ``queries/`` (rules excluded)."""
     return {p.stem: p for p in sorted(resource_dir("queries").glob("*.rq"))}
 
 
+def example_queries() -> dict[str, Path]:
+    """Name (``examples/`` + file stem) -> path of the vocabulary's example queries
+    (``queries/examples/*.rq``): one or more a main class, shown on the HTML docs' vocabulary page."""
+    return {f"{EXAMPLES}/{p.stem}": p for p in sorted(resource_dir("queries").joinpath(EXAMPLES).glob("*.rq"))}
+
+
+_HEADER_KEY = re.compile(r"^# ([a-z][a-z -]*[a-z]):(?:\s+(.*))?$")
+
+
+def query_headers(text: str) -> dict[str, str]:
+    """The ``# key: value`` comments at the top of a query, each with its continuation lines
+    (``#   ...``, indented) joined by spaces.
+
+    >>> query_headers("# description: one\\n#   two\\n# not a recommendation: three\\nSELECT")
+    {'description': 'one two', 'not a recommendation': 'three'}
+    """
+    out: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        match = _HEADER_KEY.match(line)
+        if match:
+            key = match.group(1)
+            out[key] = (match.group(2) or "").strip()
+        elif key is not None and line[1:].strip():
+            out[key] = f"{out[key]} {line[1:].strip()}".strip()
+    return out
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """A bundled or example query as ``jdm-kg query --list`` and the HTML docs show it."""
+
+    name: str
+    path: Path
+    headers: dict[str, str]
+
+    @property
+    def description(self) -> str:
+        return self.headers.get("description", "")
+
+    @property
+    def parameters(self) -> str:
+        return self.headers.get("parameters", "")
+
+    @property
+    def not_a_recommendation(self) -> str | None:
+        """What the query lists instead of a recommendation, when its rows name options."""
+        return self.headers.get("not a recommendation")
+
+    @property
+    def agrees_with(self) -> str | None:
+        """What the query gives the same answer as (tested), when its rows name options."""
+        return self.headers.get("agrees with")
+
+    @property
+    def notice(self) -> str | None:
+        """The line to print with the query's output: ``not a recommendation: ...``."""
+        return f"not a recommendation: {self.not_a_recommendation}" if self.not_a_recommendation else None
+
+
+def query_catalogue() -> list[QueryInfo]:
+    """Every bundled query, then every example query, in name order, with its headers."""
+    out = []
+    for name, path in [*bundled_queries().items(), *example_queries().items()]:
+        out.append(QueryInfo(name, path, query_headers(path.read_text(encoding="utf-8"))))
+    return out
+
+
 def query_source(name_or_path: str) -> tuple[str, str]:
-    """Return (text, label) of a bundled query name or a query file path."""
-    bundled = bundled_queries()
+    """Return (text, label) of a bundled query name, an example query name (``examples/NAME``)
+    or a query file path."""
+    bundled = bundled_queries() | example_queries()
     if name_or_path in bundled:
         path = bundled[name_or_path]
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            names = ", ".join(bundled)
-            raise InputError(name_or_path, f"no such query file or bundled query; bundled queries: {names}")
+            names = ", ".join(bundled_queries())
+            raise InputError(name_or_path, f"no such query file or bundled query; bundled queries: {names} "
+                             f"(and the examples: jdm-kg query --list)")
     try:
         return path.read_text(encoding="utf-8"), str(path)
     except (OSError, UnicodeDecodeError) as err:

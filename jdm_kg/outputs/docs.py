@@ -3,25 +3,32 @@
 Pages: ``index.html`` (version, the main recommendation, the algorithm, each manifestation
 with its options), ``drugs.html`` (each option with its regimen or gap, safety gates,
 monitoring, preferences and codes), ``statements.html`` (every statement with its quote,
-section, evidence and sources), ``sources.html`` and ``vocabulary.html`` (the model's
-classes and properties). Everything shown is read from the compiled guideline graph; the HTML
+section, evidence and sources), ``sources.html`` and ``vocabulary.html`` (for analysts: the
+namespaces and prefixes, the code systems, the model's classes with their instances, its
+properties with their domain and range, the bundled queries with what each is, and the example
+queries of ``queries/examples/``). Everything shown is read from the compiled guideline graph
+(domains and ranges as ``vocab.ttl`` declares them), the shapes and the query files; the HTML
 is in Jinja2 templates (``templates/docs/``, autoescaped), as the web page of ``jdm-kg serve``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
-from rdflib import OWL, RDF, RDFS, SKOS, Graph, URIRef
+from rdflib import OWL, RDF, RDFS, SH, SKOS, BNode, Graph, URIRef
+from rdflib.collection import Collection
 from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import GUIDELINE_IRI, JDM, Guideline
-from jdm_kg.knowledge.queries import select
+from jdm_kg.knowledge.queries import QueryInfo, query_catalogue, select
 from jdm_kg.reasoning.recommend import Provenance, guideline_facts
+from jdm_kg.reasoning.validation import load_shapes
+from jdm_kg.resources import resource_dir
 from jdm_kg.version import __version__
 
 __all__ = ["write_docs"]
@@ -33,6 +40,7 @@ blockquote{border-left:4px solid #7a9;margin:.5rem 0;padding:.2rem .8rem;backgro
 table{border-collapse:collapse;width:100%} td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
 .tag{display:inline-block;font-size:.8rem;padding:0 .4rem;border-radius:.3rem;background:#eee;margin-right:.3rem}
 .warn{background:#fde7c4} .gap{background:#f6d3d3} small{color:#555}
+pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;font-size:.85rem}
 """
 _PAGES = [("index.html", "Guideline"), ("drugs.html", "Options and drugs"), ("statements.html", "Statements"),
           ("sources.html", "Sources"), ("vocabulary.html", "Vocabulary")]
@@ -50,6 +58,33 @@ _TEMPLATES = Environment(
 
 def _anchor(iri: Node) -> str:
     return str(iri).rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
+#: What the namespaces the graph, the shapes and the queries use are for, where no header says.
+_NAMESPACE_NOTES = {
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#": "RDF (rdf:type, lists)",
+    "http://www.w3.org/2000/01/rdf-schema#": "RDF Schema: labels, subclasses, domains and ranges",
+    "http://www.w3.org/2002/07/owl#": "OWL 2: classes, properties, ontology headers and versions",
+    "http://www.w3.org/2001/XMLSchema#": "XML Schema datatypes (xsd:decimal, xsd:date, ...)",
+    "http://www.w3.org/2004/02/skos/core#": "SKOS: definitions, alternative labels, editorial notes and the code mappings "
+                                            "(skos:exactMatch, closeMatch, narrowMatch, relatedMatch, broadMatch)",
+    "http://purl.org/dc/terms/": "Dublin Core terms: titles, sources, citations, creators, dates",
+    "http://www.w3.org/ns/prov#": "PROV-O: what a statement, a regimen or a recommendation was derived from",
+    "http://www.w3.org/ns/shacl#": "SHACL: the shapes that check patient records and the guideline",
+    "https://w3id.org/jdm-kg/shapes/guideline#": "jdm-kg's shapes over the guideline graph (shapes/guideline/, jdm-kg check)",
+}
+#: The most instances a class lists on the vocabulary page (more: their number).
+MAX_INSTANCES = 20
+_PREFIX_LINE = re.compile(r"^\s*(?:@prefix|PREFIX)\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
+
+
+def _declared_prefixes(files: list[Path]) -> dict[str, str]:
+    """prefix -> namespace IRI, as the Turtle and SPARQL files declare them (first one wins)."""
+    out: dict[str, str] = {}
+    for path in files:
+        for prefix, namespace in _PREFIX_LINE.findall(path.read_text(encoding="utf-8")):
+            out.setdefault(prefix, namespace)
+    return out
 
 
 class _Site:
@@ -199,12 +234,114 @@ class _Site:
             kinds.append((title, nodes))
         return self.page("sources.html", "Sources", kinds=kinds)
 
+    # ------------------------------------------------------------ vocabulary (for analysts)
+
+    def namespaces(self) -> list[dict[str, str]]:
+        """Every prefix the guideline files, the shapes and the queries declare, with what it is:
+        a standard vocabulary, one of jdm-kg's modules (its header's label), or a code system
+        (the jdm:CodeSystem whose IRI prefix starts with it)."""
+        files = list(self.guideline.files) + sorted(resource_dir("shapes").rglob("*.ttl"))
+        files += sorted(resource_dir("queries").rglob("*.rq"))
+        prefixes = _declared_prefixes(files)
+        systems = sorted(self.g.subjects(RDF.type, JDM.CodeSystem), key=self.label)
+        shapes = load_shapes()
+        out = []
+        for prefix, namespace in sorted(prefixes.items()):
+            what = [_NAMESPACE_NOTES.get(namespace, "")]
+            header = URIRef(namespace.rstrip("#/"))
+            label = self.g.value(header, RDFS.label) or shapes.value(header, RDFS.label)
+            if label is not None:
+                what.append(str(label))
+            for system in systems:
+                iri_prefix = self.text(system, JDM.iriPrefix)
+                if iri_prefix.startswith(namespace):
+                    rest = iri_prefix[len(namespace):]
+                    what.append(f"code system: {self.label(system)}" + (f" (codes {prefix}:{rest}...)" if rest else ""))
+            out.append({"prefix": prefix, "namespace": namespace, "what": "; ".join(w for w in what if w)})
+        return out
+
+    def code_systems(self) -> list[dict[str, str]]:
+        return [{"label": self.label(s), "prefix": self.text(s, JDM.iriPrefix), "fhir": self.text(s, JDM.fhirSystem),
+                 "pattern": self.text(s, JDM.codePattern)}
+                for s in sorted(self.g.subjects(RDF.type, JDM.CodeSystem), key=self.label)]
+
+    def curie(self, node: Node, prefixes: dict[str, str]) -> str:
+        """``xsd:decimal`` for an IRI in a declared namespace (the longest), else the IRI."""
+        best = max((ns for ns in prefixes.values() if str(node).startswith(ns)), key=len, default=None)
+        if best is None:
+            return str(node)
+        prefix = min(p for p, ns in prefixes.items() if ns == best)
+        return f"{prefix}:{str(node)[len(best):]}"
+
+    def declared(self, node: Node | None, prefixes: dict[str, str], fallback: str) -> Markup:
+        """A declared domain or range: a link to a jdm: class, a CURIE, a union of datatypes
+        ("xsd:decimal or xsd:double"), or ``fallback`` when there is none."""
+        if node is None:
+            return Markup("<em>{}</em>").format(fallback)
+        if isinstance(node, BNode):
+            members = self.guideline.asserted.value(node, OWL.unionOf)
+            if members is None:
+                return Markup("<em>{}</em>").format("a class expression")
+            parts = [self.declared(m, prefixes, fallback) for m in Collection(self.guideline.asserted, members)]
+            return Markup(" or ").join(parts)
+        if str(node).startswith(str(JDM)):
+            return Markup('<a href="#{}"><code>{}</code></a>').format(_anchor(node), self.curie(node, prefixes))
+        return Markup("<code>{}</code>").format(self.curie(node, prefixes))
+
+    def example_queries(self) -> list[QueryInfo]:
+        return [q for q in query_catalogue() if q.name.startswith("examples/")]
+
     def vocabulary(self) -> str:
-        kinds = []
-        for kind, title in ((OWL.Class, "Classes"), (OWL.ObjectProperty, "Relations"), (OWL.DatatypeProperty, "Data fields")):
-            terms = sorted((t for t in self.g.subjects(RDF.type, kind) if str(t).startswith(str(JDM))), key=str)
-            kinds.append((title, [self.term(t) for t in terms]))
-        return self.page("vocabulary.html", "Vocabulary", kinds=kinds)
+        g, asserted = self.g, self.guideline.asserted
+        namespaces = self.namespaces()
+        prefixes = {n["prefix"]: n["namespace"] for n in namespaces}
+        examples = self.example_queries()
+        by_class: dict[str, list[str]] = defaultdict(list)
+        for q in examples:
+            by_class[q.headers.get("class", "")].append(q.name)
+        # the datatypes the patient shapes require of a property the OWL axioms give no range
+        # (dates; a measurement's value), from sh:datatype and from an sh:or of sh:datatype
+        shapes = load_shapes()
+        shape_datatypes: dict[Node, set[str]] = defaultdict(set)
+        for shape, path in shapes.subject_objects(SH.path):
+            found = set(shapes.objects(shape, SH.datatype))
+            for alternatives in shapes.objects(shape, SH["or"]):
+                found |= {d for member in Collection(shapes, alternatives) for d in shapes.objects(member, SH.datatype)}
+            shape_datatypes[path] |= {self.curie(d, prefixes) for d in found}
+        classes = []
+        for cls in sorted((t for t in g.subjects(RDF.type, OWL.Class) if str(t).startswith(str(JDM))), key=str):
+            members = sorted(set(g.subjects(RDF.type, cls)), key=lambda n: (self.label(n), str(n)))
+            parents = sorted(p for p in asserted.objects(cls, RDFS.subClassOf) if isinstance(p, URIRef))
+            classes.append({
+                **self.term(cls),
+                "parents": [self.declared(p, prefixes, "") for p in parents],
+                "count": len(members),
+                "instances": [self.link(m) for m in members] if len(members) <= MAX_INSTANCES else [],
+                "examples": [(q, q.removeprefix("examples/")) for q in by_class.get(self.curie(cls, prefixes), [])],
+            })
+        properties = []
+        for kind, title in ((OWL.ObjectProperty, "Relations (object properties)"),
+                            (OWL.DatatypeProperty, "Data fields (datatype properties)"),
+                            (OWL.AnnotationProperty, "Annotations (annotation properties)")):
+            rows = []
+            for prop in sorted((t for t in asserted.subjects(RDF.type, kind) if str(t).startswith(str(JDM))), key=str):
+                domain = asserted.value(prop, RDFS.domain)
+                range_ = asserted.value(prop, RDFS.range)
+                fallback = "not declared"
+                if range_ is None and shape_datatypes.get(prop):
+                    fallback = ("not declared in OWL (outside the OWL 2 datatype map); the patient shapes require "
+                                + " or ".join(sorted(shape_datatypes[prop])))
+                also = [f"sub-property of {self.curie(p, prefixes)}" for p in sorted(asserted.objects(prop, RDFS.subPropertyOf))]
+                also += [f"inverse of {self.curie(p, prefixes)}" for p in sorted(asserted.objects(prop, OWL.inverseOf))]
+                rows.append({**self.term(prop), "domain": self.declared(domain, prefixes, "not declared"),
+                             "range": self.declared(range_, prefixes, fallback), "also": also})
+            properties.append((title, rows))
+        bundled = [q for q in query_catalogue() if not q.name.startswith("examples/")]
+        return self.page("vocabulary.html", "Vocabulary", namespaces=namespaces, code_systems=self.code_systems(),
+                         classes=classes, properties=properties, bundled=bundled,
+                         examples=[(q, q.path.read_text(encoding="utf-8"), q.name.removeprefix("examples/"))
+                                   for q in examples],
+                         max_instances=MAX_INSTANCES)
 
 
 def write_docs(guideline: Guideline, folder: Path) -> list[Path]:
