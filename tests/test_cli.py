@@ -301,3 +301,35 @@ def test_a_checkout_of_another_version_gets_a_note(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Guideline v") and "from ./: the working tree of the checkout" in proc.stdout
     assert "note: this checkout is jdm-kg 9.9.9 but the program running is jdm-kg" in proc.stderr
+
+
+def _guideline_with(tmp_path, old: str, new: str, within: str | None = None):
+    """A copy of ontology/ with ``old`` replaced by ``new`` (in the block of ``within`` only, if given)."""
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(ROOT / "ontology", folder)
+    path = folder / "guideline.ttl"
+    text = path.read_text(encoding="utf-8")
+    start = text.index(within + "\n") if within else 0
+    end = text.index("\n.\n", start) if within else len(text)
+    assert old in text[start:end]
+    path.write_text(text[:start] + text[start:end].replace(old, new) + text[end:], encoding="utf-8")
+    return folder
+
+
+def test_a_dose_unit_that_contradicts_its_basis_is_never_multiplied_out(tmp_path):
+    """An author's slip (per-kg basis, unit still mg/m2) must not print a 30-fold rituximab dose."""
+    folder = _guideline_with(tmp_path, "jdm:PerM2BodySurfaceArea", "jdm:PerKgBodyWeight", "jdmg:regimen-rituximab")
+    proc = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert "13125" not in proc.stdout and "437.5" not in proc.stdout
+    assert "rituximab: no dose worked out: the guideline graph's dose unit 'mg/m2' does not match its basis" in proc.stdout
+
+
+def test_a_guideline_without_a_policy_setting_is_a_clear_error_not_a_bug(tmp_path):
+    folder = _guideline_with(tmp_path, "jdm:screeningMaxAgeDays 365 ;", "")
+    proc = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
+    assert proc.returncode == 2, proc.stderr
+    assert "lacks jdm-kg policies or settings it needs: screeningMaxAgeDays; run jdm-kg check" in proc.stderr
+    assert "please report" not in proc.stderr

@@ -100,7 +100,7 @@ class ComputedDose:
     """The dose a regimen works out to for one patient, or why it could not be worked out."""
 
     regimen: Regimen
-    status: str  # "computed", "missing-data", "not-given"
+    status: str  # "computed", "missing-data", "not-given", "not-computed" (the regimen's unit and basis disagree)
     low: Decimal | None = None
     high: Decimal | None = None
     unit: str | None = None
@@ -151,6 +151,11 @@ def compute_dose(regimen: Regimen, body: BodyMeasures) -> ComputedDose:
     """Work out ``regimen`` for ``body``; never guesses a missing or stale measure."""
     if not regimen.dose_given or regimen.dose_min is None or regimen.dose_max is None:
         return ComputedDose(regimen, "not-given", notes=["The guideline gives no dose for this drug."])
+    per = regimen.dose_unit.rsplit("/", 1)[1] if regimen.dose_unit and "/" in regimen.dose_unit else None
+    if regimen.basis in ("kg", "m2") and per != regimen.basis:  # a slip in the guideline graph: never multiply it out
+        return ComputedDose(regimen, "not-computed", notes=[
+            f"the guideline graph's dose unit {regimen.dose_unit!r} does not match its basis (per {regimen.basis}); "
+            "jdm-kg check reports it: correct the regimen"])
     if regimen.basis == "kg":
         if body.weight_kg is None:
             return ComputedDose(regimen, "missing-data", notes=[body.weight_problem or "no usable body weight"])

@@ -29,6 +29,7 @@ from typing import Any
 from rdflib import RDF, RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
+from jdm_kg.errors import InputError
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import Row
 from jdm_kg.reasoning.choose import query_engines
@@ -523,8 +524,9 @@ class _GuidelineFacts:
         missing = [str(p) for p in POLICY_IRIS if str(p) not in self.policies]
         missing += [k for k in ("screeningMaxAgeDays", "measurementMaxAgeDays", "multiSystemMinManifestations")
                     if k not in settings]
-        if missing:
-            raise ValueError("the guideline graph lacks jdm-kg policies or settings: " + ", ".join(missing))
+        if missing:  # an edit removed them: the guideline, not the patient, is unusable
+            raise InputError("guideline", "the guideline graph lacks jdm-kg policies or settings it needs: "
+                             + ", ".join(missing) + "; run jdm-kg check, and restore them in ontology/guideline.ttl")
         self.screening_max_age_days = int(settings["screeningMaxAgeDays"])
         self.measurement_max_age_days = int(settings["measurementMaxAgeDays"])
         self.multisystem_min = int(settings["multiSystemMinManifestations"])
