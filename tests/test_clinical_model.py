@@ -179,3 +179,22 @@ def test_markdown_and_text_have_the_same_structure():
     md = results_text(results, markdown=True)
     for heading in ("Next-line biologic options", "Adjuncts to consider alongside", "Safety and care"):
         assert f"{heading}" in text and f"### {heading}" in md
+
+
+def test_an_earlier_course_of_an_offered_drug_is_noted_on_its_line(tmp_path):
+    """An EHR export with a completed rituximab MedicationRequest and no statusReason: not a
+    failure (so still offered), but the option line says it was given before."""
+    bundle = json.loads((ROOT / "examples" / "fhir" / "muscle-predominant.json").read_text())
+    bundle["entry"].append({"fullUrl": "urn:uuid:0d9a3c52-1111-4c1e-9a55-3b8f0c7e1a01", "resource": {
+        "resourceType": "MedicationRequest", "id": "rtx-2023", "status": "completed", "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                  "code": "121191", "display": "rituximab"}]},
+        "subject": {"reference": "Patient/P-MUSCLE"}, "authoredOn": "2023-01-01"}})
+    path = tmp_path / "rtx-before.json"
+    path.write_text(json.dumps(bundle))
+    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "recommend", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("#1 rituximab"))
+    assert "note: given before, from 2023-01-01 (end not recorded), outcome not recorded: find out how that course went" in line
+    assert "rituximab from 2023-01-01 (end not recorded): outcome not recorded" in proc.stdout

@@ -273,7 +273,7 @@ class Episode:
     @property
     def period(self) -> str:
         if self.start and not self.end:
-            return f"from {self.start.isoformat()}"
+            return f"from {self.start.isoformat()}" + ("" if self.current else " (end not recorded)")
         return f"{_iso(self.start)} to {_iso(self.end)}" if (self.start or self.end) else "dates not recorded"
 
     def text(self) -> str:
@@ -907,6 +907,7 @@ def assess_patient(
         option.gates.sort(key=lambda g: g.condition_label)
         _history_status(option, candidate, result.history, facts)
         _same_class_failures(option, candidate, result.history, facts)
+        _earlier_courses(option, candidate, result.history)
         if not applicable:
             option.status, option.summary = "not-applicable", "the guideline does not apply to this record"
         elif option.status in OFFERED_STATUSES and any(g.state == "blocking" for g in option.gates):
@@ -1103,6 +1104,21 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
         option.summary += f"; note: {names}, of the same class, already failed: {gap['label'].lower()} in the guideline"
         option.reasons.append(Reason("against", f"{names}, of the same class, already failed ({failed[-1].period}). "
                                      f"Guideline gap: {gap['text']}", patient_fact=failed[-1].as_dict()))
+
+
+def _earlier_courses(option: OptionAssessment, candidate: _Candidate, history: list[Episode]) -> None:
+    """Say so when the patient had the offered drug before, ended and not recorded as a failure
+    (e.g. a completed course with no outcome): the report is offering it again, and the clinician
+    should know. A fact from the record, not a rule."""
+    if option.status not in OFFERED_STATUSES:
+        return
+    earlier = [e for e in history if e.drug == candidate.option and not e.failure and not e.current]
+    if earlier:
+        said = "; ".join(f"{e.period}, {e.outcome_label}" for e in earlier)
+        option.summary += f"; note: given before, {said}: find out how that course went"
+        for e in earlier:
+            option.reasons.append(Reason("against", f"Given before, not recorded as a failure: {e.text()}",
+                                         patient_fact=e.as_dict()))
 
 
 def _rank(result: PatientResult) -> None:
