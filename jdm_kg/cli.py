@@ -310,6 +310,29 @@ def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str)
         raise
 
 
+def _what_data_holds(sources: list[tuple[str, Graph]]) -> list[str]:
+    """``query --data`` queries the records as written: notes on which do not conform (their facts
+    are still queried), and which patient is in several files (their facts are merged)."""
+    from jdm_kg.reasoning.validation import patients_in, validate_graphs
+
+    notes = []
+    for source in sources:  # each file alone, as validate does (files naming one patient would mix)
+        for report in validate_graphs([source]):
+            for record in report.records:
+                violations = [i for i in report.issues_for(record) if i.severity == "violation"]
+                if violations:
+                    notes.append(f"{report.source}: record {record.patient_id} does not conform ({len(violations)} "
+                                 f"violation(s), e.g. {violations[0].field}): its facts are queried as written; "
+                                 f"`jdm-kg validate {report.source}` says what is wrong")
+    where: dict[str, list[str]] = {}
+    for path, graph in sources:
+        for record in patients_in(graph):
+            where.setdefault(str(record.node), []).append(path)
+    notes += [f"patient <{patient}> is in {' and '.join(paths)}: the query sees their facts merged"
+              for patient, paths in sorted(where.items()) if len(paths) > 1]
+    return notes
+
+
 def _query_graphs(endpoint: Endpoint, query: Any, named: list[str]) -> list[str] | None:
     """The graphs a query on a server reads as its default graph: those named with --graph (each
     must be on the server); else, for a query that names no graphs itself (no FROM, FROM NAMED or
@@ -385,6 +408,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     caution = query_headers(text).get("not a recommendation")
     notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
     bindings = dict(parse_param(p) for p in args.param)
+    data_notes: list[str] = []
     if args.endpoint:
         if args.data:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
@@ -398,7 +422,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
             endpoint.close()
     else:
         query = check_query(text, label, allow_service=args.allow_service)
-        patients = [load_patient_file(path) for path in _expand(args.data)]
+        files = _expand(args.data)
+        patients = [load_patient_file(path) for path in files]
+        data_notes = _what_data_holds(list(zip(files, patients)))
         if args.no_guideline:
             data = Graph()
             for graph in patients:
@@ -412,6 +438,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         said = "No guideline: only the --data files" if args.no_guideline else guideline_line()
     print(said, file=sys.stderr if machine else sys.stdout)
+    for note in data_notes:
+        _say(f"note: {note}")
     if notice and (args.format != "table" or result.type not in ("SELECT", "CONSTRUCT", "DESCRIBE")):
         print(f"note: {notice}", file=sys.stderr)  # stdout stays CSV, JSON or a bare answer
     if result.type in ("CONSTRUCT", "DESCRIBE"):

@@ -333,3 +333,14 @@ def test_a_guideline_without_a_policy_setting_is_a_clear_error_not_a_bug(tmp_pat
     assert proc.returncode == 2, proc.stderr
     assert "lacks jdm-kg policies or settings it needs: screeningMaxAgeDays; run jdm-kg check" in proc.stderr
     assert "please report" not in proc.stderr
+
+
+def test_query_data_says_which_records_do_not_conform_and_which_are_merged():
+    proc = run("query", "patients", "--data", str(EX / "invalid" / "height-in-metres.ttl"),
+               str(EX / "skin-predominant.ttl"), str(EX / "fhir" / "skin-predominant.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "record P-BAD-UNITS does not conform (2 violation(s), e.g. bodyHeight.value): its facts are queried as " \
+           "written" in proc.stderr
+    assert "P-SKIN> is in " in proc.stderr and "the query sees their facts merged" in proc.stderr
+    assert "record P-SKIN does not conform" not in proc.stderr  # each file is validated alone
+    assert "P-BAD-UNITS" in proc.stdout
