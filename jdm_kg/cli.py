@@ -68,7 +68,7 @@ from jdm_kg.reasoning.endpoint import (
 )
 from jdm_kg.reasoning.engines import ENGINES, GUIDELINE_GRAPH, EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult
-from jdm_kg.resources import GUIDELINE_ENV, guideline_home
+from jdm_kg.resources import GUIDELINE_ENV, guideline_home, installed_dir
 from jdm_kg.server_load import load_patient_files
 from jdm_kg.version import __version__
 
@@ -416,7 +416,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         query = check_query(text, label, allow_service=args.allow_service, allow_dataset=True)
         endpoint = Endpoint(args.endpoint, timeout=args.timeout)
         try:
-            graphs = _query_graphs(endpoint, query, args.graph)
+            named = [g[1:-1] if g.startswith("<") and g.endswith(">") else g for g in args.graph]  # as --param takes
+            graphs = _query_graphs(endpoint, query, named)
             result = endpoint.select(text.rstrip() + "\n" + values_block(bindings), graphs)
         finally:
             endpoint.close()
@@ -504,6 +505,12 @@ def _choose_guideline(value: str | None) -> None:
     if not path.is_dir():
         raise InputError(value, "not a folder; give the folder holding the guideline's .ttl files (e.g. ontology/) "
                                 "or a checkout holding ontology/")
+    folder = path / "ontology" if (path / "ontology").is_dir() else path
+    needed = sorted(p.name for p in installed_dir("ontology").glob("*.ttl"))
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise InputError(value, f"this guideline folder lacks {', '.join(missing)}: the guideline is the modules "
+                                f"{', '.join(needed)} together; copy the whole ontology/ folder and edit the copy")
     os.environ[GUIDELINE_ENV] = str(path.resolve())
 
 

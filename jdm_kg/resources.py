@@ -26,7 +26,7 @@ from pathlib import Path
 
 __all__ = [
     "resource_dir", "resource_path", "cache_dir", "CONTEXT_IRI", "GUIDELINE_ENV", "GuidelineHome",
-    "guideline_home", "find_checkout",
+    "guideline_home", "find_checkout", "installed_dir",
 ]
 
 #: The IRI patient JSON-LD files use for the bundled context; never fetched.
@@ -41,7 +41,8 @@ _KINDS = ("ontology", "shapes", "queries", "context")
 _CHECKOUT_MARKS = ("ontology", "shapes", "queries")
 
 
-def _installed(kind: str) -> Path:
+def installed_dir(kind: str) -> Path:
+    """The installed copy's folder of ``kind`` (whatever guideline this run uses)."""
     for candidate in (_PACKAGE_DIR / "_data" / kind, _PACKAGE_DIR.parent / kind):
         if candidate.is_dir():
             return candidate
@@ -71,7 +72,7 @@ class GuidelineHome:
             return self.ontology
         if self.root is not None and (self.root / kind).is_dir():
             return self.root / kind
-        return _installed(kind)
+        return installed_dir(kind)
 
     def describe(self, version: str) -> str:
         """One line naming the guideline: version, folder and why that folder."""
@@ -102,7 +103,7 @@ def _home(chosen: str, cwd: str) -> GuidelineHome:
     root = find_checkout(Path(cwd))
     if root is not None:
         return GuidelineHome(root / "ontology", root, "checkout")
-    return GuidelineHome(_installed("ontology"), None, "installed")
+    return GuidelineHome(installed_dir("ontology"), None, "installed")
 
 
 def guideline_home() -> GuidelineHome:

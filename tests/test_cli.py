@@ -280,6 +280,12 @@ def test_guideline_line_goes_to_stderr_for_machine_formats(tmp_path):
 def test_guideline_option_errors_and_fmt_outside_a_checkout(tmp_path):
     missing = run("check", "--guideline", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "guideline.ttl").write_text((ROOT / "ontology" / "guideline.ttl").read_text(encoding="utf-8"))
+    incomplete = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(partial))
+    assert incomplete.returncode == 2 and "lacks sources.ttl, terms.ttl, vocab.ttl" in incomplete.stderr
+    assert incomplete.stdout == ""
     import subprocess
     import sys
 
