@@ -263,7 +263,7 @@ def test_docs_render_in_a_browser(tmp_path):
     assert "Step 1: Evaluate Disease Manifestations" in index
     assert "major organ involvement" in index and "guideline gap" in index
     drugs = _render(tmp_path / "site" / "drugs.html", tmp_path / "profile")
-    assert "rituximab 375 mg/m² weekly x4" in drugs and "375-375 mg/m2" in drugs
+    assert "rituximab 375 mg/m² weekly x4" in drugs and "375 mg/m2; weekly" in drugs and "375-375" not in drugs
     assert "tocilizumab: no dose given in the guideline" in drugs
     assert "RxNorm 121191" in drugs
     statements = _render(tmp_path / "site" / "statements.html", tmp_path / "profile")

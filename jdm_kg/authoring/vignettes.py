@@ -250,5 +250,5 @@ def results_table(results: list[VignetteResult]) -> str:
             lines.append(f"{' ' * width}    - {diff}")
     failed = sum(not r.passed for r in results)
     lines.append("")
-    lines.append(f"{len(results) - failed} passed, {failed} failed, {len(results)} vignettes.")
+    lines.append(f"{len(results) - failed} passed, {failed} failed, {len(results)} vignette{'s' if len(results) != 1 else ''}.")
     return "\n".join(lines)

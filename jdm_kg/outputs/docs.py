@@ -26,6 +26,7 @@ from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import GUIDELINE_IRI, JDM, Guideline
 from jdm_kg.knowledge.queries import QueryInfo, query_catalogue, select
+from jdm_kg.reasoning.dosing import span
 from jdm_kg.reasoning.recommend import Provenance, guideline_facts
 from jdm_kg.reasoning.validation import load_shapes
 from jdm_kg.resources import resource_dir
@@ -188,7 +189,7 @@ class _Site:
             regimens = []
             for r in self.facts.regimens(str(option)):
                 if r.dose_given:
-                    detail = f"{r.dose_min}-{r.dose_max} {r.dose_unit}; {r.schedule_text or ''}; route: {r.route}"
+                    detail = f"{span(r.dose_min, r.dose_max)} {r.dose_unit}; {r.schedule_text or ''}; route: {r.route}"
                     if r.max_dose is not None:
                         detail += f"; maximum {r.max_dose} {r.max_dose_unit}"
                 else:

@@ -80,6 +80,11 @@ def _flags(p: Provenance | None) -> str:
     return f" [{'; '.join(p.flags)}]" if p and p.flags else ""
 
 
+def _said(value: object) -> str:
+    """A fact's value in words (yes/no, not Python's True/False)."""
+    return {True: "yes", False: "no"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
 def _dose_text(o: OptionAssessment) -> str:
     parts = []
     for dose in o.doses:
@@ -433,7 +438,8 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
                 if reason.statement:
                     lines += ["        " + line for line in _prov_lines(reason.statement)]
                 if reason.patient_fact:
-                    fact = ", ".join(f"{k} {v}" for k, v in reason.patient_fact.items() if k not in ("node", "episode", "drugIri"))
+                    fact = ", ".join(f"{k} {_said(v)}" for k, v in reason.patient_fact.items()
+                                     if k not in ("node", "episode", "drugIri"))
                     lines.append(f"        patient fact: {fact}")
         for gap in option.gaps:
             lines.append(f"    - guideline gap: {gap['label']}. {gap['text']}")
