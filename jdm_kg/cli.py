@@ -384,7 +384,7 @@ def _list_queries() -> int:
          "jdm-kg docs): jdm-kg query examples/NAME [--data FILE...]",
          [q for q in catalogue if q.name.startswith("examples/")]),
     )
-    lines: list[str] = []
+    lines: list[str] = [guideline_line(), ""]  # the queries are this guideline's
     for title, queries in sections:
         lines += textwrap.wrap(title, 100) + [""]
         for q in queries:
