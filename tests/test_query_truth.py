@@ -255,3 +255,19 @@ def test_recommended_options_from_recommends_turtle_output_through_the_cli(tmp_p
     assert {r["optionLabel"] for r in ild if r["offered"] == "true"} == {
         "intravenous immunoglobulin (IVIG)", "combination: high-dose MTX + ciclosporin + IVIG"}
     assert {r["applicable"] for r in rows if r["patientId"] != "P-ILD"} == {"false"}
+
+
+def test_recommended_options_keeps_two_runs_for_one_patient_apart(tmp_path):
+    """A Turtle record and its FHIR export name the same patient: recommend's output holds two
+    runs for it, and each option row belongs to one run (it joined on the patient before)."""
+    out = tmp_path / "two-runs.ttl"
+    proc = run("recommend", "examples/skin-predominant.ttl", "examples/fhir/skin-predominant.json", "--format", "turtle")
+    assert proc.returncode == 0, proc.stderr
+    out.write_text(proc.stdout)
+    rows = json.loads(run("query", "recommended-options", "--data", str(out), "--format", "json").stdout)
+    by_run: dict[str, list[str]] = {}
+    for row in rows:
+        by_run.setdefault(row["run"], []).append(row["option"])
+    assert len(by_run) == 2
+    for options in by_run.values():
+        assert len(options) == len(set(options)) == 7  # each option once per run, not once per run and patient
