@@ -626,11 +626,17 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     examples, vignettes = default_patients()
     if args.patients is not None:
+        for given in args.patients:  # a typo must not pass for "no one is affected"
+            if not Path(given).exists():
+                raise InputError(given, "no such file or folder (--patients takes patient files and folders of them)")
         examples = [Path(p) for p in _expand(args.patients)]
     if args.vignettes is not None:
         vignettes = vignette_files(args.vignettes)
-    print(diff_guidelines(args.old, args.new, examples, vignettes).text())
-    return EXIT_OK
+    result = diff_guidelines(args.old, args.new, examples, vignettes)
+    print(result.text())
+    for error in result.errors:  # each file that could not be read (the others were compared)
+        _say(f"error: {error}")
+    return EXIT_ERROR if result.errors else EXIT_OK
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
@@ -778,10 +784,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_test)
 
-    p = sub.add_parser("diff", help="what changed between two guideline versions, and for which patients")
+    p = sub.add_parser(
+        "diff", help="what changed between two guideline versions, and for which patients",
+        description="What changed between two guideline versions, in clinical terms, and for which patients: each "
+                    "patient file and vignette is run under both, and every difference in what its report says of "
+                    "an option is listed (status, section, rank and standing words, the policies behind them, the "
+                    "one-line reason, doses with route and schedule, safety gates), and whether the guideline "
+                    "applies. Exit 2 if a patient file could not be read (it is named; the others are compared).")
     p.add_argument("old", metavar="OLD", help="folder, replacement .ttl file, or git revision (e.g. HEAD)")
     p.add_argument("new", metavar="NEW", help="folder, replacement .ttl file, or git revision")
-    p.add_argument("--patients", nargs="*", metavar="FILE", help="patient files to compare (default: examples/)")
+    p.add_argument("--patients", nargs="*", metavar="FILE",
+                   help="patient files or folders, in any format recommend reads (Turtle, N-Triples, JSON-LD, FHIR "
+                        "JSON); default: examples/ and examples/fhir/; a path that does not exist is an error")
     p.add_argument("--vignettes", nargs="*", metavar="FILE", help="vignettes to compare (default: tests/vignettes/)")
     p.set_defaults(func=_cmd_diff)
 

@@ -153,9 +153,128 @@ def test_diff_names_the_dose_change_and_who_it_affects(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "dose regimen 'rituximab 375 mg/m² weekly x4': dose (low end) changed from 375.0 to 500.0" in out
-    assert "P-SKIN (skin-predominant.ttl): rituximab: dose (rituximab): 437.5 mg per dose -> 583.3 mg per dose" in out
+    assert ("P-SKIN (skin-predominant.ttl): rituximab: dose (rituximab): 437.5 mg per dose (375 mg/m2) -> "
+            "583.3 mg per dose (500 mg/m2)") in out
+    assert "Who is affected (2 differences in 1 patient file and 1 vignette):" in out  # P-SKIN and V01
     assert "V01: pass -> FAIL" in out
     assert "infliximab" not in out.split("Who is affected")[1]  # only what changed is listed
+    assert "dosing (rituximab)" not in out  # route, schedule and BSA are unchanged
+
+
+def _edit_rituximab_preference(folder: Path, old: str, new: str) -> None:
+    """Change ``old`` to ``new`` in the statement 'Rituximab: particularly effective for muscle
+    involvement and ILD'."""
+    path = folder / "guideline.ttl"
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index("jdmg:pref-rituximab-muscle-ild\n"):]
+    block = block[: block.index("\n.\n")]
+    assert old in block
+    path.write_text(text.replace(block, block.replace(old, new)), encoding="utf-8")
+
+
+_WEAKER_LEVEL = ("jdm:preferenceLevel jdmg:level-particularly-effective",
+                 "jdm:preferenceLevel jdmg:level-may-be-effective")
+_NOT_FOR_MUSCLE = ("jdmg:InterstitialLungDisease ,\n        jdmg:MuscleWeakness ;", "jdmg:InterstitialLungDisease ;")
+
+
+def test_diff_lists_a_change_of_standing_in_every_patient_file_format(tmp_path):
+    """The reviewer's edit: the level of the rituximab statement from 'particularly effective' to
+    'may be effective'. Rank 1 either way, but the report's words change: listed, for the
+    Turtle, JSON-LD and FHIR files alike; a file that cannot be read is named (exit 2) and the
+    others are still compared; the heading says what was compared."""
+    new = guideline_copy(tmp_path)
+    _edit_rituximab_preference(new, *_WEAKER_LEVEL)
+    proc = jdm("diff", "ontology", str(new), "--patients", "examples/muscle-predominant.jsonld",
+               "examples/ild-predominant.ttl", "examples/fhir", "examples/invalid/malformed.ttl", "--vignettes")
+    assert proc.returncode == 2, proc.stderr
+    out = proc.stdout
+    for patient in ("P-MUSCLE (muscle-predominant.jsonld)", "P-MUSCLE (fhir/muscle-predominant.json)",
+                    "P-ILD (ild-predominant.ttl)", "P-ILD (fhir/ild-predominant.json)"):
+        assert f"{patient}: rituximab: standing: #1 preferred for the predominant feature -> #1 suitable" in out, out
+        assert f"{patient}: rituximab: reason: " in out  # the reason quotes the level too
+    assert " in 8 patient files and 0 vignettes; 1 patient file could not be read):" in out
+    assert "no patient file or vignette gets a different recommendation" not in out
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("error: examples/invalid/malformed.ttl:4: not valid turtle")
+    patients = [line.split(": ", 1)[0] for line in out.split("Who is affected", 1)[1].splitlines()[1:]]
+    assert patients == sorted(patients)  # deterministic: by patient and file, then option, then field
+
+
+def test_diff_patients_a_path_that_does_not_exist_is_a_usage_error():
+    proc = jdm("diff", "HEAD", "ontology", "--patients", "examples/skin-predominant.ttl",
+               "examples/no-such-patient.ttl")
+    assert proc.returncode == 2 and not proc.stdout
+    assert "error: examples/no-such-patient.ttl: no such file or folder" in proc.stderr
+
+
+def test_diff_compare_says_who_was_assessed_and_which_options_came_or_went():
+    from jdm_kg.authoring.diff import _compare
+
+    ranked = {"status": "offered", "standing": "#2 suitable", "reason": "r"}
+    before = {"P-A (a.ttl)": {"": {"guideline": "applies"}, "x": ranked},
+              "P-B (b.json)": {"": {"guideline": "applies"}}}
+    after = {"P-A (a.ttl)": {"": {"guideline": "applies"},
+                             "y": {"status": "excluded", "standing": "not ranked", "reason": "r"}},
+             "P-C (c.ttl)": {"": {"guideline": "does not apply"}}}
+    assert _compare(before, after) == [
+        "P-A (a.ttl): x: offered, #2 suitable -> not an option",
+        "P-A (a.ttl): y: not an option -> excluded",
+        "P-B (b.json): assessed -> not assessed (the file could not be read with the new guideline)",
+        "P-C (c.ttl): not assessed -> assessed (the file could not be read with the old guideline)",
+    ]
+
+
+_STANDING_LOST = [  # muscle weakness taken out of the rituximab statement
+    f"P-MUSCLE ({name}): {option}: standing: {was} -> #1 no feature-specific guidance"
+    for name in ("muscle-predominant.jsonld", "fhir/muscle-predominant.json")
+    for option, was in (("rituximab", "#1 preferred for the predominant feature"),
+                        ("abatacept", "#2 no feature-specific guidance"))
+]
+_STANDING_WEAKER = [
+    f"{patient}: rituximab: standing: #1 preferred for the predominant feature -> #1 suitable"
+    for patient in ("P-MUSCLE (fhir/muscle-predominant.json)", "P-ILD (ild-predominant.ttl)")
+]
+
+
+@pytest.mark.parametrize("edit, expected", [(_WEAKER_LEVEL, _STANDING_WEAKER), (_NOT_FOR_MUSCLE, _STANDING_LOST)],
+                         ids=["weaker-level", "not-for-muscle"])
+def test_diff_lists_every_change_a_report_shows_on_an_option(tmp_path, monkeypatch, edit, expected):
+    """Whatever a patient's report says differently of an option (its line, its dose line, its
+    place among the offered or not offered), the diff has a line for that patient and option;
+    over the default patients, the examples and their FHIR twins."""
+    from jdm_kg.authoring.diff import default_patients, impact
+    from jdm_kg.inputs.loading import load_patient_file
+    from jdm_kg.knowledge.guideline import compile_guideline, guideline_files, load_guideline
+    from jdm_kg.outputs.report import _option_blocks
+    from jdm_kg.reasoning.recommend import recommend_graph
+
+    folder = guideline_copy(tmp_path)
+    _edit_rituximab_preference(folder, *edit)
+    old, new = load_guideline(ONTOLOGY), compile_guideline(guideline_files(folder))
+    monkeypatch.chdir(ROOT)  # the checkout's examples, as a run inside it uses
+    monkeypatch.delenv("JDM_KG_GUIDELINE", raising=False)
+    patients, _ = default_patients()
+    assert {p.parent.name for p in patients} == {"examples", "fhir"}  # the FHIR twins too
+
+    def shown(path: Path, guideline) -> dict[tuple[str, str], tuple]:
+        _, results = recommend_graph(load_patient_file(path, guideline=guideline), str(path), guideline)
+        return {(r.record.patient_id, o.label): (o.status, o.section_heading, _option_blocks(o, detail=False))
+                for r in results for o in r.options}
+
+    found = impact(old, new, patients)
+    assert found.files == len(patients) and not found.errors
+    assert set(expected) <= set(found.lines), found.lines
+    changed = 0
+    for path in patients:
+        before, after = shown(path, old), shown(path, new)
+        name = path.relative_to(ROOT / "examples").as_posix()
+        for patient, option in sorted(set(before) | set(after)):
+            if before.get((patient, option)) != after.get((patient, option)):
+                changed += 1
+                assert any(line.startswith(f"{patient} ({name}): {option}: ") for line in found.lines), (
+                    f"{patient} ({name}): {option} reads differently in the report but the diff does not say so")
+    assert changed >= 4  # the test compares something
 
 
 def test_diff_statement_added_and_removed():

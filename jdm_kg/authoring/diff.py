@@ -6,12 +6,15 @@ revision (``HEAD``, ``v1.0``, ``main~3``) whose ``ontology/`` folder is read wit
 
 The changes are listed per term (statement, regimen, drug, source...), by the labels of the
 things and properties involved, not as raw triples. The impact is found by running the
-vignettes and example patients under both versions and comparing each option's status, rank,
-doses and safety gates.
+vignettes and the patient files (the examples, or ``--patients``: every format ``recommend``
+reads, FHIR JSON included) under both versions and comparing, for each option, what a report
+says of it: status, section, rank and standing (the ranking band's words), the policies behind
+them, the one-line reason, each dose with its route and schedule, and the safety gates.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -23,14 +26,14 @@ from rdflib.term import Node
 
 from jdm_kg.authoring.vignettes import VignetteResult, run_vignettes
 from jdm_kg.errors import InputError
-from jdm_kg.inputs.intake import review_patient_graph
-from jdm_kg.inputs.loading import load_rdf_file, rdf_files
+from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.knowledge.guideline import Guideline, compile_guideline, guideline_files
-from jdm_kg.reasoning.dosing import ComputedDose
-from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
+from jdm_kg.outputs.report import dose_details, dose_evidence
+from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.resources import guideline_home, resource_dir
 
-__all__ = ["resolve_version", "clinical_changes", "impact", "GuidelineDiff", "diff_guidelines"]
+__all__ = ["resolve_version", "clinical_changes", "impact", "Impact", "GuidelineDiff", "diff_guidelines",
+           "default_patients"]
 
 _KEEP: list[tempfile.TemporaryDirectory[str]] = []  # git checkouts live as long as the process
 
@@ -147,51 +150,175 @@ def clinical_changes(old: Graph, new: Graph) -> list[str]:
 # --------------------------------------------------------------------------------------
 # For whom
 
+#: The fields of one option that a report shows, in the order the diff lists them. "standing"
+#: is the rank and ranking band words (``#1 preferred for the predominant feature``).
+_FIELDS = ("status", "section", "standing", "standing policy", "status policy", "reason", "derivation")
 
-def _dose_text(dose: ComputedDose) -> str:
-    if dose.status != "computed":
-        return dose.status
-    amount = f"{dose.low} {dose.unit}" if dose.low == dose.high else f"{dose.low}-{dose.high} {dose.unit}"
-    return f"{amount} per dose"
+Summary = dict[str, dict[str, str]]  # option label ("" for the patient) -> field -> what the report says
 
 
-def _summary(result: PatientResult) -> dict[str, str]:
-    """One entry per thing a clinician would notice: applicability, status and rank, dose, gate."""
-    out = {"guideline": "applies" if result.applicable else "does not apply"}
-    for option in result.options:
-        out[f"{option.label}: status"] = option.status + (f", rank {option.rank}" if option.rank is not None else "")
-        for dose in option.doses:
-            out[f"{option.label}: dose ({dose.regimen.drug_label})"] = _dose_text(dose)
-        for gate in option.gates:
-            out[f"{option.label}: {gate.condition_label} gate"] = gate.state
+def _dose_fields(option: OptionAssessment) -> dict[str, str]:
+    out = {}
+    for dose in sorted(option.doses, key=lambda d: (d.regimen.drug_label, d.regimen.iri)):
+        drug = dose.regimen.drug_label
+        if dose.status == "computed":
+            words, guideline_dose, measure = dose_details(dose)
+            # the amount with the guideline's dose it comes from (a capped amount says both already)
+            out[f"dose ({drug})"] = dose.amount() + ("" if dose.uncapped_low is not None else f" ({guideline_dose})")
+            out[f"dosing ({drug})"] = ", ".join([*words, measure])
+        elif dose.status == "not-given":
+            out[f"dose ({drug})"] = "the guideline gives no dose"
+        else:
+            out[f"dose ({drug})"] = "no dose worked out: " + "; ".join(dose.notes)
+    evidence = dose_evidence(option)
+    if evidence:
+        out["dose evidence"] = evidence
     return out
 
 
-def _results(paths: list[Path], guideline: Guideline) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
+def _option_fields(option: OptionAssessment) -> dict[str, str]:
+    """Everything the report says of ``option`` on its lines: status, section, rank and standing,
+    the policies behind them, the one-line reason with its evidence words, the derivation, each
+    dose with its route, schedule and basis, the dose's evidence words, and each safety gate."""
+    flags = option.summary_statement.flags if option.summary_statement else []
+    out = {
+        "status": option.status,
+        "section": option.section_heading or "none",
+        "standing": f"#{option.rank} {option.standing or ''}".strip() if option.rank is not None else "not ranked",
+        "standing policy": option.band_policy.tag if option.band_policy else "none",
+        "status policy": option.status_policy.tag if option.status_policy else "none",
+        "reason": option.summary + (f" [{'; '.join(flags)}]" if flags else ""),
+        "derivation": option.derivation or "none",
+    }
+    out.update(_dose_fields(option))
+    for gate in sorted(option.gates, key=lambda g: g.condition_label):
+        out[f"{gate.condition_label} gate"] = gate.state
+    return out
+
+
+def _summary(result: PatientResult) -> Summary:
+    """What a clinician reads in ``result``'s report: whether the guideline applies, and each
+    option's lines (:func:`_option_fields`)."""
+    out: Summary = {"": {"guideline": "applies" if result.applicable else "does not apply"}}
+    for option in result.options:
+        out[option.label] = _option_fields(option)
+    return out
+
+
+def _field_order(field_name: str) -> tuple[int, str]:
+    if field_name in _FIELDS:
+        return _FIELDS.index(field_name), ""
+    if field_name.startswith("dose ("):
+        return len(_FIELDS), field_name + " 0"
+    if field_name.startswith("dosing ("):
+        return len(_FIELDS), "dose (" + field_name[len("dosing ("):] + " 1"  # right after its dose
+    if field_name == "dose evidence":
+        return len(_FIELDS) + 1, ""
+    return len(_FIELDS) + 2, field_name  # the gates, by condition
+
+
+def _file_names(paths: list[Path]) -> dict[Path, str]:
+    """Each patient file's name in the diff: its path from the folder that holds them all
+    (``skin-predominant.ttl``, ``fhir/skin-predominant.json``), so that two files never share one."""
+    absolute = {p: os.path.abspath(p) for p in paths}
+    if len(set(absolute.values())) < 2:
+        return {p: Path(p).name for p in paths}
+    try:
+        common = os.path.commonpath(list(absolute.values()))
+    except ValueError:  # on different drives
+        return {p: str(p) for p in paths}
+    return {p: os.path.relpath(a, common) for p, a in absolute.items()}
+
+
+def _results(
+    paths: list[Path], names: dict[Path, str], guideline: Guideline
+) -> tuple[dict[str, Summary], dict[Path, str]]:
+    """Each patient's summary under ``guideline`` (keyed by patient and file); and the files that
+    could not be read, with why."""
+    out: dict[str, Summary] = {}
+    failed: dict[Path, str] = {}
     for path in paths:
         try:
-            _, found = recommend_graph(review_patient_graph(load_rdf_file(path), guideline), str(path), guideline)
-        except InputError:
+            _, found = recommend_graph(load_patient_file(path, guideline=guideline), str(path), guideline)
+            if not found:
+                raise InputError(str(path), "no patient record found (expected a node of type jdm:Patient)")
+        except InputError as err:
+            failed[path] = str(err)
             continue
         for result in found:
-            out[f"{result.record.patient_id} ({path.name})"] = _summary(result)
-    return out
+            key = f"{result.record.patient_id} ({names[path]})"
+            while key in out:  # two records with one id in one file
+                key += "'"
+            out[key] = _summary(result)
+    return out, failed
 
 
-def _compare(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> list[str]:
+def _compare(before: dict[str, Summary], after: dict[str, Summary]) -> list[str]:
+    """One line per field whose words differ, sorted: by patient, then option, then field. A
+    patient assessed under one version only, or an option offered under one only, is one line."""
     lines = []
     for patient in sorted(set(before) | set(after)):
-        b, a = before.get(patient, {}), after.get(patient, {})
-        for key in sorted(set(b) | set(a)):
-            if b.get(key) != a.get(key):
-                lines.append(f"{patient}: {key}: {b.get(key, 'not assessed')} -> {a.get(key, 'not assessed')}")
+        b, a = before.get(patient), after.get(patient)
+        if b is None or a is None:
+            lines.append(f"{patient}: " + ("not assessed -> assessed" if b is None else "assessed -> not assessed")
+                         + " (the file could not be read with the " + ("old" if b is None else "new") + " guideline)")
+            continue
+        for option in sorted(set(b) | set(a)):
+            was, now = b.get(option), a.get(option)
+            if was is None or now is None:
+                lines.append(f"{patient}: {option}: {_in_short(was)} -> {_in_short(now)}")
+                continue
+            for key in sorted(set(was) | set(now), key=_field_order):
+                old_words, new_words = was.get(key, "none"), now.get(key, "none")
+                if old_words != new_words:
+                    lines.append(f"{patient}: {option + ': ' if option else ''}{key}: {old_words} -> {new_words}")
     return lines
 
 
-def impact(old: Guideline, new: Guideline, patients: list[Path]) -> list[str]:
-    """How each patient's recommendation differs between the two versions."""
-    return _compare(_results(patients, old), _results(patients, new))
+def _in_short(option: dict[str, str] | None) -> str:
+    """An option in a few words: its status and standing, or "not an option"."""
+    if option is None:
+        return "not an option"
+    standing = option["standing"]
+    return option["status"] + ("" if standing == "not ranked" else f", {standing}")
+
+
+@dataclass
+class Impact:
+    """Who is affected: one line per difference; how many patient files were compared (read with
+    one version at least); the files that could not be read (with one version or both), and why."""
+
+    lines: list[str]
+    files: int
+    unreadable: int
+    errors: list[str]
+
+
+def impact(old: Guideline, new: Guideline, patients: list[Path]) -> Impact:
+    """How each patient's recommendation differs between the two versions. Every file is read
+    as ``recommend`` reads it (Turtle, N-Triples, JSON-LD, FHIR JSON), under each version."""
+    unique: dict[str, Path] = {}
+    for path in patients:  # each file once, however it was named
+        unique.setdefault(os.path.abspath(path), path)
+    patients = list(unique.values())
+    names = _file_names(patients)
+    before, failed_before = _results(patients, names, old)
+    after, failed_after = _results(patients, names, new)
+    errors = []
+    for path in sorted(set(failed_before) | set(failed_after), key=lambda p: names[p]):
+        was, now = failed_before.get(path), failed_after.get(path)
+        if was and now and was == now:
+            errors.append(was)
+        elif was and now:
+            errors += [f"{was} (with the old guideline)", f"{now} (with the new guideline)"]
+        else:
+            errors.append(f"{was} (with the old guideline only)" if was else f"{now} (with the new guideline only)")
+    read = sum(1 for p in patients if p not in failed_before or p not in failed_after)
+    return Impact(_compare(before, after), read, len(set(failed_before) | set(failed_after)), errors)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 @dataclass
@@ -204,6 +331,12 @@ class GuidelineDiff:
     #: where each came from, as given (a folder, a file, a git revision)
     old_from: str = ""
     new_from: str = ""
+    #: what was compared: patient files read, vignettes run (None: nothing was, as nothing changed)
+    patient_files: int | None = None
+    vignette_count: int = 0
+    #: how many patient files could not be read (with one version or both), and why: lines naming each
+    unreadable: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         def named(version: str, where: str) -> str:
@@ -213,8 +346,14 @@ class GuidelineDiff:
         out.append(f"What changed ({len(self.changes)}):")
         out += [f"  - {c}" for c in self.changes] or ["  nothing: the two graphs hold the same statements"]
         out.append("")
-        out.append(f"Who is affected ({len(self.impact)} differences in vignettes and examples):")
-        out += [f"  - {line}" for line in self.impact] or ["  no vignette or example patient gets a different recommendation"]
+        if self.patient_files is None:
+            out.append("Who is affected: no one (nothing changed, so no patient was compared)")
+            return "\n".join(out)
+        compared = f"{_count(self.patient_files, 'patient file')} and {_count(self.vignette_count, 'vignette')}"
+        unread = f"; {_count(self.unreadable, 'patient file')} could not be read" if self.unreadable else ""
+        out.append(f"Who is affected ({_count(len(self.impact), 'difference')} in {compared}{unread}):")
+        out += [f"  - {line}" for line in self.impact] or [
+            "  no patient file or vignette gets a different recommendation"]
         if self.vignettes:
             out.append("")
             out.append("Vignettes whose outcome changed:")
@@ -223,7 +362,8 @@ class GuidelineDiff:
 
 
 def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignettes: list[Path]) -> GuidelineDiff:
-    """Compare two guideline versions and their effect on ``patients`` and ``vignettes``."""
+    """Compare two guideline versions and their effect on ``patients`` (files of any format
+    ``recommend`` reads) and ``vignettes``."""
     old, new = compile_guideline(resolve_version(old_spec)), compile_guideline(resolve_version(new_spec))
     changes = clinical_changes(old.asserted, new.asserted)
     if not changes:
@@ -231,27 +371,28 @@ def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignette
     affected = impact(old, new, patients)
     before_v, after_v = run_vignettes(list(vignettes), old), run_vignettes(list(vignettes), new)
 
-    def summaries(results: list[VignetteResult]) -> dict[str, dict[str, str]]:
+    def summaries(results: list[VignetteResult]) -> dict[str, Summary]:
         return {f"vignette {r.name} ({Path(r.file).name})": _summary(r.result) for r in results if r.result}
 
-    affected += _compare(summaries(before_v), summaries(after_v))
+    lines = affected.lines + _compare(summaries(before_v), summaries(after_v))
     flipped = []
     was = {r.name: r for r in before_v}
     for r in after_v:
         if r.name in was and was[r.name].passed != r.passed:
             flipped.append(f"{r.name}: {'pass' if was[r.name].passed else 'FAIL'} -> {'pass' if r.passed else 'FAIL'}"
                            + (f" ({'; '.join(r.differences)})" if r.differences else ""))
-    return GuidelineDiff(old.version, new.version, changes, affected, flipped, old_spec, new_spec)
+    return GuidelineDiff(old.version, new.version, changes, lines, flipped, old_spec, new_spec,
+                         patient_files=affected.files, vignette_count=len(after_v), unreadable=affected.unreadable,
+                         errors=affected.errors)
 
 
 def default_patients() -> tuple[list[Path], list[Path]]:
-    """The example patients and vignettes of the checkout in use (see
-    :func:`jdm_kg.resources.guideline_home`), when there is one."""
+    """The example patients (``examples/`` and ``examples/fhir/``, the FHIR twins of the others)
+    and the vignettes of the checkout in use (see :func:`jdm_kg.resources.guideline_home`), when
+    there is one."""
     root = guideline_home().root
     if root is None:
         return [], []
     examples, vignettes = root / "examples", root / "tests" / "vignettes"
-    return (
-        [p for p in rdf_files([str(examples)]) if p.parent == examples] if examples.is_dir() else [],
-        rdf_files([str(vignettes)]) if vignettes.is_dir() else [],
-    )
+    patients = [p for p in rdf_files([str(examples)]) if p.parent in (examples, examples / "fhir")]
+    return patients if examples.is_dir() else [], rdf_files([str(vignettes)]) if vignettes.is_dir() else []

@@ -13,7 +13,7 @@ import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
@@ -21,6 +21,9 @@ from rdflib.term import Node
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.jsonld_context import bundled_context, resolve_contexts
 from jdm_kg.resources import CONTEXT_IRI
+
+if TYPE_CHECKING:
+    from jdm_kg.knowledge.guideline import Guideline
 
 __all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir",
            "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "MAX_FILE_BYTES", "RDF_SUFFIXES",
@@ -344,11 +347,14 @@ def is_fhir(text: str) -> bool:
     return head.startswith("{") and '"resourceType"' in head and '"@context"' not in head
 
 
-def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
+def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any] = (),
+                      guideline: Guideline | None = None) -> Graph:
     """Read a patient file: Turtle, N-Triples, JSON-LD, or FHIR R4 JSON (a Bundle or a resource),
     which is mapped to the patient vocabulary by :mod:`jdm_kg.inputs.fhir`; then reviewed the same way
     whatever the format (:func:`review_patient`). ``predominant``: manifestations (IRIs or
-    names) to mark predominant in every record of the file."""
+    names) to mark predominant in every record of the file. ``guideline``: the guideline whose
+    codes and names the file is read by (default: this run's; ``jdm-kg diff`` reads a file under
+    each of its two versions)."""
     path = Path(path)
     fmt = _format_of(path)
     text = _read_text(path)
@@ -356,10 +362,10 @@ def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any]
         from jdm_kg.inputs.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
         _check_fhir_structure(load_json(text, str(path)), str(path))
-        return review_patient(check_terms(fhir_to_graph(text, str(path)), str(path)), predominant)
+        return review_patient(check_terms(fhir_to_graph(text, str(path), guideline), str(path)), predominant, guideline)
     if fmt == "json-ld":
         text = review_jsonld_text(text, str(path))
-    return review_patient(parse_rdf_text(text, fmt, str(path)), predominant)
+    return review_patient(parse_rdf_text(text, fmt, str(path)), predominant, guideline)
 
 
 def _check_fhir_structure(document: Any, source: str) -> None:
@@ -404,8 +410,12 @@ def review_jsonld_text(text: str, source: str) -> str:
     return json.dumps(review_jsonld_document(document, bundled_context()))
 
 
-def review_patient(graph: Graph, predominant: tuple[Any, ...] | list[Any] = ()) -> Graph:
-    """What every patient graph goes through after parsing (:func:`jdm_kg.inputs.intake.review_patient_graph`)."""
+def review_patient(
+    graph: Graph, predominant: tuple[Any, ...] | list[Any] = (), guideline: Guideline | None = None
+) -> Graph:
+    """What every patient graph goes through after parsing (:func:`jdm_kg.inputs.intake.review_patient_graph`),
+    by the terms of ``guideline`` (default: this run's)."""
     from jdm_kg.inputs.intake import resolve_features, review_patient_graph
 
-    return review_patient_graph(graph, predominant=resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant]))
+    features = resolve_features([str(p).rsplit("/", 1)[-1] for p in predominant], guideline)
+    return review_patient_graph(graph, guideline, predominant=features)

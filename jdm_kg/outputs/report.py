@@ -11,12 +11,13 @@ from rdflib import PROV, RDF, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline
-from jdm_kg.reasoning.dosing import reading as _reading, span
+from jdm_kg.reasoning.dosing import ComputedDose, reading as _reading, span
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenance
 from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.version import __version__
 
-__all__ = ["MARKDOWN_TITLE", "validation_text", "validation_json", "validation_turtle", "results_text", "results_json", "results_graph", "explain_text"]
+__all__ = ["MARKDOWN_TITLE", "validation_text", "validation_json", "validation_turtle", "results_text", "results_json",
+           "results_graph", "explain_text", "dose_details", "dose_evidence"]
 
 
 # ---------------------------------------------------------------- validation
@@ -85,26 +86,38 @@ def _said(value: object) -> str:
     return {True: "yes", False: "no"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
 
+def dose_details(dose: ComputedDose) -> tuple[list[str], str, str]:
+    """What the report's dose line says of a computed dose after its amount: the route, schedule
+    and number of doses; the guideline's dose (``375 mg/m2``); and the measure it was worked out
+    from (``BSA 1.17 m² from 140 cm and 35 kg``)."""
+    r = dose.regimen
+    words = [w for w in (r.route, r.schedule(), f"{r.number_of_doses} doses" if r.number_of_doses else None) if w]
+    return words, f"{span(r.dose_min, r.dose_max)} {r.dose_unit}", str(dose.basis_text)
+
+
+def dose_evidence(o: OptionAssessment) -> str:
+    """The evidence words after an option's dose line (citation markers, UNVERIFIED, population),
+    or "" when its dosing statements have none to say."""
+    flags = sorted({f for p in o.dose_statements for f in p.flags if f == "UNVERIFIED" or f.startswith("population")})
+    markers = sorted({m for p in o.dose_statements for m in p.markers})
+    cited = f"{', '.join(markers)}; " if markers and flags else ""
+    return f"{cited}{'; '.join(flags)}" if flags else ""
+
+
 def _dose_text(o: OptionAssessment) -> str:
     parts = []
     for dose in o.doses:
         if dose.status == "computed":
-            r = dose.regimen
-            schedule = f", {r.schedule()}" if r.schedule() else ""
-            route = f", {r.route}" if r.route else ""
-            count = f", {r.number_of_doses} doses" if r.number_of_doses else ""
-            drug = f"{r.drug_label} " if len(o.doses) > 1 else ""
-            parts.append(f"{drug}{dose.amount()}{route}{schedule}{count} ({span(r.dose_min, r.dose_max)} {r.dose_unit}; "
-                         f"{dose.basis_text})")
+            words, guideline_dose, measure = dose_details(dose)
+            drug = f"{dose.regimen.drug_label} " if len(o.doses) > 1 else ""
+            parts.append(", ".join([f"{drug}{dose.amount()}", *words]) + f" ({guideline_dose}; {measure})")
         elif dose.status == "not-given":
             parts.append(f"{dose.regimen.drug_label}: no dose in the guideline" if len(o.doses) > 1
                          else "the guideline gives no dose")
         else:
             parts.append(f"{dose.regimen.drug_label}: no dose worked out: " + "; ".join(dose.notes))
-    flags = sorted({f for p in o.dose_statements for f in p.flags if f == "UNVERIFIED" or f.startswith("population")})
-    markers = sorted({m for p in o.dose_statements for m in p.markers})
-    cited = f"{', '.join(markers)}; " if markers and flags else ""
-    return "; ".join(parts) + (f" [{cited}{'; '.join(flags)}]" if flags else "")
+    evidence = dose_evidence(o)
+    return "; ".join(parts) + (f" [{evidence}]" if evidence else "")
 
 
 _NOT_OFFERED = {
