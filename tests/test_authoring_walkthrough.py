@@ -128,6 +128,7 @@ def _edit_as_step_1(clone: Path) -> None:
     _replace(text, "Dosing: 375 mg/m² weekly", "Dosing: 500 mg/m² weekly")
 
 
+@pytest.mark.slow
 def test_the_worked_example_behaves_as_authoring_md_says(author_copy, tmp_path):
     clone = author_copy[0]
     shown = _worked_example_blocks()

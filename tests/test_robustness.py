@@ -47,6 +47,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return write_corpus(tmp_path_factory.mktemp("fuzz"))
 
 
+@pytest.mark.slow
 def test_fuzz_corpus_every_case_ends_cleanly(corpus: list[Path]) -> None:
     """Every case through the batch API: ok, violations or unusable, each naming its file; never a bug."""
     assert len(corpus) >= 1000
@@ -297,6 +298,7 @@ def test_unreachable_service_is_an_error_not_a_bug(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "a SERVICE endpoint could not be reached" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_literal_over_oxigraphs_16_mib_parser_buffer(tmp_path: Path) -> None:
     """Oxigraph's parser stops at 16 MiB per token; rdflib then reads the file, and the value is judged as any other."""
     path = tmp_path / "big-literal.ttl"
