@@ -70,6 +70,10 @@ POLICY_ROUNDING = JDMG["policy-dose-rounding"]
 POLICY_FAILURE = JDMG["policy-failure-reading"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
                POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE)
+#: The dose bases a dose is worked out from, each with the denominator its jdm:doseUnit must have
+#: ("mg/kg" for a dose per kg). The QC query queries/qc/dose-unit-basis.rq reports a regimen whose
+#: unit and basis disagree (a test keeps its pairs the same as these).
+DOSE_BASES = {str(JDM.PerKgBodyWeight): "kg", str(JDM.PerM2BodySurfaceArea): "m2"}
 GAP_AFTER_POSITIVE = str(JDMG["gap-after-positive-screening"])
 #: The statement a report puts first when the guideline names no option for a feature.
 REFERRAL = str(JDMG["care-early-expert-consultation"])
@@ -613,7 +617,7 @@ class _GuidelineFacts:
                         dose_min=_d(row, "doseMin"),
                         dose_max=_d(row, "doseMax"),
                         dose_unit=_s(row, "doseUnit"),
-                        basis={str(JDM.PerKgBodyWeight): "kg", str(JDM.PerM2BodySurfaceArea): "m2"}.get(basis or ""),
+                        basis=DOSE_BASES.get(basis or ""),
                         route=_s(row, "routeLabel"),
                         interval_min=_d(row, "intervalMin"),
                         interval_max=_d(row, "intervalMax"),
