@@ -532,7 +532,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}.", file=sys.stderr)
         return EXIT_VIOLATIONS
-    print(f"{where}: no problems found (syntax, OWL RL consistency, guideline shapes, quality-control queries, quotes).")
+    print(f"{where}: no problems found (syntax, OWL RL consistency, guideline shapes, quality-control queries, quotes, "
+          "engine policies).")
     return EXIT_OK
 
 

@@ -83,3 +83,80 @@ def test_the_qc_pairs_are_the_ones_recommend_computes_with():
     values = text[text.index("VALUES (?basis ?per)") :].split("}", 1)[0]
     pairs = dict(re.findall(r'\(jdm:(\w+) "(\w+)"\)', values))
     assert pairs == {iri.rsplit("#", 1)[1]: per for iri, per in DOSE_BASES.items()}
+
+
+# ---------------------------------------------------------------- policies and settings recommend needs
+
+
+def _engine_error(folder: Path) -> str:
+    """The error `recommend` stops with on this guideline ('' if it starts)."""
+    from jdm_kg.knowledge.guideline import compile_guideline, guideline_files
+    from jdm_kg.reasoning.recommend import guideline_facts
+
+    try:
+        guideline_facts(compile_guideline(guideline_files(folder)))
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
+def test_a_deleted_setting_is_reported_where_recommend_would_fail(tmp_path):
+    folder = _edited(tmp_path, ("    jdm:screeningMaxAgeDays 365 ;\n", ""))
+    assert "screeningMaxAgeDays" in _engine_error(folder)
+    [problem] = _found(folder, "policy")
+    assert problem.entity == "jdmg:policy-screening-gate" and "has no jdm:screeningMaxAgeDays" in problem.message
+    _located(problem, "guideline.ttl")
+
+
+def test_a_deleted_policy_is_reported(tmp_path):
+    folder = _edited(tmp_path, (_block("jdmg:policy-exclude-failed-drug"), ""))
+    assert "policy-exclude-failed-drug" in _engine_error(folder)
+    [problem] = _found(folder, "policy")
+    assert problem.entity == "jdmg:policy-exclude-failed-drug" and "missing" in problem.message, problem
+    _located(problem, "guideline.ttl")  # where the other policies are written
+
+
+def test_a_policy_that_lost_its_type_is_reported(tmp_path):
+    block = _block("jdmg:policy-already-on")
+    folder = _edited(tmp_path, (block, block.replace("    a jdm:Policy ;\n", "")))
+    assert "policy-already-on" in _engine_error(folder)
+    problems = _found(folder, "policy")
+    assert [p.entity for p in problems] == ["jdmg:policy-already-on"] and "not typed jdm:Policy" in problems[0].message
+
+
+def test_every_policy_and_setting_recommend_needs_is_checked(tmp_path):
+    """The lists come from the engine: delete each in turn from one copy, check names them all."""
+    from jdm_kg.reasoning.recommend import POLICY_IRIS, POLICY_SETTINGS
+
+    text = (ONTOLOGY / "guideline.ttl").read_text(encoding="utf-8")
+    lines = {key: re.search(rf"    jdm:{key} \S+ ;\n", text) for key in POLICY_SETTINGS}
+    edits = [(found.group(0), "") for found in lines.values() if found]
+    assert len(edits) == len(POLICY_SETTINGS)
+    policies = [p for p in POLICY_IRIS if p not in POLICY_SETTINGS.values()]
+    edits += [(_block("jdmg:" + str(p).rsplit("/", 1)[1]), "") for p in policies]
+    folder = _edited(tmp_path, *edits)
+    reported = {p.entity: p.message for p in _found(folder, "policy")}
+    assert set(reported) == {"jdmg:" + str(p).rsplit("/", 1)[1] for p in POLICY_IRIS}, reported
+    for key, owner in POLICY_SETTINGS.items():
+        assert f"has no jdm:{key}" in reported["jdmg:" + str(owner).rsplit("/", 1)[1]]
+
+
+def test_settings_that_are_not_positive_whole_numbers_are_reported(tmp_path):
+    folder = _edited(tmp_path, ("jdm:screeningMaxAgeDays 365 ;", 'jdm:screeningMaxAgeDays "365" ;'),
+                     ("jdm:measurementMaxAgeDays 90 ;", "jdm:measurementMaxAgeDays -1 ;"),
+                     ("jdm:multiSystemMinManifestations 2 ;", "jdm:multiSystemMinManifestations 0 ;"),
+                     ("jdm:adultAgeYears 18 ;", "jdm:adultAgeYears 18.5 ;"))
+    messages = sorted(f"{p.entity}: {p.message}" for p in _found(folder, "policy"))
+    assert messages == [
+        "jdmg:policy-adult-age: jdm:adultAgeYears 18.5 is not a positive whole number",
+        "jdmg:policy-measurement-recency: jdm:measurementMaxAgeDays -1 is not a positive whole number",
+        "jdmg:policy-multisystem-question: jdm:multiSystemMinManifestations 0 is not a positive whole number",
+        'jdmg:policy-screening-gate: jdm:screeningMaxAgeDays "365" is not a positive whole number',
+    ], messages
+
+
+def test_a_missing_default_ranking_band_is_reported(tmp_path):
+    folder = _edited(tmp_path, ("    jdm:bandIsDefault true ;\n", ""))
+    assert "default" in _engine_error(folder)
+    [problem] = _found(folder, "policy")
+    assert "bandIsDefault" in problem.message and problem.entity == "jdmg:policy-ranking-bands", problem
