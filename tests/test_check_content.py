@@ -160,3 +160,42 @@ def test_a_missing_default_ranking_band_is_reported(tmp_path):
     assert "default" in _engine_error(folder)
     [problem] = _found(folder, "policy")
     assert "bandIsDefault" in problem.message and problem.entity == "jdmg:policy-ranking-bands", problem
+
+
+# ---------------------------------------------------------------- quotes
+
+
+def _quote_problems(tmp_path: Path, quote: str) -> list[Problem]:
+    old = 'jdm:quote "Particularly effective for muscle involvement and ILD" ;'
+    folder = _edited(tmp_path, (old, f'jdm:quote "{quote}" ;'))
+    return [p for p in _found(folder, "quote") if p.entity == "jdmg:pref-rituximab-muscle-ild"]
+
+
+def test_a_quote_cut_inside_a_word_is_caught(tmp_path):
+    [problem] = _quote_problems(tmp_path, "articularly effective for muscle involvement and IL")
+    assert "starts or ends inside a word" in problem.message
+    _located(problem, "guideline.ttl")
+
+
+def test_a_quote_too_short_to_name_its_sentence_is_caught(tmp_path):
+    [problem] = _quote_problems(tmp_path, "ILD")
+    assert "is 1 word" in problem.message and "at least 3 words" in problem.fix
+
+
+def test_whole_words_with_other_spacing_pass(tmp_path):
+    """Line breaks and runs of spaces count as one space: the quote is still word for word."""
+    assert _quote_problems(tmp_path, "Particularly effective for\\n  muscle involvement and ILD") == []
+
+
+def test_every_bundled_quote_is_long_enough():
+    """The minimum is below the shortest quote of the bundled guideline."""
+    from rdflib import Graph
+
+    from jdm_kg.authoring.check import QUOTE_MIN_WORDS
+    from jdm_kg.namespaces import JDM
+
+    graph = Graph()
+    for path in ONTOLOGY.glob("*.ttl"):
+        graph.parse(path)
+    shortest = min(len(str(q).split()) for q in graph.objects(None, JDM.quote))
+    assert QUOTE_MIN_WORDS < shortest == 4

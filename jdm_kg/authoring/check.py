@@ -202,16 +202,29 @@ class _Checker:
                          values.get("where"))
 
     def quotes(self, guideline: Guideline) -> None:
+        """Every quote is whole words of the guideline text, word for word (any run of spaces and
+        line breaks counts as one space), and at least QUOTE_MIN_WORDS words long."""
         texts = sorted(self.files[0].parent.glob("*.txt")) if self.files else []
         if not texts:
             return
         source = "\n".join(p.read_text(encoding="utf-8") for p in texts)
         flat = " ".join(source.split())
         for statement, quote in sorted(guideline.asserted.subject_objects(JDM.quote)):
-            if str(quote) not in source and " ".join(str(quote).split()) not in flat:
+            words = str(quote).split()
+            if not words or not _whole_words(words).search(source):
+                inside = bool(words) and " ".join(words) in flat  # found, but cut inside a word
                 self.add(
-                    "quote", statement, "the jdm:quote is not found verbatim in the guideline text",
-                    f"copy the sentence exactly from {texts[0].name}",
+                    "quote", statement,
+                    "the jdm:quote starts or ends inside a word of the guideline text" if inside
+                    else "the jdm:quote is not found verbatim in the guideline text",
+                    f"copy the sentence exactly, in whole words, from {texts[0].name}",
+                )
+            elif len(words) < QUOTE_MIN_WORDS:
+                self.add(
+                    "quote", statement,
+                    f"the jdm:quote is {len(words)} word{'s' if len(words) != 1 else ''}: too short to show which "
+                    "sentence of the guideline the statement comes from",
+                    f"quote the whole sentence or list item (at least {QUOTE_MIN_WORDS} words) from {texts[0].name}",
                 )
 
 
@@ -256,6 +269,21 @@ class _Checker:
             self.add("policy", POLICY_BANDS, "no jdm:RankingBand is the default (jdm:bandIsDefault true): recommend "
                      "stops with an error without one", "give the band for options no sentence ties to a feature "
                      "jdm:bandIsDefault true")
+
+
+#: The fewest words a jdm:quote may have (the shortest quote of the bundled guideline has 4:
+#: "Monitor for infusion reactions").
+QUOTE_MIN_WORDS = 3
+
+
+def _whole_words(words: list[str]) -> re.Pattern[str]:
+    """The words in order, any whitespace between them, not starting or ending inside a word."""
+    pattern = r"\s+".join(map(re.escape, words))
+    if re.match(r"\w", words[0]):
+        pattern = r"(?<!\w)" + pattern
+    if re.search(r"\w$", words[-1]):
+        pattern += r"(?!\w)"
+    return re.compile(pattern)
 
 
 _INTEGER_TYPES = {XSD.integer, XSD.int, XSD.long, XSD.short, XSD.byte, XSD.positiveInteger, XSD.nonNegativeInteger,
