@@ -199,3 +199,47 @@ def test_every_bundled_quote_is_long_enough():
         graph.parse(path)
     shortest = min(len(str(q).split()) for q in graph.objects(None, JDM.quote))
     assert QUOTE_MIN_WORDS < shortest == 4
+
+
+# ---------------------------------------------------------------- preference level and the quote's verb
+
+
+def _level_edit(tmp_path: Path, statement: str, old: str, new: str) -> Path:
+    block = _block(statement)
+    return _edited(tmp_path, (block, block.replace(f"jdm:preferenceLevel {old} ;", f"jdm:preferenceLevel {new} ;")))
+
+
+def test_level_weaker_than_the_quotes_verb_is_caught(tmp_path):
+    """The reviewer's edit: "may be effective" on "Particularly effective for muscle involvement and ILD"
+    (it would move rituximab out of the 'preferred' band)."""
+    folder = _level_edit(tmp_path, "jdmg:pref-rituximab-muscle-ild", "jdmg:level-particularly-effective",
+                         "jdmg:level-may-be-effective")
+    [problem] = _found(folder, "qc:level-verb")
+    assert problem.entity == "jdmg:pref-rituximab-muscle-ild", problem
+    assert problem.message == ('jdm:preferenceLevel jdmg:level-may-be-effective ("may be effective in") needs the quote '
+                               'to say "may be effective", but the quote says "particularly effective", the verb of '
+                               "jdmg:level-particularly-effective"), problem
+    _located(problem, "guideline.ttl")
+
+
+def test_level_stronger_than_the_quotes_verb_is_caught(tmp_path):
+    folder = _level_edit(tmp_path, "jdmg:pref-ivig-calcinosis", "jdmg:level-consider", "jdmg:level-particularly-effective")
+    [problem] = _found(folder, "qc:level-verb")
+    assert problem.entity == "jdmg:pref-ivig-calcinosis"
+    assert 'needs the quote to say "particularly effective" or "particularly useful"' in problem.message
+    assert 'the quote says "consider", the verb of jdmg:level-consider' in problem.message
+
+
+def test_a_level_without_a_verb_on_a_quote_with_one_is_caught(tmp_path):
+    folder = _level_edit(tmp_path, "jdmg:pref-combination-refractory", "jdmg:level-may-be-effective",
+                         "jdmg:level-named-among-options")
+    [problem] = _found(folder, "qc:level-verb")
+    assert "names no verb, but the quote says \"may be effective\"" in problem.message, problem
+
+
+def test_the_verbs_are_data_on_the_levels(tmp_path):
+    """An author who gives a level another phrase changes what the rule reads: no code to edit."""
+    block = _block("jdmg:level-may-be-effective")
+    folder = _edited(tmp_path, (block, block.replace('jdm:verbPhrase "may be effective"', 'jdm:verbPhrase "can be effective"')))
+    [problem] = _found(folder, "qc:level-verb")
+    assert problem.entity == "jdmg:pref-combination-refractory" and '"can be effective"' in problem.message
