@@ -243,3 +243,51 @@ def test_the_verbs_are_data_on_the_levels(tmp_path):
     folder = _edited(tmp_path, (block, block.replace('jdm:verbPhrase "may be effective"', 'jdm:verbPhrase "can be effective"')))
     [problem] = _found(folder, "qc:level-verb")
     assert problem.entity == "jdmg:pref-combination-refractory" and '"can be effective"' in problem.message
+
+
+# ---------------------------------------------------------------- options the guideline names
+
+
+def _with_extra(tmp_path: Path, turtle: str) -> Path:
+    folder = _edited(tmp_path)
+    prefixes = ("@prefix jdm: <https://w3id.org/jdm-kg/vocab#> .\n@prefix jdmg: <https://w3id.org/jdm-kg/guideline/> .\n"
+                "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n")
+    (folder / "zz-added.ttl").write_text(prefixes + turtle, encoding="utf-8")
+    return folder
+
+
+def _role_problems(folder: Path) -> dict[str, str]:
+    return {p.entity: p.message for p in _found(folder, "qc:option-role-source")}
+
+
+def test_a_drug_with_a_role_and_no_source_is_caught(tmp_path):
+    """The reviewer's edit: before, the drug passed check and was ranked #1."""
+    folder = _with_extra(tmp_path, 'jdmg:newdrugumab a jdm:BiologicDMARD ; rdfs:label "newdrugumab"@en ;\n'
+                                   "    jdm:role jdm:NextLineBDMARD .\n")
+    assert _role_problems(folder) == {"jdmg:newdrugumab": "has jdm:role jdm:NextLineBDMARD (next-line bDMARD, ranked) "
+                                                          "but no jdm:roleFrom: no guideline statement gives it that role"}
+
+
+def test_a_role_from_a_statement_that_does_not_name_the_drug_is_caught(tmp_path):
+    folder = _with_extra(tmp_path, 'jdmg:newdrugumab a jdm:BiologicDMARD ; rdfs:label "newdrugumab"@en ;\n'
+                                   "    jdm:role jdm:NextLineBDMARD ; jdm:roleFrom jdmg:pref-ivig-calcinosis .\n")
+    assert "its jdm:roleFrom jdmg:pref-ivig-calcinosis is not a guideline statement about it" in \
+        _role_problems(folder)["jdmg:newdrugumab"]
+
+
+def test_a_drug_named_only_by_its_class_needs_a_statement_or_a_derivation(tmp_path):
+    """'a TNF inhibitor' does not name every TNF inhibitor: jdm-kg's choice must say so, as tocilizumab's does."""
+    drug = ('jdmg:newtnfimab a jdm:TNFInhibitor ; rdfs:label "newtnfimab"@en ;\n'
+            "    jdm:role jdm:NextLineBDMARD ; jdm:roleFrom jdmg:rec-next-line-bdmard")
+    folder = _with_extra(tmp_path, drug + " .\n")
+    assert "which names only its class" in _role_problems(folder)["jdmg:newtnfimab"]
+    shutil.rmtree(folder)
+    folder = _with_extra(tmp_path, drug + ' ;\n    jdm:derivation "a TNF inhibitor chosen by jdm-kg (fixture)" .\n')
+    assert _role_problems(folder) == {}
+
+
+def test_tocilizumab_without_its_derivation_is_caught(tmp_path):
+    block = _block("jdmg:tocilizumab", "terms.ttl")
+    line = '    jdm:derivation "the IL-6 inhibitor chosen by jdm-kg: the guideline names only the class" ;\n'
+    folder = _edited(tmp_path, (block, block.replace(line, "")), file="terms.ttl")
+    assert list(_role_problems(folder)) == ["jdmg:tocilizumab"]
