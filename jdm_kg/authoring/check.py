@@ -1,6 +1,6 @@
 """``jdm-kg check``: is the guideline graph well-formed, complete and consistent?
 
-Four kinds of check, all driven by data an author can read:
+Five kinds of check, all driven by data an author can read:
 
 1. every Turtle file parses (the parser's line number is reported);
 2. the OWL RL closure is consistent (owlrl's error messages);
@@ -226,7 +226,6 @@ class _Checker:
                     "sentence of the guideline the statement comes from",
                     f"quote the whole sentence or list item (at least {QUOTE_MIN_WORDS} words) from {texts[0].name}",
                 )
-
 
     def policies(self, guideline: Guideline) -> None:
         """What ``recommend`` needs from the jdm:Policy nodes: each policy it applies and each setting
