@@ -567,7 +567,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {where}.", file=sys.stderr)
         return EXIT_VIOLATIONS
-    print(f"{where}: no problems found (syntax, OWL RL consistency, guideline shapes, quality-control queries, quotes).")
+    print(f"{where}: no problems found (syntax, OWL RL consistency, guideline shapes, quality-control queries, quotes, "
+          "engine policies).")
     return EXIT_OK
 
 
@@ -770,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "over MINUTES ago left on the server (default 60; 0: all); with --no-guideline and no files, only that")
     p.set_defaults(func=_cmd_load)
 
-    p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes")
+    p = sub.add_parser("check", help="check the guideline graph: syntax, consistency, shapes, QC queries, quotes, policies")
     p.add_argument("folder", metavar="FOLDER", nargs="?", help="guideline folder (the same as --guideline FOLDER)")
     p.set_defaults(func=_cmd_check)
 

@@ -66,3 +66,25 @@ def test_a_changed_maximum_is_caught(tmp_path: Path) -> None:
     stale = _stale(folder)
     assert stale and all("regimen-mtx-high" in s and "40 mg" in s and "maxDose says 30 mg" in s for s in stale), stale
     assert any("jdmg:dose-mtx-high: skos:editorialNote says \"maximum 40 mg/week\"" in s for s in stale), stale
+
+
+def test_other_ways_of_writing_per_square_metre_and_per_kilogram(tmp_path: Path) -> None:
+    """"375 mg per square metre", "375 mg/m^2" and "375 mg/sqm" are the old dose too; and they are
+    the right dose while the fields say 375 (no false alarm). The same for "mg per kilogram"."""
+    wordings = ("375 mg per square metre", "375 mg per square meter", "375 mg/m^2", "375 mg/sqm")
+    alt = "    skos:altLabel " + " , ".join(f'"{w}"@en' for w in wordings) + " ;\n"
+    before = '    skos:definition "375 mg/m² per dose, every week'
+    (tmp_path / "m2").mkdir()
+    same = _edited(tmp_path / "m2", before, alt + before)
+    assert _stale(same) == []
+    path = same / "guideline.ttl"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "jdm:doseMax 375.0 ;\n    jdm:doseMin 375.0 ;", "jdm:doseMax 500.0 ;\n    jdm:doseMin 500.0 ;"), encoding="utf-8")
+    said = {s.split('skos:altLabel says "')[1].split('"')[0] for s in _stale(same) if "skos:altLabel says" in s}
+    assert said == set(wordings), said
+    (tmp_path / "kg").mkdir()
+    changed = _edited(tmp_path / "kg", '"3 to 5 mg/kg per dose', '"3 to 5 mg per kilogram per dose')
+    assert _stale(changed) == []
+    path = changed / "guideline.ttl"
+    path.write_text(path.read_text(encoding="utf-8").replace("jdm:doseMax 5.0 ;", "jdm:doseMax 6.0 ;"), encoding="utf-8")
+    assert any('skos:definition says "3 to 5 mg per kilogram"' in s for s in _stale(changed)), _stale(changed)

@@ -1,6 +1,6 @@
 """``jdm-kg check``: is the guideline graph well-formed, complete and consistent?
 
-Four kinds of check, all driven by data an author can read:
+Five kinds of check, all driven by data an author can read:
 
 1. every Turtle file parses (the parser's line number is reported);
 2. the OWL RL closure is consistent (owlrl's error messages);
@@ -9,7 +9,10 @@ Four kinds of check, all driven by data an author can read:
    drugs have a class and codes; sources have a citation);
 4. the quality-control queries in ``queries/qc/`` return no rows (dangling IRIs, duplicate
    labels, contradictions, unused sources, malformed codes, missing labels); and every
-   statement's quote is found verbatim in the guideline text.
+   statement's quote is found verbatim in the guideline text;
+5. every jdm-kg policy and setting ``recommend`` needs is there (the engine's own list:
+   ``POLICY_IRIS`` and ``POLICY_SETTINGS`` in ``jdm_kg/reasoning/recommend.py``), and every
+   whole-number policy setting is a positive whole number.
 
 Each problem is one line: ``file:line: rule: term: what is wrong. Fix: what to do.``
 """
@@ -22,13 +25,14 @@ from functools import cache
 from pathlib import Path
 
 from pyshacl import validate as shacl_validate
-from rdflib import RDF, SH, Graph, URIRef
+from rdflib import RDF, RDFS, SH, XSD, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.loading import load_rdf_file
 from jdm_kg.knowledge.guideline import JDM, Guideline, compile_guideline, guideline_files
 from jdm_kg.knowledge.queries import check_query, query_headers
+from jdm_kg.reasoning.recommend import POLICY_BANDS, POLICY_IRIS, POLICY_SETTINGS
 from jdm_kg.resources import resource_dir
 
 __all__ = ["Problem", "QcRule", "qc_rules", "check_guideline", "SourceIndex"]
@@ -198,17 +202,103 @@ class _Checker:
                          values.get("where"))
 
     def quotes(self, guideline: Guideline) -> None:
+        """Every quote is whole words of the guideline text, word for word (any run of spaces and
+        line breaks counts as one space), and at least QUOTE_MIN_WORDS words long."""
         texts = sorted(self.files[0].parent.glob("*.txt")) if self.files else []
         if not texts:
             return
         source = "\n".join(p.read_text(encoding="utf-8") for p in texts)
         flat = " ".join(source.split())
         for statement, quote in sorted(guideline.asserted.subject_objects(JDM.quote)):
-            if str(quote) not in source and " ".join(str(quote).split()) not in flat:
+            words = str(quote).split()
+            if not words or not _whole_words(words).search(source):
+                inside = bool(words) and " ".join(words) in flat  # found, but cut inside a word
                 self.add(
-                    "quote", statement, "the jdm:quote is not found verbatim in the guideline text",
-                    f"copy the sentence exactly from {texts[0].name}",
+                    "quote", statement,
+                    "the jdm:quote starts or ends inside a word of the guideline text" if inside
+                    else "the jdm:quote is not found verbatim in the guideline text",
+                    f"copy the sentence exactly, in whole words, from {texts[0].name}",
                 )
+            elif len(words) < QUOTE_MIN_WORDS:
+                self.add(
+                    "quote", statement,
+                    f"the jdm:quote is {len(words)} word{'s' if len(words) != 1 else ''}: too short to show which "
+                    "sentence of the guideline the statement comes from",
+                    f"quote the whole sentence or list item (at least {QUOTE_MIN_WORDS} words) from {texts[0].name}",
+                )
+
+    def policies(self, guideline: Guideline) -> None:
+        """What ``recommend`` needs from the jdm:Policy nodes: each policy it applies and each setting
+        it reads (its own lists), and whole-number settings above 0."""
+        graph = guideline.graph
+        policies = set(graph.subjects(RDF.type, JDM.Policy))
+        anchor = min(policies, key=str) if policies else None  # where the other policies are written
+        for iri in POLICY_IRIS:
+            # (a policy without its label or definition is the policy shape's to report)
+            if iri in policies and (iri, None, None) in guideline.asserted:
+                continue
+            if (iri, None, None) in guideline.asserted:
+                self.add("policy", iri, "is not typed jdm:Policy, and recommend needs this policy (it stops with an "
+                         "error without it)", "add 'a jdm:Policy' to it")
+            else:
+                used = self.index.locate(str(iri))[1] is not None
+                self.add("policy", iri, "the jdm:Policy that recommend needs is missing (recommend stops with an "
+                         "error without it)", "restore the node in ontology/guideline.ttl: a jdm:Policy with its "
+                         "rdfs:label, skos:definition and settings (git diff shows what was deleted)",
+                         where=iri if used else anchor)
+        for key, owner in POLICY_SETTINGS.items():
+            values = sorted({value for policy in policies for value in graph.objects(policy, JDM[key])}, key=str)
+            if not values and owner in policies:
+                self.add("policy", owner, f"has no jdm:{key}, which recommend needs (it stops with an error without it)",
+                         f"add jdm:{key} and a whole number above 0 (git diff shows the value that was deleted)")
+            elif len(values) > 1:
+                self.add("policy", owner, f"jdm:{key} is given {len(values)} times ("
+                         + ", ".join(_n3(v) for v in values) + "): recommend would use one of them, unpredictably",
+                         f"keep one jdm:{key} on one jdm:Policy")
+        # whole-number settings: those recommend reads, and every jdm:Policy property with range xsd:integer
+        integers = {JDM[key] for key in POLICY_SETTINGS}
+        integers |= {p for p in graph.subjects(RDFS.range, XSD.integer) if (p, RDFS.domain, JDM.Policy) in graph}
+        for prop in sorted(integers, key=str):
+            for policy in sorted(policies, key=str):
+                for value in graph.objects(policy, prop):
+                    if not _positive_integer(value):
+                        self.add("policy", policy, f"{self.index.short(str(prop))} {_n3(value)} is not a positive "
+                                 "whole number", "write a whole number above 0, with no quotes and no decimal point")
+        if not any((band, JDM.bandIsDefault, Literal(True)) in graph for band in graph.subjects(RDF.type, JDM.RankingBand)):
+            self.add("policy", POLICY_BANDS, "no jdm:RankingBand is the default (jdm:bandIsDefault true): recommend "
+                     "stops with an error without one", "give the band for options no sentence ties to a feature "
+                     "jdm:bandIsDefault true")
+
+
+#: The fewest words a jdm:quote may have (the shortest quote of the bundled guideline has 4:
+#: "Monitor for infusion reactions").
+QUOTE_MIN_WORDS = 3
+
+
+def _whole_words(words: list[str]) -> re.Pattern[str]:
+    """The words in order, any whitespace between them, not starting or ending inside a word."""
+    pattern = r"\s+".join(map(re.escape, words))
+    if re.match(r"\w", words[0]):
+        pattern = r"(?<!\w)" + pattern
+    if re.search(r"\w$", words[-1]):
+        pattern += r"(?!\w)"
+    return re.compile(pattern)
+
+
+_INTEGER_TYPES = {XSD.integer, XSD.int, XSD.long, XSD.short, XSD.byte, XSD.positiveInteger, XSD.nonNegativeInteger,
+                  XSD.unsignedInt, XSD.unsignedLong, XSD.unsignedShort, XSD.unsignedByte}
+
+
+def _positive_integer(value: Node) -> bool:
+    return (isinstance(value, Literal) and value.datatype in _INTEGER_TYPES and isinstance(value.value, int)
+            and not isinstance(value.value, bool) and value.value > 0)
+
+
+def _n3(value: Node) -> str:
+    """A value as written in Turtle: 365, "365", -1, 365.0."""
+    if isinstance(value, Literal) and value.datatype in _INTEGER_TYPES | {XSD.decimal} and value.value is not None:
+        return str(value)
+    return f'"{value}"' if isinstance(value, Literal) else str(value)
 
 
 def check_guideline(directory: Path | None = None) -> list[Problem]:
@@ -221,4 +311,5 @@ def check_guideline(directory: Path | None = None) -> list[Problem]:
     checker.shapes(guideline)
     checker.qc(guideline)
     checker.quotes(guideline)
+    checker.policies(guideline)
     return checker.problems

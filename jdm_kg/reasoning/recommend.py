@@ -71,6 +71,16 @@ POLICY_ROUNDING = JDMG["policy-dose-rounding"]
 POLICY_FAILURE = JDMG["policy-failure-reading"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
                POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE)
+#: The settings this engine reads from the jdm:Policy nodes (columns of queries/policy.rq, each a
+#: jdm: property), with the policy that carries each in ontology/guideline.ttl. Each is a whole
+#: number of days or manifestations. `jdm-kg check` reads this and POLICY_IRIS: it reports a
+#: policy or setting that is missing, and a setting that is not a positive whole number.
+POLICY_SETTINGS = {"screeningMaxAgeDays": POLICY_SCREENING, "measurementMaxAgeDays": POLICY_MEASURES,
+                   "multiSystemMinManifestations": POLICY_MULTISYSTEM}
+#: The dose bases a dose is worked out from, each with the denominator its jdm:doseUnit must have
+#: ("mg/kg" for a dose per kg). The QC query queries/qc/dose-unit-basis.rq reports a regimen whose
+#: unit and basis disagree (a test keeps its pairs the same as these).
+DOSE_BASES = {str(JDM.PerKgBodyWeight): "kg", str(JDM.PerM2BodySurfaceArea): "m2"}
 GAP_AFTER_POSITIVE = str(JDMG["gap-after-positive-screening"])
 #: The statement a report puts first when the guideline names no option for a feature.
 REFERRAL = str(JDMG["care-early-expert-consultation"])
@@ -518,12 +528,11 @@ class _GuidelineFacts:
         for row in self.select("policy"):
             iri = str(row["policy"])
             self.policies[iri] = PolicyRef(iri, str(row["label"]), str(row["definition"]))
-            for key in ("screeningMaxAgeDays", "measurementMaxAgeDays", "multiSystemMinManifestations"):
+            for key in POLICY_SETTINGS:
                 if key in row:
                     settings[key] = _d(row, key)  # type: ignore[assignment]
         missing = [str(p) for p in POLICY_IRIS if str(p) not in self.policies]
-        missing += [k for k in ("screeningMaxAgeDays", "measurementMaxAgeDays", "multiSystemMinManifestations")
-                    if k not in settings]
+        missing += [k for k in POLICY_SETTINGS if k not in settings]
         if missing:  # an edit removed them: the guideline, not the patient, is unusable
             raise InputError("guideline", "the guideline graph lacks jdm-kg policies or settings it needs: "
                              + ", ".join(missing) + "; run jdm-kg check, and restore them in ontology/guideline.ttl")
@@ -615,7 +624,7 @@ class _GuidelineFacts:
                         dose_min=_d(row, "doseMin"),
                         dose_max=_d(row, "doseMax"),
                         dose_unit=_s(row, "doseUnit"),
-                        basis={str(JDM.PerKgBodyWeight): "kg", str(JDM.PerM2BodySurfaceArea): "m2"}.get(basis or ""),
+                        basis=DOSE_BASES.get(basis or ""),
                         route=_s(row, "routeLabel"),
                         interval_min=_d(row, "intervalMin"),
                         interval_max=_d(row, "intervalMax"),
