@@ -40,11 +40,13 @@ from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import (
     check_query,
+    deterministic_rows,
     names_its_graphs,
     parse_param,
     query_catalogue,
     query_headers,
     query_source,
+    stable_blank_nodes,
 )
 from jdm_kg.outputs.report import (
     MARKDOWN_TITLE,
@@ -397,14 +399,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
         finally:
             endpoint.close()
     else:
-        query = check_query(text, label, allow_service=args.allow_service)
-        patients = [load_patient_file(path) for path in _expand(args.data)]
-        if args.no_guideline:
-            data = Graph()
-            for graph in patients:
-                data += graph
-        else:
-            data = with_guideline(load_guideline(), *patients)
+        # the same answer, byte for byte, on every run: ties and unordered rows in the order of their
+        # columns, blank nodes labelled from what the data says of them (not a parser's random labels)
+        query = deterministic_rows(check_query(text, label, allow_service=args.allow_service), text)
+        patients = stable_blank_nodes(t for path in _expand(args.data) for t in load_patient_file(path))
+        data = Graph() if args.no_guideline else with_guideline(load_guideline())
+        data += patients
         result = _local_answer(data, query, bindings, label)
     machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
     if args.endpoint:
@@ -417,7 +417,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         if notice and args.format == "table":
             print(textwrap.indent(textwrap.fill(notice, 98), "# "))
-        print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
+        # the same Turtle on every run: blank nodes (a template's [] is a new one a row) labelled from the
+        # data, triples added in order to a store that lists them in that order (rdflib's default store
+        # lists them in a set's order), as the prefixes Turtle makes up are numbered in the order it meets them
+        triples = stable_blank_nodes(result.graph)  # type: ignore[arg-type]
+        graph = Graph(store="SimpleMemory")
+        graph += sorted(triples, key=lambda triple: tuple(term.n3() for term in triple))
+        print(graph.serialize(format="turtle"))
         return EXIT_OK
     if result.type == "ASK":
         print("true" if result.askAnswer else "false")
