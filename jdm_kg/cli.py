@@ -39,8 +39,10 @@ from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import (
+    bundled_queries,
     check_query,
     deterministic_rows,
+    example_queries,
     names_its_graphs,
     parse_param,
     query_catalogue,
@@ -292,9 +294,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return code
 
 
-def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str) -> Any:
+def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str, own: bool) -> Any:
     """rdflib's answer to ``query`` over ``data``, evaluated now, so that what the user's query
-    asks for and cannot have becomes an :class:`InputError` here."""
+    asks for and cannot have becomes an :class:`InputError` here; so does any failure of a query
+    of the user's own (``own``: a file, not a bundled query), which names it."""
     try:
         result = data.query(query, initBindings=bindings)
         if result.type == "SELECT":
@@ -309,6 +312,11 @@ def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str)
             raise InputError(label, "the query reads named graphs (GRAPH), but --data files form one default graph: "
                                     "remove GRAPH, or load the files with jdm-kg load and query the server with "
                                     "--endpoint") from None
+        if own:
+            detail = " ".join(str(err).split())[:300]
+            raise InputError(label, f"rdflib could not evaluate the query ({type(err).__name__}"
+                                    f"{': ' + detail if detail else ''}): check it, e.g. for a function or "
+                                    "aggregate given values of a type it cannot take") from None
         raise
 
 
@@ -383,6 +391,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if not args.query:
         raise InputError("query", "name a bundled query (jdm-kg query --list) or a .rq file")
     text, label = query_source(args.query)
+    own = args.query not in bundled_queries() | example_queries()
     # a query whose rows name options but are not a recommendation says so with its output
     caution = query_headers(text).get("not a recommendation")
     notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
@@ -405,7 +414,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         patients = stable_blank_nodes(t for path in _expand(args.data) for t in load_patient_file(path))
         data = Graph() if args.no_guideline else with_guideline(load_guideline())
         data += patients
-        result = _local_answer(data, query, bindings, label)
+        result = _local_answer(data, query, bindings, label, own)
     machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
     if args.endpoint:
         said = f"Guideline: the one on the server {args.endpoint} (graph <{GUIDELINE_GRAPH}>, put there by jdm-kg load)"
