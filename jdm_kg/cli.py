@@ -39,12 +39,16 @@ from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import (
+    bundled_queries,
     check_query,
+    deterministic_rows,
+    example_queries,
     names_its_graphs,
     parse_param,
     query_catalogue,
     query_headers,
     query_source,
+    stable_blank_nodes,
 )
 from jdm_kg.outputs.report import (
     MARKDOWN_TITLE,
@@ -290,9 +294,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return code
 
 
-def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str) -> Any:
+def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str, own: bool) -> Any:
     """rdflib's answer to ``query`` over ``data``, evaluated now, so that what the user's query
-    asks for and cannot have becomes an :class:`InputError` here."""
+    asks for and cannot have becomes an :class:`InputError` here; so does any failure of a query
+    of the user's own (``own``: a file, not a bundled query), which names it."""
     try:
         result = data.query(query, initBindings=bindings)
         if result.type == "SELECT":
@@ -307,6 +312,11 @@ def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str)
             raise InputError(label, "the query reads named graphs (GRAPH), but --data files form one default graph: "
                                     "remove GRAPH, or load the files with jdm-kg load and query the server with "
                                     "--endpoint") from None
+        if own:
+            detail = " ".join(str(err).split())[:300]
+            raise InputError(label, f"rdflib could not evaluate the query ({type(err).__name__}"
+                                    f"{': ' + detail if detail else ''}): check it, e.g. for a function or "
+                                    "aggregate given values of a type it cannot take") from None
         raise
 
 
@@ -404,6 +414,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if not args.query:
         raise InputError("query", "name a bundled query (jdm-kg query --list) or a .rq file")
     text, label = query_source(args.query)
+    own = args.query not in bundled_queries() | example_queries()
     # a query whose rows name options but are not a recommendation says so with its output
     caution = query_headers(text).get("not a recommendation")
     notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
@@ -422,17 +433,16 @@ def _cmd_query(args: argparse.Namespace) -> int:
         finally:
             endpoint.close()
     else:
-        query = check_query(text, label, allow_service=args.allow_service)
+        # the same answer, byte for byte, on every run: ties and unordered rows in the order of their
+        # columns, blank nodes labelled from what the data says of them (not a parser's random labels)
+        query = deterministic_rows(check_query(text, label, allow_service=args.allow_service), text)
         files = _expand(args.data)
-        patients = [load_patient_file(path) for path in files]
-        data_notes = _what_data_holds(list(zip(files, patients)))
-        if args.no_guideline:
-            data = Graph()
-            for graph in patients:
-                data += graph
-        else:
-            data = with_guideline(load_guideline(), *patients)
-        result = _local_answer(data, query, bindings, label)
+        loaded = [load_patient_file(path) for path in files]
+        data_notes = _what_data_holds(list(zip(files, loaded)))
+        patients = stable_blank_nodes(t for graph in loaded for t in graph)
+        data = Graph() if args.no_guideline else with_guideline(load_guideline())
+        data += patients
+        result = _local_answer(data, query, bindings, label, own)
     machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
     if args.endpoint:
         said = f"Guideline: the one on the server {args.endpoint} (graph <{GUIDELINE_GRAPH}>, put there by jdm-kg load)"
@@ -446,7 +456,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         if notice and args.format == "table":
             print(textwrap.indent(textwrap.fill(notice, 98), "# "))
-        print(result.graph.serialize(format="turtle"))  # type: ignore[union-attr]
+        # the same Turtle on every run: blank nodes (a template's [] is a new one a row) labelled from the
+        # data, triples added in order to a store that lists them in that order (rdflib's default store
+        # lists them in a set's order), as the prefixes Turtle makes up are numbered in the order it meets them
+        triples = stable_blank_nodes(result.graph)  # type: ignore[arg-type]
+        graph = Graph(store="SimpleMemory")
+        graph += sorted(triples, key=lambda triple: tuple(term.n3() for term in triple))
+        print(graph.serialize(format="turtle"))
         return EXIT_OK
     if result.type == "ASK":
         print("true" if result.askAnswer else "false")

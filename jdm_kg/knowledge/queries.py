@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -24,9 +25,9 @@ from typing import Any
 
 import rdflib
 from pyparsing import ParseException
-from rdflib import Graph, Literal, URIRef, Variable, plugin
+from rdflib import BNode, Graph, Literal, URIRef, Variable, plugin
 from rdflib.plugins.sparql import prepareQuery
-from rdflib.plugins.sparql.parserutils import CompValue
+from rdflib.plugins.sparql.parserutils import CompValue, Expr
 from rdflib.plugins.sparql.processor import SPARQLProcessor
 from rdflib.plugins.sparql.sparql import Query
 from rdflib.query import Processor
@@ -51,6 +52,8 @@ __all__ = [
     "parse_param",
     "use_query_cache",
     "stays_local",
+    "stable_blank_nodes",
+    "deterministic_rows",
 ]
 
 Row = dict[str, Node]
@@ -298,6 +301,127 @@ def parse_param(text: str) -> tuple[str, Node]:
         except ValueError:
             continue
     return name, Literal(value)
+
+
+# --------------------------------------------------------------------------------------
+# The same answer, byte for byte, on every run
+
+
+def stable_blank_nodes(triples: Iterable[tuple[Node, Node, Node]]) -> list[tuple[Node, Node, Node]]:
+    """``triples`` with their blank nodes relabelled from what the triples say about them, not
+    with the random labels a parser gives: the same data gives the same labels on every run,
+    whatever the order of the files and triples.
+
+    Each blank node is coloured by its triples (their predicates, the IRIs and literals, and the
+    colours of the blank nodes next to it), refined until no colour splits (colour refinement,
+    as Weisfeiler-Lehman); its label is ``b`` and the start of its colour. Blank nodes left with
+    one colour are alike (for a record's ``[ ... ]`` trees: the same properties under the same
+    node), so which of them takes which label changes no answer. About linear in the triples
+    (a second for a thousand records): rdflib's canonical labels
+    (:func:`rdflib.compare.to_canonical_graph`) take minutes for as many.
+
+    >>> from rdflib import RDFS
+    >>> def record():  # a fresh parse: new blank nodes, new random labels
+    ...     return [(BNode(), RDFS.label, Literal("a")), (BNode(), RDFS.label, Literal("b"))]
+    >>> [str(s) for s, _, _ in stable_blank_nodes(record())]
+    ['b5546f6fb43d8', 'b0eaf7d636b53']
+    >>> stable_blank_nodes(record()) == stable_blank_nodes(reversed(record()))[::-1]
+    True
+    """
+    triples = list(triples)
+    # blank node -> the constant part of each of its triples, and the blank node next to it there
+    around: dict[BNode, list[tuple[str, BNode | None]]] = defaultdict(list)
+    for s, p, o in triples:
+        if isinstance(s, BNode):
+            around[s].append((f"> {p.n3()} {_constant(o)}", o if isinstance(o, BNode) else None))
+        if isinstance(o, BNode):
+            around[o].append((f"< {p.n3()} {_constant(s)}", s if isinstance(s, BNode) else None))
+        if isinstance(p, BNode):  # (generalised RDF only)
+            around[p].append((f"^ {_constant(s)} {_constant(o)}", None))
+    if not around:
+        return triples
+    colour: dict[BNode, str] = dict.fromkeys(around, "")
+    classes = 1
+    while True:
+        refined = {}
+        for node, edges in around.items():
+            lines = sorted(f"{text} {colour[other]}" if other is not None else text for text, other in edges)
+            refined[node] = hashlib.sha256("\n".join([colour[node], *lines]).encode()).hexdigest()
+        colour = refined
+        count = len(set(colour.values()))
+        if count == classes:  # no colour split: none will
+            break
+        classes = count
+    width = 12 if len({c[:12] for c in colour.values()}) == classes else 64
+    seen: dict[str, int] = {}
+    label: dict[Node, Node] = {}
+    for node, c in colour.items():
+        n = seen[c] = seen.get(c, 0) + 1
+        label[node] = BNode(f"b{c[:width]}" + (f"-{n}" if n > 1 else ""))
+    return [(label.get(s, s), label.get(p, p), label.get(o, o)) for s, p, o in triples]
+
+
+def _constant(term: Node) -> str:
+    """``term`` in N-Triples, or nothing for a blank node (its colour stands in for it)."""
+    return "" if isinstance(term, BNode) else term.n3()
+
+
+def _printed(var: Variable) -> Expr:
+    """An expression giving column ``var`` as printed (``str``; unbound: empty), for
+    :func:`deterministic_rows`: plain strings, which ORDER BY orders totally."""
+
+    def column(expr: Expr, ctx: Any) -> Literal:
+        term = ctx.get(var)
+        return Literal("" if term is None or isinstance(term, Exception) else str(term))
+
+    return Expr("Printed", column)
+
+
+def deterministic_rows(query: Query, text: str) -> Query:
+    """Make ``query`` (prepared for rdflib from ``text``; changed in place and returned) give its
+    rows in the same order on every run, if it is a SELECT: rows its ORDER BY leaves tied, and all
+    rows of a query without ORDER BY, are ordered by their columns as printed, left to right
+    (rows equal in every column print the same); the columns of ``SELECT *`` come in the order
+    their variables first appear in the query. rdflib otherwise gives both in an order that
+    changes with Python's hash seed. The order is applied where ORDER BY is: before DISTINCT,
+    LIMIT and OFFSET.
+
+    >>> text = "SELECT * { ?b ?a ?c } LIMIT 1"
+    >>> q = deterministic_rows(prepareQuery(text), text)
+    >>> [str(v) for v in q.algebra.PV], q.algebra.p.p.p.name
+    (['b', 'a', 'c'], 'OrderBy')
+    """
+    algebra = query.algebra
+    if algebra.name != "SelectQuery":
+        return query
+    project = algebra.p
+    while project.name in ("Slice", "Distinct", "Reduced"):
+        project = project.p
+    if project.name != "Project" or not project.PV:
+        return query
+    code = _NOT_CODE.sub(" ", text)
+    select = re.search(r"\bSELECT\s+(?:(?:DISTINCT|REDUCED)\s+)?(\*)?", code, re.IGNORECASE)
+    if select and select.group(1):  # SELECT *: rdflib lists the variables in a set's order
+        first = {name: i for i, name in enumerate(dict.fromkeys(_VARIABLE.findall(code, select.end())))}
+        project.PV.sort(key=lambda v: (first.get(str(v), len(first)), str(v)))
+        algebra.PV = list(project.PV)
+    ties = [CompValue("OrderCondition", expr=_printed(v), order=None) for v in project.PV]
+    if project.p.name == "OrderBy":
+        project.p.expr = [*project.p.expr, *ties]
+    else:
+        project.p = CompValue("OrderBy", p=project.p, expr=ties)
+    return query
+
+
+_VARIABLE = re.compile(r"[?$]([A-Za-z0-9_\u00B7\u00C0-\uFFFF]+)")
+#: What is neither a keyword nor a variable in a query: IRIs, strings and comments.
+_NOT_CODE = re.compile(
+    r"<[^<>\"{}|^`\\\s]*>"
+    r"|'''(?:[^\\]|\\.)*?'''|\"\"\"(?:[^\\]|\\.)*?\"\"\""
+    r"|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+    r"|#[^\n]*",
+    re.DOTALL,
+)
 
 
 # --------------------------------------------------------------------------------------
