@@ -30,7 +30,7 @@ from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.loading import load_rdf_file
-from jdm_kg.knowledge.guideline import JDM, Guideline, compile_guideline, guideline_files
+from jdm_kg.knowledge.guideline import JDM, Guideline, cached_compile, guideline_files
 from jdm_kg.knowledge.queries import check_query, query_headers
 from jdm_kg.reasoning.recommend import POLICY_BANDS, POLICY_IRIS, POLICY_SETTINGS
 from jdm_kg.resources import resource_dir
@@ -306,7 +306,8 @@ def check_guideline(directory: Path | None = None) -> list[Problem]:
     checker = _Checker(guideline_files(directory))
     if not checker.syntax():
         return checker.problems
-    guideline = compile_guideline(checker.files, checker.asserted)
+    # through the on-disk cache: the command's first line (its version) has just compiled it
+    guideline = cached_compile(checker.files, checker.asserted)
     checker.consistency(guideline)
     checker.shapes(guideline)
     checker.qc(guideline)

@@ -196,15 +196,20 @@ def load_guideline(directory: Path | None = None) -> Guideline:
 
 @cache
 def _load_guideline(directory: Path) -> Guideline:
-    files = guideline_files(directory)
+    return cached_compile(guideline_files(directory))
+
+
+def cached_compile(files: list[Path], asserted: Graph | None = None) -> Guideline:
+    """:func:`compile_guideline`, through the on-disk cache (keyed by the files' content, so an
+    edited file is compiled again); ``asserted``: the files already parsed, if they are."""
     folder = cache_dir()
     if folder is None:
-        return compile_guideline(files)
+        return compile_guideline(files, asserted)
     path = folder / f"guideline-{_cache_key(files)}.nq"
     cached = _read_cached(path, files)
     if cached is not None:
         return cached
-    compiled = compile_guideline(files)
+    compiled = compile_guideline(files, asserted)
     _write_cached(path, compiled)
     return compiled
 
