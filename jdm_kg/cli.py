@@ -521,13 +521,13 @@ def _choose_guideline(value: str | None) -> None:
     if not path.is_dir():
         raise InputError(value, "not a folder; give the folder holding the guideline's .ttl files (e.g. ontology/) "
                                 "or a checkout holding ontology/")
-    folder = path / "ontology" if (path / "ontology").is_dir() else path
+    os.environ[GUIDELINE_ENV] = str(path.resolve())  # (main() puts the old value back when the run ends)
+    folder = guideline_home().ontology  # FOLDER itself, or a checkout's ontology/: as every command reads it
     needed = sorted(p.name for p in installed_dir("ontology").glob("*.ttl"))
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise InputError(value, f"this guideline folder lacks {', '.join(missing)}: the guideline is the modules "
                                 f"{', '.join(needed)} together; copy the whole ontology/ folder and edit the copy")
-    os.environ[GUIDELINE_ENV] = str(path.resolve())
 
 
 def guideline_line() -> str:
