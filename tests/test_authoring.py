@@ -399,4 +399,4 @@ def test_docs_render_in_a_browser(tmp_path):
 def test_recommend_output_records_the_guideline_version():
     proc = jdm("recommend", "examples/skin-predominant.ttl", "--format", "json")
     assert json.loads(proc.stdout)[0]["guidelineVersion"] == "v2026-11-24"
-    assert "## v2026-11-24" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## v2026-11-24" in (ROOT / "ontology" / "CHANGELOG.md").read_text(encoding="utf-8")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdflib import OWL, RDF, RDFS, SKOS, Graph, Literal, Namespace, URIRef
+from rdflib.term import Node
 
 from jdm_kg.authoring.bump import CHANGELOG_FILE, changelog_sections
 from jdm_kg.errors import InputError
@@ -317,6 +318,27 @@ def release_notes(changelog: Path, version: str, digest: str = "", draft_reasons
     return "\n".join(parts)
 
 
+def _rdf_xml(graph: Graph) -> str:
+    """``graph`` as RDF/XML, the triples sorted: the same graph gives the same bytes on every
+    run, whatever Python's hash seed (rdflib's writers order subjects and namespaces by sets)."""
+    import pyoxigraph as ox
+
+    def term(node: Node) -> ox.NamedNode | ox.BlankNode | ox.Literal:
+        if isinstance(node, URIRef):
+            return ox.NamedNode(str(node))
+        if isinstance(node, Literal):
+            if node.language:
+                return ox.Literal(str(node), language=node.language)
+            return ox.Literal(str(node), datatype=ox.NamedNode(str(node.datatype))) if node.datatype else ox.Literal(str(node))
+        return ox.BlankNode(str(node))
+
+    triples = [ox.Triple(term(s), term(p), term(o)) for s, p, o in sorted(graph)]  # type: ignore[arg-type]
+    used = {str(x) for triple in graph for x in triple if isinstance(x, URIRef)}
+    prefixes = {prefix: str(ns) for prefix, ns in sorted(graph.namespaces())
+                if prefix and any(iri.startswith(str(ns)) for iri in used)}
+    return ox.serialize(triples, format=ox.RdfFormat.RDF_XML, prefixes=prefixes).decode("utf-8") + "\n"
+
+
 def _turtle_with_header(graph: Graph, header: str) -> str:
     return "".join(f"# {line}\n" for line in header.splitlines()) + "\n" + graph.serialize(format="longturtle")
 
@@ -330,8 +352,8 @@ def declare_individuals(graph: Graph) -> int:
     RDFS's or RDF's own (``owl:Class``, ``owl:ObjectProperty``, ``owl:Ontology``...), as OWL 2
     asks: a tool that reads declarations (owlready2, horned-owl) lists no individual without it.
     Returns the number of individuals."""
-    individuals = {s for s, o in graph.subject_objects(RDF.type)
-                   if isinstance(s, URIRef) and isinstance(o, URIRef) and not str(o).startswith(_META_NAMESPACES)}
+    individuals = sorted({s for s, o in graph.subject_objects(RDF.type)
+                          if isinstance(s, URIRef) and isinstance(o, URIRef) and not str(o).startswith(_META_NAMESPACES)})
     for s in individuals:
         graph.add((s, RDF.type, OWL.NamedIndividual))
     return len(individuals)
@@ -463,11 +485,6 @@ def _manifest(folder: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
-def _git_commit(folder: Path) -> str | None:
-    head = _git(folder, "rev-parse", "HEAD")
-    return head.stdout.strip() if head is not None and not head.returncode else None
-
-
 def write_release(out: Path, folder: Path | None = None, shapes: Path | None = None,
                   changelog: Path | None = None, *, queries: Path | None = None, allow_dirty: bool = False,
                   allowed_changes: Collection[Path] = ()) -> Release:
@@ -502,7 +519,7 @@ def write_release(out: Path, folder: Path | None = None, shapes: Path | None = N
     texts = {
         "jdm-kg.ttl": _turtle_with_header(merged, "jdm-kg merged ontology: vocabulary, terms, sources, guideline.\n"
                                           f"{individuals} individuals declared owl:NamedIndividual.\n" + about),
-        ROOT_FILE: merged.serialize(format="pretty-xml"),
+        ROOT_FILE: _rdf_xml(merged),
         "jdm-kg-vocab.ttl": _turtle_with_header(vocab, "jdm-kg vocabulary (TBox) alone.\n" + about),
     }
     for name, source in (("patient-shapes.ttl", shapes / "patient-shapes.ttl"),
@@ -526,7 +543,6 @@ def write_release(out: Path, folder: Path | None = None, shapes: Path | None = N
         "draftReasons": reasons,
         "contentDigest": digest,
         "contentFiles": [name for name, _ in content_files(folders)],
-        "commit": _git_commit(folder),
         "files": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sorted(texts.items())},
     }
     texts["manifest.json"] = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
