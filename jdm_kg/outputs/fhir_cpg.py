@@ -56,6 +56,7 @@ __all__ = [
     "package_version",
     "plan_definition_canonical",
     "regimen_id",
+    "section_selection",
 ]
 
 #: Where jdm-kg's FHIR conformance and knowledge resources live (``{base}/{type}/{id}``).
@@ -74,6 +75,12 @@ _SELECTION = {
     "AdjunctiveTherapy": ("any", "an adjunct is considered alongside"),
     "RefractoryCombination": ("at-most-one", "the escalation is one combination"),
 }
+
+
+def section_selection(role_iri: str) -> str:
+    """How the options of a report section may be chosen together (``selectionBehavior``), for
+    the PlanDefinition and the RequestGroups that follow it."""
+    return _SELECTION.get(_local(role_iri), ("any", ""))[0]
 
 
 def _local(iri: str) -> str:
