@@ -16,12 +16,8 @@ from fhir_validation import r4_schema_errors, references, unresolved_in_bundle
 from rdflib import RDF
 
 from jdm_kg.knowledge.guideline import JDM, load_guideline
-from jdm_kg.outputs.fhir_cpg import (
-    CANONICAL_BASE,
-    cpg_package,
-    package_version,
-    plan_definition_canonical,
-)
+from jdm_kg.outputs.fhir_canonical import CANONICAL_BASE, plan_definition_canonical
+from jdm_kg.outputs.fhir_cpg import cpg_package, package_version
 from jdm_kg.reasoning.recommend import guideline_facts
 
 ROOT = Path(__file__).resolve().parent.parent

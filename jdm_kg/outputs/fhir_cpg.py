@@ -24,11 +24,9 @@ Resources (canonical URLs under :data:`CANONICAL_BASE`, each carrying the releas
 
 Everything comes from the compiled guideline graph (:func:`jdm_kg.reasoning.recommend.guideline_facts`);
 each resource but ``Evidence`` (whose R4 shape is not R4B's) is checked with ``fhir.resources``.
-:func:`plan_definition_canonical` and :func:`activity_definition_canonical` are what the
-recommendation output (:mod:`jdm_kg.outputs.fhir_output`) points at.
+The canonical URLs are :mod:`jdm_kg.outputs.fhir_canonical`'s, which the recommendation output
+(:mod:`jdm_kg.outputs.fhir_output`) points at.
 
->>> plan_definition_canonical("v2026-11-24")
-'https://w3id.org/jdm-kg/fhir/PlanDefinition/jdm-kg-next-line-after-jak-failure|v2026-11-24'
 >>> package_version("v2027-01-05"), package_version("v2027-01-05-draft")
 ('2027.1.5', '2027.1.5-draft')
 """
@@ -43,68 +41,26 @@ from rdflib import RDF, RDFS, SKOS, Graph, URIRef
 from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import JDM, Guideline
+from jdm_kg.outputs.fhir_canonical import (
+    CANONICAL_BASE,
+    PLAN_DEFINITION_ID,
+    SELECTION,
+    activity_definition_canonical,
+    regimen_id,
+)
+from jdm_kg.outputs.fhir_canonical import fhir_id as _fhir_id
+from jdm_kg.outputs.fhir_canonical import local_name as _local
+from jdm_kg.outputs.fhir_output import _quantity, checked, drug_codings, regimen_schedule
 from jdm_kg.reasoning.dosing import Regimen
 from jdm_kg.reasoning.recommend import Provenance, guideline_facts
 
-__all__ = [
-    "CANONICAL_BASE",
-    "PACKAGE_NAME",
-    "PLAN_DEFINITION_ID",
-    "activity_definition_canonical",
-    "cpg_package",
-    "cpg_resources",
-    "package_version",
-    "plan_definition_canonical",
-    "regimen_id",
-    "section_selection",
-]
+__all__ = ["PACKAGE_NAME", "cpg_package", "cpg_resources", "package_version"]
 
-#: Where jdm-kg's FHIR conformance and knowledge resources live (``{base}/{type}/{id}``).
-CANONICAL_BASE = "https://w3id.org/jdm-kg/fhir"
 PACKAGE_NAME = "w3id.jdm-kg.guideline"
-PLAN_DEFINITION_ID = "jdm-kg-next-line-after-jak-failure"
 GUIDELINE_CODES = "https://w3id.org/jdm-kg/guideline"  # the code system of options (as fhir_output's action.code)
 FHIR_VERSION = "4.0.1"
-_UCUM = "http://unitsofmeasure.org"
-_PERIOD_UNITS = {"d": "d", "wk": "wk", "mo": "mo", "h": "h", "a": "a"}
 DCTERMS_TITLE = URIRef("http://purl.org/dc/terms/title")
 DCTERMS_CITATION = URIRef("http://purl.org/dc/terms/bibliographicCitation")
-#: How a report section's options may be chosen together (jdm-kg's reading, said in the action).
-_SELECTION = {
-    "NextLineBDMARD": ("at-most-one", "one next-line bDMARD at a time (jdm-kg's reading of 'the next line is a bDMARD')"),
-    "AdjunctiveTherapy": ("any", "an adjunct is considered alongside"),
-    "RefractoryCombination": ("at-most-one", "the escalation is one combination"),
-}
-
-
-def section_selection(role_iri: str) -> str:
-    """How the options of a report section may be chosen together (``selectionBehavior``), for
-    the PlanDefinition and the RequestGroups that follow it."""
-    return _SELECTION.get(_local(role_iri), ("any", ""))[0]
-
-
-def _local(iri: str) -> str:
-    return iri.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
-
-
-def _fhir_id(text: str) -> str:
-    """An id FHIR accepts (``[A-Za-z0-9-.]{1,64}``) from an IRI's local name."""
-    return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:64]
-
-
-def regimen_id(regimen_iri: str) -> str:
-    return _fhir_id(_local(regimen_iri))
-
-
-def plan_definition_canonical(version: str) -> str:
-    """The guideline's PlanDefinition, as a versioned canonical (``url|version``)."""
-    return f"{CANONICAL_BASE}/PlanDefinition/{PLAN_DEFINITION_ID}|{version}"
-
-
-def activity_definition_canonical(regimen_iri: str, version: str) -> str:
-    """A dose regimen's ActivityDefinition, as a versioned canonical."""
-    return f"{CANONICAL_BASE}/ActivityDefinition/{regimen_id(regimen_iri)}|{version}"
-
 
 def package_version(version: str) -> str:
     """The package's semantic version from the guideline's ``vYYYY-MM-DD`` (npm versions have no
@@ -155,41 +111,19 @@ def _evidence_artifacts(p: Provenance, version: str) -> list[dict[str, Any]]:
     return out
 
 
-def _quantity(value: Any, unit: str | None) -> dict[str, Any] | None:
-    if value is None or not unit:
-        return None
-    return {"value": float(value), "unit": unit, "system": _UCUM, "code": unit}
-
-
 def _dosage(r: Regimen) -> dict[str, Any]:
+    """The guideline's dose of a regimen (per kg or per m², in UCUM) as a ``Dosage``."""
     dosage: dict[str, Any] = {"sequence": 1, "text": r.label}
     if r.dose_min is not None and r.dose_max is not None and r.dose_min == r.dose_max:
         dosage["doseAndRate"] = [{"doseQuantity": _quantity(r.dose_min, r.dose_unit)}]
     elif r.dose_min is not None:
         dosage["doseAndRate"] = [{"doseRange": {"low": _quantity(r.dose_min, r.dose_unit),
                                                 "high": _quantity(r.dose_max, r.dose_unit)}}]
-    repeat: dict[str, Any] = {}
-    if r.number_of_doses:
-        repeat["count"] = r.number_of_doses
-    unit = _PERIOD_UNITS.get(r.interval_unit or "")
-    if r.interval_min is not None and unit:
-        repeat.update(frequency=1, period=float(r.interval_min), periodUnit=unit)
-        if r.interval_max is not None and r.interval_max != r.interval_min:
-            repeat["periodMax"] = float(r.interval_max)
-    if repeat:
-        dosage["timing"] = {"repeat": repeat}
-    if r.schedule():
-        dosage["patientInstruction"] = r.schedule()
-    if r.route and "not stated" not in r.route:
-        dosage["route"] = {"text": r.route}
-    if r.max_dose is not None and r.max_dose_unit:
-        dosage["maxDosePerAdministration"] = _quantity(r.max_dose, r.max_dose_unit)
+    dosage.update(regimen_schedule(r))
     return dosage
 
 
 def _activity_definition(r: Regimen, version: str, draft: bool, facts: Any, guideline: Guideline) -> dict[str, Any]:
-    from jdm_kg.outputs.fhir_output import drug_codings
-
     resource = _common("ActivityDefinition", regimen_id(r.iri), version, draft, r.label)
     resource["experimental"] = True
     resource["description"] = (f"{r.label}, as the guideline gives it." if r.dose_given else
@@ -308,7 +242,7 @@ def _plan_definition(guideline: Guideline, facts: Any, version: str, draft: bool
         role = _local(candidate.role)
         group = next((g for g in groups if g["id"] == _fhir_id(role)), None)
         if group is None:
-            behaviour, why = _SELECTION.get(role, ("any", "jdm-kg sets no rule"))
+            behaviour, why = SELECTION.get(role, ("any", "jdm-kg sets no rule"))
             group = {"id": _fhir_id(role), "title": candidate.heading,
                      "description": f"{candidate.role_label}: {why}.",
                      "groupingBehavior": "logical-group", "selectionBehavior": behaviour, "action": []}
@@ -370,8 +304,6 @@ def _sources(graph: Graph, version: str, draft: bool) -> list[dict[str, Any]]:
 
 def cpg_resources(guideline: Guideline, version: str, draft: bool = False) -> list[dict[str, Any]]:
     """The package's resources, PlanDefinition first, each checked (see the module docstring)."""
-    from jdm_kg.outputs.fhir_output import checked
-
     facts = guideline_facts(guideline)
     plan = _plan_definition(guideline, facts, version, draft)
     regimens: dict[str, Regimen] = {}

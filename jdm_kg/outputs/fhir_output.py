@@ -39,8 +39,8 @@ from functools import cache
 from typing import Any
 
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
-from jdm_kg.outputs.fhir_cpg import activity_definition_canonical, plan_definition_canonical, section_selection
-from jdm_kg.reasoning.dosing import ComputedDose
+from jdm_kg.outputs.fhir_canonical import activity_definition_canonical, plan_definition_canonical, section_selection
+from jdm_kg.reasoning.dosing import ComputedDose, Regimen
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
 from jdm_kg.reasoning.validation import Issue
 
@@ -52,6 +52,7 @@ __all__ = [
     "drug_for_coding",
     "medication_request",
     "operation_outcome",
+    "regimen_schedule",
     "results_bundle",
 ]
 
@@ -151,6 +152,14 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
     else:
         dose_and_rate = {"doseRange": {"low": _quantity(low, dose.unit), "high": _quantity(high, dose.unit)}}
     dosage["doseAndRate"] = [dose_and_rate]
+    dosage.update(regimen_schedule(r, split))
+    return dosage
+
+
+def regimen_schedule(r: Regimen, split: bool = False) -> dict[str, Any]:
+    """A ``Dosage``'s timing, instruction, route and maximum from a regimen (``split``: the
+    course is given over ``administration_days`` days, one part a day)."""
+    out: dict[str, Any] = {}
     repeat: dict[str, Any] = {}
     if split and r.administration_days:
         repeat.update(count=r.administration_days, frequency=1, period=1, periodUnit="d")
@@ -163,14 +172,14 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
             if r.interval_max is not None and r.interval_max != r.interval_min:
                 repeat["periodMax"] = float(r.interval_max)
     if repeat:
-        dosage["timing"] = {"repeat": repeat}
+        out["timing"] = {"repeat": repeat}
     if r.schedule():
-        dosage["patientInstruction"] = r.schedule()
+        out["patientInstruction"] = r.schedule()
     if r.route and "not stated" not in r.route:
-        dosage["route"] = {"text": r.route}
+        out["route"] = {"text": r.route}
     if r.max_dose is not None and r.max_dose_unit:
-        dosage["maxDosePerAdministration"] = _quantity(r.max_dose, r.max_dose_unit)
-    return dosage
+        out["maxDosePerAdministration"] = _quantity(r.max_dose, r.max_dose_unit)
+    return out
 
 
 def medication_request(option: OptionAssessment, dose: ComputedDose, result: PatientResult,
