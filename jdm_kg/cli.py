@@ -674,7 +674,8 @@ def _bump(date: str | None) -> list[Path]:
     home = guideline_home()
     if home.origin == "installed":
         raise InputError("bump", "the installed copy cannot be bumped: run it in a checkout, or give --guideline")
-    shapes = home.root / "shapes" if home.root is not None and (home.root / "shapes").is_dir() else None
+    shapes = home.ontology.parent / "shapes"  # the shapes beside this guideline's modules, if any
+    shapes = shapes if shapes.is_dir() else None
     done = bump(home.ontology, shapes, date or today.today().isoformat(), release_version(home.ontology))
     print(f"Bumped {done.old} -> {done.new} in {len(done.files)} files:")
     for path in done.files:

@@ -52,7 +52,16 @@ from jdm_kg.outputs.fhir_canonical import fhir_id as _fhir_id
 from jdm_kg.outputs.fhir_canonical import local_name as _local
 from jdm_kg.outputs.fhir_output import _quantity, checked, drug_codings, regimen_schedule
 from jdm_kg.reasoning.dosing import Regimen
-from jdm_kg.reasoning.recommend import Provenance, guideline_facts
+from jdm_kg.reasoning.recommend import (
+    POLICY_BANDS,
+    POLICY_COMPONENT,
+    POLICY_CURRENT,
+    POLICY_FAILED,
+    POLICY_FAILURE,
+    POLICY_SCREENING,
+    Provenance,
+    guideline_facts,
+)
 
 __all__ = ["PACKAGE_NAME", "cpg_package", "cpg_resources", "package_version"]
 
@@ -148,9 +157,10 @@ def _activity_definition(r: Regimen, version: str, draft: bool, facts: Any, guid
 
 
 def _applicability(option: Any, facts: Any) -> str:
-    """The conditions under which the guideline offers ``option``, in words."""
-    parts = ["The guideline applies: a JAK inhibitor failed (inadequate response, loss of response or "
-             "intolerance) in a child with juvenile dermatomyositis."]
+    """The conditions under which the guideline offers ``option``, in words; each rule jdm-kg
+    adds is named as its policy."""
+    parts = ["The guideline applies after JAK inhibitor failure in juvenile dermatomyositis (an episode ended by "
+             f"inadequate response, loss of response or intolerance: {facts.policy(POLICY_FAILURE).tag})."]
     named = facts.named_for.get(option.option, [])
     fors = sorted({f"{level} {feature}" for side, level, feature, _, _ in named if side == "for"})
     against = sorted({feature for side, _, feature, _, _ in named if side == "against"})
@@ -161,16 +171,19 @@ def _applicability(option: Any, facts: Any) -> str:
     if against:
         parts.append("Less suitable where the predominant feature is " + " or ".join(against) + ".")
     if option.ranked:
-        parts.append("Ranked among the next-line bDMARDs by the patient's predominant manifestations "
-                     "(jdm-kg policy: ranking words).")
-    parts.append("Not offered as new when it failed before, when the patient is on it now, or when a component of "
-                 "a combination failed (jdm-kg policies).")
+        parts.append(f"Ranked among the next-line bDMARDs by the patient's predominant manifestations "
+                     f"({facts.policy(POLICY_BANDS).tag}).")
+    not_offered = [f"when it failed before ({facts.policy(POLICY_FAILED).tag})",
+                   f"when the patient is on it now ({facts.policy(POLICY_CURRENT).tag})"]
+    if option.components:
+        not_offered.append(f"when one of its components failed ({facts.policy(POLICY_COMPONENT).tag})")
+    parts.append("Not offered as new " + ", ".join(not_offered) + ".")
     for action, screenings in facts.actions(option.option):
         if action.kind == "safety" and action.timing == "before starting":
             parts.append(f"Before starting: {action.text}" + ("" if action.text.endswith(".") else "."))
             if screenings:
                 parts.append("A positive screening result blocks it until a clinician records a clearance "
-                             "(jdm-kg policy: screening history gates biologics).")
+                             f"({facts.policy(POLICY_SCREENING).tag}).")
     if option.derivation:
         parts.append(option.derivation if option.derivation.endswith(".") else option.derivation + ".")
     return " ".join(parts)
