@@ -664,13 +664,58 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_release(args: argparse.Namespace) -> int:
-    from jdm_kg.authoring.release import write_release
+def _bump(date: str | None) -> list[Path]:
+    """``--bump`` / ``jdm-kg bump``: the new version everywhere it lives; the files changed."""
+    from datetime import date as today
 
-    release = write_release(Path(args.output), guideline_home().ontology)
+    from jdm_kg.authoring.bump import bump
+    from jdm_kg.authoring.release import release_version
+
+    home = guideline_home()
+    if home.origin == "installed":
+        raise InputError("bump", "the installed copy cannot be bumped: run it in a checkout, or give --guideline")
+    shapes = home.ontology.parent / "shapes"  # the shapes beside this guideline's modules, if any
+    shapes = shapes if shapes.is_dir() else None
+    done = bump(home.ontology, shapes, date or today.today().isoformat(), release_version(home.ontology))
+    print(f"Bumped {done.old} -> {done.new} in {len(done.files)} files:")
+    for path in done.files:
+        print(f"  {path}")
+    return list(done.files)
+
+
+def _cmd_bump(args: argparse.Namespace) -> int:
+    _bump(args.date)
+    print("Commit the bump, then `jdm-kg release`.")
+    return EXIT_OK
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from jdm_kg.authoring.release import ReleaseRefused, checkout_refusals, release_version, write_release
+
+    home = guideline_home()
+    allowed: list[Path] = []
+    if args.bump is not None:
+        # the checkout must be clean before the bump: the release then holds the last commit plus the bump
+        folders = {"ontology": home.ontology, "shapes": home.folder("shapes"), "queries": home.folder("queries")}
+        dirty = checkout_refusals(folders)
+        if dirty and not args.allow_dirty:
+            raise ReleaseRefused(release_version(home.ontology), dirty)
+        allowed = _bump(args.bump or None)
+    release = write_release(Path(args.output), home.ontology, home.folder("shapes"), queries=home.folder("queries"),
+                            allow_dirty=args.allow_dirty, allowed_changes=allowed)
     for path in release.files:
         print(path)
-    print(f"Released {release.version}: {len(release.files)} files in {release.folder}/.")
+    if release.draft:
+        print(f"Wrote a DRAFT of {release.version.removesuffix('-draft')} (not a release): {len(release.files)} files "
+              f"in {release.folder}/, because:")
+        for reason in release.draft_reasons:
+            print(f"  - {reason}")
+    else:
+        print(f"Released {release.version}: {len(release.files)} files in {release.folder}/ "
+              f"(content sha256:{release.digest[:12]}...).")
+        if allowed:
+            print(f"Commit the bump and tag the release: git commit -am 'Release {release.version}' && "
+                  f"git tag {release.version}")
     return EXIT_OK
 
 
@@ -827,9 +872,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="site", metavar="FOLDER", help="output folder (default: site/)")
     p.set_defaults(func=_cmd_docs)
 
-    p = sub.add_parser("release", help="write a dated release: merged OWL/Turtle, vocabulary, shapes, SSSOM, notes")
+    p = sub.add_parser("release", help="write a dated release: merged OWL/Turtle, vocabulary, shapes, SSSOM, "
+                                       "FHIR CPG package, notes")
     p.add_argument("-o", "--output", default="release", metavar="DIR", help="writes into DIR/vYYYY-MM-DD/ (default: release/)")
+    p.add_argument("--bump", nargs="?", const="", default=None, metavar="DATE",
+                   help="first set the new version vDATE (default: today) everywhere it lives, as `jdm-kg bump`")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="write a draft (DIR/vYYYY-MM-DD-draft/, marked as such) where a release would be refused")
     p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("bump", help="set a new guideline version (vYYYY-MM-DD) everywhere it lives")
+    p.add_argument("date", nargs="?", default=None, metavar="DATE", help="YYYY-MM-DD (default: today)")
+    p.set_defaults(func=_cmd_bump)
     return parser
 
 

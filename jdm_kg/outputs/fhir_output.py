@@ -3,16 +3,22 @@ as :mod:`jdm_kg.inputs.fhir` uses for input).
 
 One patient's result becomes, in a ``collection`` Bundle:
 
+- a ``Patient`` (its identifier), which every ``subject`` of the Bundle references: every
+  reference in the Bundle resolves inside it;
 - a ``GuidanceResponse`` (status ``success``, or ``data-required`` when validation blocked the
-  record) whose ``result`` is
-- a ``RequestGroup`` (intent ``proposal``) with one ``action`` per next-line option, adjunct and
-  escalation, in the report's order: ``prefix`` the rank (``#1``), ``title`` the option, the
+  record) whose ``moduleCanonical`` is the guideline's PlanDefinition at the version used (the
+  FHIR package of ``jdm-kg release``, :mod:`jdm_kg.outputs.fhir_cpg`) and whose ``result`` is
+- a ``RequestGroup`` (intent ``proposal``, ``instantiatesCanonical`` that PlanDefinition) with,
+  as the PlanDefinition has, one ``action`` per report section (``selectionBehavior``: at most one
+  next-line bDMARD, any adjunct, at most one escalation) holding one ``action`` per next-line
+  option, adjunct and escalation, in the report's order: ``prefix`` the rank (``#1``), ``title`` the option, the
   ``description`` its status, standing and one-line reason, ``documentation`` the guideline
   statements quoted (``RelatedArtifact`` of type ``citation`` with the quote as ``display``),
   and the guideline itself as ``relatedArtifact``;
 - one ``MedicationRequest`` (status ``draft``, intent ``proposal``) per dose the guideline gives
   and jdm-kg computed for this child, for the next-line options offered (an adjunct or the
-  escalation is "to consider": it gets an action, not an order), with ``dosageInstruction`` in UCUM quantities and timing.
+  escalation is "to consider": it gets an action, not an order), with ``dosageInstruction`` in UCUM quantities and timing,
+  ``instantiatesCanonical`` its regimen's ActivityDefinition, and the option's action pointing at it (``resource``).
   No dose is ever proposed where the guideline gives none or the measures were missing;
 - an ``OperationOutcome`` with one issue per validation problem (``expression`` a FHIRPath
   into the input), referenced from ``GuidanceResponse.evaluationMessage``.
@@ -33,7 +39,8 @@ from functools import cache
 from typing import Any
 
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
-from jdm_kg.reasoning.dosing import ComputedDose
+from jdm_kg.outputs.fhir_canonical import activity_definition_canonical, plan_definition_canonical, section_selection
+from jdm_kg.reasoning.dosing import ComputedDose, Regimen
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
 from jdm_kg.reasoning.validation import Issue
 
@@ -45,10 +52,11 @@ __all__ = [
     "drug_for_coding",
     "medication_request",
     "operation_outcome",
+    "regimen_schedule",
     "results_bundle",
 ]
 
-#: The guideline as a FHIR canonical (GuidanceResponse.moduleUri, RequestGroup.instantiatesUri).
+#: The guideline's code system (RequestGroup action codes) and the guideline in documentation.
 GUIDELINE_URI = "https://w3id.org/jdm-kg/guideline"
 UCUM = "http://unitsofmeasure.org"
 _NAMESPACE = uuid.UUID("5b0c2a9e-8d0f-4f7c-9e59-7a1c3f7f2b15")  # jdm-kg FHIR output identifiers
@@ -144,6 +152,14 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
     else:
         dose_and_rate = {"doseRange": {"low": _quantity(low, dose.unit), "high": _quantity(high, dose.unit)}}
     dosage["doseAndRate"] = [dose_and_rate]
+    dosage.update(regimen_schedule(r, split))
+    return dosage
+
+
+def regimen_schedule(r: Regimen, split: bool = False) -> dict[str, Any]:
+    """A ``Dosage``'s timing, instruction, route and maximum from a regimen (``split``: the
+    course is given over ``administration_days`` days, one part a day)."""
+    out: dict[str, Any] = {}
     repeat: dict[str, Any] = {}
     if split and r.administration_days:
         repeat.update(count=r.administration_days, frequency=1, period=1, periodUnit="d")
@@ -156,14 +172,14 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
             if r.interval_max is not None and r.interval_max != r.interval_min:
                 repeat["periodMax"] = float(r.interval_max)
     if repeat:
-        dosage["timing"] = {"repeat": repeat}
+        out["timing"] = {"repeat": repeat}
     if r.schedule():
-        dosage["patientInstruction"] = r.schedule()
+        out["patientInstruction"] = r.schedule()
     if r.route and "not stated" not in r.route:
-        dosage["route"] = {"text": r.route}
+        out["route"] = {"text": r.route}
     if r.max_dose is not None and r.max_dose_unit:
-        dosage["maxDosePerAdministration"] = _quantity(r.max_dose, r.max_dose_unit)
-    return dosage
+        out["maxDosePerAdministration"] = _quantity(r.max_dose, r.max_dose_unit)
+    return out
 
 
 def medication_request(option: OptionAssessment, dose: ComputedDose, result: PatientResult,
@@ -184,7 +200,7 @@ def medication_request(option: OptionAssessment, dose: ComputedDose, result: Pat
         "medicationCodeableConcept": {"coding": codings, "text": r.drug_label} if codings else {"text": r.drug_label},
         "subject": {"reference": _patient_reference(result), "display": result.record.patient_id},
         "authoredOn": result.as_of.isoformat(),
-        "instantiatesUri": [GUIDELINE_URI],
+        "instantiatesCanonical": [activity_definition_canonical(r.iri, result.guideline_version)],
         "reasonCode": [{"text": option.summary or option.standing or option.label}] if (option.summary or option.standing) else None,
         "note": [{"text": f"Proposed by jdm-kg from guideline {result.guideline_version} ({r.label}); "
                           f"{'; '.join(dose.notes) if dose.notes else 'the prescriber decides'}."}],
@@ -275,10 +291,36 @@ def _action(option: OptionAssessment, requests: list[str]) -> dict[str, Any]:
     }
     if option.rank is not None:
         action["prefix"] = f"#{option.rank}"
-    if requests:
+    if len(requests) == 1:
+        action["resource"] = {"reference": requests[0]}
+    elif requests:
+        action["selectionBehavior"] = "all"
         action["action"] = [{"title": f"Proposed dose ({i + 1})", "resource": {"reference": ref}}
                             for i, ref in enumerate(requests)]
     return {k: v for k, v in action.items() if v is not None}
+
+
+def _sections(options: list[OptionAssessment], actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The options' actions under one action per report section, as in the guideline's
+    PlanDefinition, each with its ``selectionBehavior``."""
+    sections: list[dict[str, Any]] = []
+    for option, action in zip(options, actions, strict=True):
+        if not sections or sections[-1]["_role"] != option.role_iri:
+            sections.append({"_role": option.role_iri, "title": option.section_heading or option.role,
+                             "groupingBehavior": "logical-group",
+                             "selectionBehavior": section_selection(option.role_iri), "action": []})
+        sections[-1]["action"].append(action)
+    return [{k: v for k, v in s.items() if k != "_role"} for s in sections]
+
+
+def _patient_entry(result: PatientResult) -> dict[str, Any]:
+    """The patient as a Bundle entry (its identifiers only), so that every subject resolves inside the Bundle."""
+    patient_id = _id("patient", str(result.record.node))
+    identifiers = [{"value": result.record.patient_id}]
+    if str(result.record.node).startswith(("http://", "https://", "urn:")):
+        identifiers.append({"system": "urn:ietf:rfc:3986", "value": str(result.record.node)})
+    patient = checked({"resourceType": "Patient", "id": patient_id, "identifier": identifiers})
+    return {"fullUrl": f"urn:uuid:{patient_id}", "resource": patient}
 
 
 def results_bundle(results: list[PatientResult], issues: list[Issue] | None = None, source: str = "",
@@ -291,7 +333,8 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
     outcome = operation_outcome(all_issues, source)
     entries: list[dict[str, Any]] = [{"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome}]
     for result in results:
-        subject = {"reference": _patient_reference(result), "display": result.record.patient_id}
+        patient = _patient_entry(result)
+        subject = {"reference": patient["fullUrl"], "display": result.record.patient_id}
         proposals: list[dict[str, Any]] = []
         actions = []
         for option in result.options:
@@ -300,6 +343,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
                 for dose in option.doses:                          # are to consider, not to order from here
                     if dose.status == "computed":
                         request = medication_request(option, dose, result, guideline)
+                        request["subject"] = subject  # the Bundle's Patient entry
                         proposals.append(request)
                         refs.append(f"urn:uuid:{request['id']}")
             actions.append(_action(option, refs))
@@ -307,7 +351,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         group: dict[str, Any] = {
             "resourceType": "RequestGroup",
             "id": group_id,
-            "instantiatesUri": [GUIDELINE_URI],
+            "instantiatesCanonical": [plan_definition_canonical(result.guideline_version)],
             "status": "draft" if result.applicable and not result.blocked_by_validation else "unknown",
             "intent": "proposal",
             "subject": subject,
@@ -324,11 +368,13 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             action.setdefault("documentation", []).append(related)
         if not group["action"]:
             del group["action"]
+        else:
+            group["action"] = _sections(result.options, group["action"])
         group = checked(group)
         response: dict[str, Any] = {
             "resourceType": "GuidanceResponse",
             "id": _id("guidance", str(result.record.node), result.guideline_version, result.source),
-            "moduleUri": GUIDELINE_URI,
+            "moduleCanonical": plan_definition_canonical(result.guideline_version),
             "status": "data-required" if result.blocked_by_validation else "success",
             "subject": subject,
             "occurrenceDateTime": result.as_of.isoformat(),
@@ -338,6 +384,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             "evaluationMessage": [{"reference": f"urn:uuid:{outcome['id']}"}],
         }
         response = checked(response)
+        entries.append(patient)
         entries.append({"fullUrl": f"urn:uuid:{response['id']}", "resource": response})
         entries.append({"fullUrl": f"urn:uuid:{group_id}", "resource": group})
         entries.extend({"fullUrl": f"urn:uuid:{p['id']}", "resource": p} for p in proposals)
