@@ -26,10 +26,12 @@ TODAY = date(2026, 11, 24)
 
 
 def _comparable(value):
-    """Results without what names the file or the node a fact came from (these differ by design),
-    nor the screening test's name (the FHIR twins' LOINC codes name it; the Turtle twins do not)."""
+    """Results without what names the file, the patient or the node a fact came from (these differ
+    by design: a FHIR twin is the same child exported under a patient IRI of its own), nor the
+    screening test's name (the FHIR twins' LOINC codes name it; the Turtle twins do not)."""
     if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items() if k not in ("source", "node", "episode", "test")}
+        return {k: _comparable(v) for k, v in value.items()
+                if k not in ("source", "node", "episode", "test", "patient")}
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
