@@ -111,17 +111,17 @@ def create_app(config: ServiceConfig | None = None) -> Any:
             return Response(core.guideline.asserted.serialize(format="turtle"), media_type="text/turtle")
         return JSONResponse(guideline_summary)
 
-    async def read_patient(request: Request) -> tuple[Any, str]:
+    async def read_patient(request: Request) -> tuple[Any, str, str]:
         body = await request.body()
         source = _source(request)
         graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source),
                                exclusive=False)
-        return graph, source
+        return graph, source, body.decode("utf-8")  # (parse refused a body that is not UTF-8)
 
     async def validate(request: Request) -> Response:
         chosen = _accept(request, VALIDATE_TYPES)
-        graph, source = await read_patient(request)
-        report = await core.run(lambda: core.validate(graph, source))
+        graph, source, text = await read_patient(request)
+        report = await core.run(lambda: core.validate(graph, source, text))
         if chosen == "application/fhir+json":
             return JSONResponse(operation_outcome(report.issues, source), media_type=chosen)
         if chosen in ("text/markdown", "text/plain"):
