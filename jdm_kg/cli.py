@@ -60,7 +60,6 @@ from jdm_kg.outputs.report import (
     results_text,
     validation_json,
     validation_text,
-    validation_turtle,
 )
 from jdm_kg.reasoning.endpoint import (
     PATIENT_GRAPH_PREFIX,
@@ -217,10 +216,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(dumps_json([validation_json(r) for r in reports]))
     elif args.format == "turtle":
-        merged = Graph()
-        for r in reports:
-            merged += validation_turtle(r)
-        print(merged.serialize(format="turtle"))
+        from jdm_kg.outputs.shacl_report import shacl_report_turtle
+
+        print(shacl_report_turtle(reports))
     return code
 
 

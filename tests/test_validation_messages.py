@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, run
-from rdflib import Graph, Literal
+from rdflib import DCTERMS, SH, Graph, Literal, URIRef
 
 from jdm_kg import load_patient_file, validate_file
 from jdm_kg.inputs import source_map
@@ -207,6 +207,35 @@ def test_rest_validate_gives_source_line(tmp_path):
     recommended = api.post("/recommend", content=body, headers={"content-type": "text/turtle",
                                                               "accept": "application/json"})
     assert all(isinstance(i["source_line"], int) for i in recommended.json()["validation"]["issues"])
+
+
+# ---------------------------------------------------------------- the Turtle report
+
+
+def test_the_turtle_report_uses_the_guideline_s_prefixes_names_shapes_and_links_patients(tmp_path):
+    path = _write(tmp_path, "v1.ttl", RECORD)
+    fhir = _write(tmp_path, "f1.json", json.dumps(FHIR, indent=2))
+    proc = run("validate", str(path), str(fhir), "--format", "turtle", tmp_path=tmp_path)
+    assert proc.returncode == 1
+    text = proc.stdout
+    assert "ns1:" not in text and "@prefix jdm: <https://w3id.org/jdm-kg/vocab#>" in text
+    assert "@prefix jdmsh: <https://w3id.org/jdm-kg/shapes#>" in text and "sh:resultPath jdm:date" in text
+    report = Graph().parse(data=text, format="turtle")
+    results = list(report.subjects(SH.resultSeverity, None))
+    assert len(results) >= 8
+    for result in results:
+        patient = report.value(result, DCTERMS.subject)  # each result names its patient record
+        assert patient is not None and report.value(patient, URIRef("https://w3id.org/jdm-kg/vocab#patientId"))
+        shape = report.value(result, SH.sourceShape)
+        assert isinstance(shape, URIRef) or (None, SH.property, shape) in report  # named, or inside a named one
+    names = {str(n) for n in report.objects(None, SH.name)}
+    assert "jdm:date of jdmsh:ScreeningResultShape" in names
+    # the FHIR record's messages are in FHIR terms in the report too
+    messages_ = {str(m) for m in report.objects(None, SH.resultMessage)}
+    assert any("(e.g. tofacitinib (RxNorm 1357536))" in m for m in messages_)
+    assert any("(e.g. jdmg:tofacitinib)" in m for m in messages_)  # and the Turtle record's in Turtle terms
+    again = run("validate", str(path), str(fhir), "--format", "turtle", tmp_path=tmp_path)
+    assert again.stdout == text  # the same bytes every run
 
 
 @pytest.mark.parametrize("module", [source_map, messages])

@@ -35,8 +35,8 @@ from jdm_kg.outputs.report import (
     results_text,
     validation_json,
     validation_text,
-    validation_turtle,
 )
+from jdm_kg.outputs.shacl_report import shacl_report_turtle
 from jdm_kg.service import cds_hooks
 from jdm_kg.service.auth import JwtVerifier
 from jdm_kg.service.config import ServiceConfig
@@ -127,7 +127,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         if chosen in ("text/markdown", "text/plain"):
             return Response(validation_text(report) + "\n", media_type=chosen)
         if chosen == "text/turtle":
-            return Response(validation_turtle(report).serialize(format="turtle"), media_type=chosen)
+            return Response(shacl_report_turtle([report]), media_type=chosen)
         return JSONResponse(validation_json(report))
 
     async def recommend(request: Request) -> Response:
