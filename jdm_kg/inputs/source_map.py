@@ -31,6 +31,7 @@ from pathlib import Path
 from rdflib import RDF, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
+from jdm_kg.inputs.intake import normalise
 from jdm_kg.namespaces import JDM
 
 __all__ = ["Block", "SourceMap", "source_map_of_file", "token"]
@@ -65,6 +66,7 @@ def _local(text: str) -> str:
     return text[max(text.rfind("#"), text.rfind("/"), text.rfind(":")) + 1:]
 
 
+@lru_cache(maxsize=65536)
 def token(text: str) -> str:
     """A value as compared between a file and its graph: a date or date-time as its date, a
     number in one form, an IRI or prefixed name as its local name, text folded (case, spacing,
@@ -83,8 +85,6 @@ def token(text: str) -> str:
             return text
     if re.fullmatch(r"[A-Za-z][\w.+-]*:[^\s\"]*|<[^>\s]*>", text):
         text = _local(text.strip("<>")) or text
-    from jdm_kg.inputs.intake import normalise
-
     return normalise(text) or text
 
 
@@ -93,7 +93,7 @@ def token(text: str) -> str:
 _TURTLE_TOKEN = re.compile(r'''
     (?P<comment>\#[^\n]*)
   | (?P<long>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\')
-  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<str>"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')
   | (?P<iri><[^<>"{}|^`\\\s]*>)
   | (?P<punct>[\[\](),;])
   | (?P<word>[^\s\[\](),;"'<\#]+)
@@ -230,62 +230,65 @@ def _parse_turtle(text: str) -> list[Block]:
 
 # ------------------------------------------------------------------ JSON (JSON-LD and FHIR)
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|[{}\[\]:,]|\s+')
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 
 
 def _parse_json(text: str, keys: dict[str, str]) -> list[Block]:
     """The blocks of a JSON file (one per object), in file order; ``keys``: a JSON-LD key's
-    property name (``treatments`` -> ``treatmentEpisode``)."""
+    property name (``treatments`` -> ``treatmentEpisode``). The document is parsed by :mod:`json`;
+    the lines come from its strings, met in the same order as a walk of the document meets its
+    keys and string values (a key is a string followed by ``:``). An object starts on the line
+    of its first key. A document whose strings do not line up (a key given twice) has no blocks."""
+    document = json.loads(text)
+    strings: list[tuple[bool, int]] = []  # (a key, its line), in file order
+    line, last = 1, 0
+    count = text.count
+    for match in _JSON_STRING.finditer(text):
+        start = match.start()
+        line += count("\n", last, start)
+        last = start
+        strings.append((match.group(1) is not None, line))
     blocks: list[Block] = []
-    line = 1
-    stack: list[tuple[Block | None, str | None]] = []  # (object or None for an array, the key being read)
-    pending_key: str | None = None
-    key_line = 1
-    for match in _JSON_TOKEN.finditer(text):
-        value = match.group()
-        if value.isspace():
-            line += value.count("\n")
-            continue
-        if value == "{":
-            parent = next((b for b, _ in reversed(stack) if b is not None), None)
-            via = stack[-1][1] if stack else None
-            block = Block(line, line, via=keys.get(via, via) if via else None, parent=parent)
-            blocks.append(block)
-            if parent is not None and via is not None:
-                parent.pairs.append((keys.get(via, via), None, line, block))
-            stack.append((block, None))
-            continue
-        if value == "[":
-            if stack and stack[-1][0] is not None and stack[-1][1] is not None:  # the key's own line
-                name = stack[-1][1]
-                stack[-1][0].pairs.append((keys.get(name, name), None, key_line, None))
-            stack.append((None, stack[-1][1] if stack else None))
-            continue
-        if value in ("}", "]"):
-            closed, _ = stack.pop()
-            if closed is not None:
-                closed.end = line
-            if stack and stack[-1][0] is not None:
-                stack[-1] = (stack[-1][0], None)
-            continue
-        if value in (":", ","):
-            continue
-        if not stack:
-            continue
-        block, key = stack[-1]
-        if block is not None and key is None:  # a key
-            pending_key = json.loads(value) if value.startswith('"') else value
-            key_line = line
-            stack[-1] = (block, pending_key)
-            continue
-        scalar = json.loads(value) if value.startswith('"') else value
-        owner = next((b for b, _ in reversed(stack) if b is not None), None)
-        name = key if block is not None else stack[-1][1]
-        if owner is not None and name is not None:
-            owner.pairs.append((keys.get(name, name), str(scalar), line if block is None else key_line, None))
-        if block is not None:
-            stack[-1] = (block, None)
-    return blocks
+    cursor = 0
+
+    def take(key: bool) -> int:
+        nonlocal cursor
+        if cursor >= len(strings) or strings[cursor][0] != key:
+            raise ValueError("the strings do not line up")
+        cursor += 1
+        return strings[cursor - 1][1]
+
+    def value_of(value: object, name: str, key_line: int, block: Block) -> None:
+        if isinstance(value, dict):
+            child = obj(value, name, block, key_line)
+            block.pairs.append((name, None, key_line, child))
+        elif isinstance(value, list):
+            block.pairs.append((name, None, key_line, None))  # the key's own line
+            for item in value:
+                value_of(item, name, key_line, block)
+        elif isinstance(value, str):
+            block.pairs.append((name, value, take(False), None))
+        else:
+            block.pairs.append((name, json.dumps(value), key_line, None))
+
+    def obj(node: dict[str, object], via: str | None, parent: Block | None, at: int) -> Block:
+        block = Block(at, at, via=via, parent=parent)
+        blocks.append(block)
+        for n, (key, value) in enumerate(node.items()):
+            key_line = take(True)
+            if n == 0:
+                block.start = key_line
+            value_of(value, keys.get(key, key), key_line, block)
+        block.end = strings[cursor - 1][1] if cursor else at
+        return block
+
+    try:
+        for item in document if isinstance(document, list) else [document]:
+            if isinstance(item, dict):
+                obj(item, None, None, 1)
+    except ValueError:
+        return []
+    return blocks if cursor == len(strings) else []
 
 
 def _fhir_resources(blocks: list[Block]) -> None:
