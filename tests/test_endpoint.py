@@ -542,7 +542,7 @@ def _readme_load_example() -> tuple[list[str], list[str], str]:
     block = after.split("```sh\n", 1)[1].split("```", 1)[0]
     serve = next(line for line in block.splitlines() if "oxigraph serve" in line)
     load = next(line for line in block.splitlines() if line.strip().startswith("jdm-kg load"))
-    server_args = shlex.split(serve.split("&&", 1)[1].split("&", 1)[0])[1:]  # after "oxigraph"
+    server_args = shlex.split(serve.split("&", 1)[0])[1:]  # after "oxigraph", before "&" (in the background)
     return server_args, shlex.split(load)[1:], after.split("```", 2)[2].split("\n- ", 1)[0]
 
 
