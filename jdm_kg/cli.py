@@ -483,7 +483,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         cut = _print_table(names, terms, declared_in(text))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
         if cut:
-            print("Values too wide for the terminal end in …: --format csv or json gives them whole.")
+            print("Values too wide to show end in …: --format csv or json gives them whole.")
         if notice:
             print(notice.split(":", 1)[0] + " (see the first line): `jdm-kg recommend` says which options a "
                   "patient is offered")

@@ -137,7 +137,7 @@ def test_on_a_terminal_the_table_keeps_to_its_width_and_cuts_with_an_ellipsis(tm
     first = lines[2].split()
     assert first[0].endswith("…") and LONG.startswith(first[0][:-1])  # cut at the end, never split inside
     assert first[1] in ("jdmg:methotrexate", "jdmg:tofacitinib") or first[1].endswith("…")
-    assert "Values too wide for the terminal end in …: --format csv or json gives them whole." in text
+    assert "Values too wide to show end in …: --format csv or json gives them whole." in text
     whole = _cli("query", str(_write(tmp_path, OWN)), "--data", data, "--format", "csv", columns=columns)
     assert LONG in whole.stdout and "…" not in whole.stdout  # CSV stays whole, whatever COLUMNS says
     piped = _cli("query", str(_write(tmp_path, OWN)), "--data", data, columns=columns)
@@ -160,6 +160,10 @@ def test_render_table_fits_any_width_and_leaves_short_columns_whole():
         assert cut == (width < 88)
         assert " for " in text.splitlines()[2] + " "  # the narrow column whole while the wide ones are cut
     assert table.render_table(names, rows, None) == table.render_table(names, rows, 1000)
+    assert table.render_table([], [], None) == ("", False)  # SELECT * of nothing: no table
+    huge = "x" * (table.PIPE_MAX + 10)  # into a pipe only a value too wide for any screen is cut
+    text, cut = table.render_table(["v"], [[huge]], None)
+    assert cut and text.splitlines()[2] == "x" * (table.PIPE_MAX - 1) + "…"
 
 
 @pytest.mark.parametrize("module", [prefixes, table, query_terms])

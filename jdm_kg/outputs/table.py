@@ -3,7 +3,8 @@
 One line per row. On a terminal the table keeps to its width (``COLUMNS`` if set): columns that
 fit are shown whole, and the widest are cut to a common width, each cut value ending in an
 ellipsis ("…"); a value is never broken across lines, so an IRI is never split mid-word. Into a
-file or a pipe nothing is cut. ``--format csv`` and ``json`` always give every value whole.
+file or a pipe nothing is cut but a value over :data:`PIPE_MAX` characters (every row of a table
+is as wide as its widest). ``--format csv`` and ``json`` always give every value whole.
 
 >>> print(render_table(["option", "label"], [["jdmg:rituximab", "rituximab"]], width=None)[0], end="")
 option           label
@@ -20,10 +21,12 @@ import io
 import shutil
 from typing import Any
 
-__all__ = ["render_table", "table_width"]
+__all__ = ["PIPE_MAX", "render_table", "table_width"]
 
 #: Between two columns: a space of padding on each side and rich's column separator.
 _GAP = 3
+#: The widest a column is into a file or a pipe (a longer value is cut, with an ellipsis).
+PIPE_MAX = 2000
 
 
 def table_width(stream: Any) -> int | None:
@@ -50,9 +53,14 @@ def render_table(names: list[str], rows: list[list[str]], width: int | None) -> 
     from rich.console import Console
     from rich.table import Table
 
+    if not names:
+        return "", False
     rows = [[" ".join(cell.splitlines()) for cell in row] for row in rows]  # one line per row
     natural = [max([len(name)] + [len(row[i]) for row in rows]) for i, name in enumerate(names)]
-    widths = natural if width is None else _widths(natural, max(width - _GAP * (len(names) - 1), len(names)))
+    if width is None:
+        widths = [min(n, PIPE_MAX) for n in natural]
+    else:
+        widths = _widths(natural, max(width - _GAP * (len(names) - 1), len(names)))
     table = Table(*names, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=None)
     for column, size in zip(table.columns, widths):
         column.width, column.no_wrap, column.overflow = size, True, "ellipsis"
