@@ -394,9 +394,9 @@ class SourceMap:
                 candidates += [by_key[v] for k, v, _, c in block.pairs if k == via and v and v.startswith("_:")
                                and v in by_key and id(by_key[v]) not in taken]
             self._match(graph, left, candidates, out, taken)
-            for child in nodes:
-                if child in out:
-                    self._place_under(graph, child, out[child], out, taken, by_key)
+            for node_under in nodes:
+                if node_under in out:
+                    self._place_under(graph, node_under, out[node_under], out, taken, by_key)
 
     def _match(self, graph: Graph, nodes: list[Node], blocks: list[Block], out: dict[Node, Block],
                taken: set[int]) -> None:

@@ -130,9 +130,9 @@ def unknown_terms(query: Query, guideline: Graph, data: Iterable[tuple[Node, Nod
         if found.get(iri, "term") == "term":
             found[iri] = role
     out = []
+    every = {t for t in known | in_data if isinstance(t, URIRef)}
     for iri, role in sorted(found.items()):
         namespace = next(ns for ns in namespaces if str(iri).startswith(ns))
-        pool = kinds.get(role) or {t for t in known | in_data if isinstance(t, URIRef)}
-        nearest = _nearest(iri, namespace, role, pool) or _nearest(iri, namespace, "term", known | in_data)
+        nearest = _nearest(iri, namespace, role, kinds.get(role) or every) or _nearest(iri, namespace, "term", every)
         out.append(UnknownTerm(iri, role, nearest))
     return out
