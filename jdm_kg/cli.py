@@ -14,7 +14,6 @@ import difflib
 import io
 import json
 import os
-import shutil
 import sys
 import textwrap
 import urllib.error
@@ -38,6 +37,7 @@ from jdm_kg.errors import (
 from jdm_kg.inputs.loading import load_patient_file, rdf_files
 from jdm_kg.inputs.netguard import NetworkBlocked, block_network
 from jdm_kg.knowledge.guideline import JDM, JDMG, load_guideline, with_guideline
+from jdm_kg.knowledge.prefixes import declared_in, guideline_prefixes, namespace_manager, shortened
 from jdm_kg.knowledge.queries import (
     bundled_queries,
     check_query,
@@ -50,6 +50,7 @@ from jdm_kg.knowledge.queries import (
     query_source,
     stable_blank_nodes,
 )
+from jdm_kg.knowledge.query_terms import unknown_terms
 from jdm_kg.outputs.report import (
     MARKDOWN_TITLE,
     dumps_json,
@@ -59,7 +60,6 @@ from jdm_kg.outputs.report import (
     results_text,
     validation_json,
     validation_text,
-    validation_turtle,
 )
 from jdm_kg.reasoning.endpoint import (
     PATIENT_GRAPH_PREFIX,
@@ -162,19 +162,16 @@ def _run(
     return worst, outcomes
 
 
-def _print_table(names: list[str], rows: list[list[str]]) -> None:
-    """Rows as a plain terminal table (rich: no colour, no box, long cells folded at 60 characters)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+def _print_table(names: list[str], rows: list[list[Any]], query_prefixes: dict[str, str]) -> bool:
+    """Rows as a terminal table, IRIs as prefixed names (the guideline's prefixes, then the
+    query's own), kept to the terminal's width; whether a value was cut to fit."""
+    from jdm_kg.outputs.table import render_table, table_width
 
-    table = Table(*names, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=None)
-    for column in table.columns:
-        column.max_width, column.overflow = 60, "fold"
-    for row in rows:
-        table.add_row(*row)  # (control characters are escaped by the stdout writer)
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 100_000  # a file or a pipe: no wrapping
-    Console(file=sys.stdout, width=width, color_system=None, highlight=False, markup=False, emoji=False).print(table)
+    manager = namespace_manager(guideline_prefixes(), query_prefixes)
+    shown = [["" if v is None else shortened(v, manager) for v in row] for row in rows]
+    text, cut = render_table(names, shown, table_width(sys.stdout))
+    print(text, end="")
+    return cut
 
 
 def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
@@ -219,10 +216,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(dumps_json([validation_json(r) for r in reports]))
     elif args.format == "turtle":
-        merged = Graph()
-        for r in reports:
-            merged += validation_turtle(r)
-        print(merged.serialize(format="turtle"))
+        from jdm_kg.outputs.shacl_report import shacl_report_turtle
+
+        print(shacl_report_turtle(reports))
     return code
 
 
@@ -418,7 +414,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     # a query whose rows name options but are not a recommendation says so with its output
     caution = query_headers(text).get("not a recommendation")
     notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
-    bindings = dict(parse_param(p) for p in args.param)
+    bindings = dict(parse_param(p, {**guideline_prefixes(), **declared_in(text)}) for p in args.param)
     data_notes: list[str] = []
     if args.endpoint:
         if args.data:
@@ -443,6 +439,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
         data = Graph() if args.no_guideline else with_guideline(load_guideline())
         data += patients
         result = _local_answer(data, query, bindings, label, own)
+    if own:  # a misspelt term matches nothing: said whatever the rows
+        for term in unknown_terms(query, load_guideline().graph, () if args.endpoint else patients):
+            data_notes.append(f"{label}: {term.note(namespace_manager(guideline_prefixes(), declared_in(text)))}")
     machine = args.format != "table" or result.type != "SELECT"  # Turtle, true/false, CSV, JSON: parseable stdout
     if args.endpoint:
         said = f"Guideline: the one on the server {args.endpoint} (graph <{GUIDELINE_GRAPH}>, put there by jdm-kg load)"
@@ -468,7 +467,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print("true" if result.askAnswer else "false")
         return EXIT_OK
     names = [str(v) for v in result.vars or []]
-    rows = [["" if v is None else str(v) for v in row] for row in result]  # type: ignore[union-attr]
+    terms = [list(row) for row in result]  # type: ignore[union-attr]
+    rows = [["" if v is None else str(v) for v in row] for row in terms]
     if args.format == "json":
         print(dumps_json([dict(zip(names, r)) for r in rows]))
     elif args.format == "csv":
@@ -480,8 +480,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         if notice:  # above the table, and again below it: the last thing on the screen
             print(notice + "\n")
-        _print_table(names, rows)
+        cut = _print_table(names, terms, declared_in(text))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+        if cut:
+            print("Values too wide to show end in …: --format csv or json gives them whole.")
         if notice:
             print(notice.split(":", 1)[0] + " (see the first line): `jdm-kg recommend` says which options a "
                   "patient is offered")

@@ -116,8 +116,10 @@ def load_patient_files(endpoint: Endpoint, paths: Sequence[str], *, allow_invali
         code = max(code, _load_file(run, outcome))
     _drop_legacy(run)
     total = run.records_loaded + run.records_not_loaded
+    unread = len(problems) + sum(o.error is not None for o in outcomes)
     out(f"{run.records_loaded} of {total} patient record(s) loaded from {len(files)} file(s)"
-        + (f"; {run.records_not_loaded} not loaded (see above)" if run.records_not_loaded else ""))
+        + (f"; {run.records_not_loaded} not loaded (see above)" if run.records_not_loaded else "")
+        + (f"; {unread} file(s) or folder(s) could not be read (see above)" if unread else ""))
     return code
 
 
@@ -223,8 +225,8 @@ def _refusal(run: _Run, path: str, record: RecordRef, issues: list[Issue]) -> in
         return EXIT_ERROR
     violations = sum(i.severity == "violation" for i in issues)
     if violations and not run.allow_invalid:
-        run.err(f"{where}: not loaded: {violations} violation(s) above; {run.kept_copy(name)}; correct them and load "
-                "the file again, or load the record as it is with --allow-invalid")
+        run.err(f"note: {where}: not loaded: {violations} violation(s) above; {run.kept_copy(name)}; correct them and "
+                "load the file again, or load the record as it is with --allow-invalid")
         return EXIT_VIOLATIONS
     return None
 

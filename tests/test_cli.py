@@ -341,9 +341,12 @@ def test_a_guideline_without_a_policy_setting_is_a_clear_error_not_a_bug(tmp_pat
     assert "please report" not in proc.stderr
 
 
-def test_query_data_says_which_records_do_not_conform_and_which_are_merged():
+def test_query_data_says_which_records_do_not_conform_and_which_are_merged(tmp_path):
+    export = tmp_path / "skin-export.json"  # the FHIR twin, exported under the Turtle record's patient IRI
+    export.write_text((EX / "fhir" / "skin-predominant.json").read_text(encoding="utf-8").replace(
+        "example/fhir/Patient/P-SKIN", "example/patient/P-SKIN"), encoding="utf-8")
     proc = run("query", "patients", "--data", str(EX / "invalid" / "height-in-metres.ttl"),
-               str(EX / "skin-predominant.ttl"), str(EX / "fhir" / "skin-predominant.json"))
+               str(EX / "skin-predominant.ttl"), str(export))
     assert proc.returncode == 0, proc.stderr
     assert "record P-BAD-UNITS does not conform (2 violation(s), e.g. bodyHeight.value): its facts are queried as " \
            "written" in proc.stderr

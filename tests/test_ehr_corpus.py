@@ -145,7 +145,7 @@ def test_the_cli_reads_an_ehr_bundle_and_names_the_episode(tmp_path):
     bundle = EHR / "08-misspelt-medication-text.json"
     proc = run("validate", str(bundle), tmp_path=tmp_path)
     assert proc.returncode == 1
-    assert ("record MRN-p08: treatment 1 (tofacitnib 5 mg, from 2025-01-01): treatmentEpisode.drug: "
+    assert ("record MRN-p08: line 180: treatment 1 (tofacitnib 5 mg, from 2025-01-01): treatmentEpisode.drug: "
             "'tofacitnib 5 mg' is not a drug the guideline graph knows: did you mean tofacitinib?") in proc.stdout
     proc = run("recommend", str(EHR / "01-searchset-rxnorm-contained-text-reason.json"), "--format", "json", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr

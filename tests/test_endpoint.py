@@ -4,6 +4,7 @@ started on loopback): the same recommendations as embedded."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 import subprocess
@@ -36,14 +37,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve():
-    """A new, empty Oxigraph server on loopback: its URLs, then stopped."""
+def _serve(args: list[str] | None = None):
+    """A new, empty Oxigraph server on loopback: its URLs, then stopped. ``args``: the server's
+    arguments as a user gives them (``serve --bind 127.0.0.1:PORT``), by default on a free port."""
     binary = _oxigraph_binary()
     if binary is None:
         pytest.skip("the oxigraph server is not installed (pip install 'jdm-kg[test]')")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = args or ["serve", "--bind", f"127.0.0.1:{_free_port()}"]
+    port = int(args[args.index("--bind") + 1].rsplit(":", 1)[1])
+    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -75,7 +77,7 @@ def loaded(server):
     proc = run("load", "--endpoint", server["query"], "--update", server["update"], str(ROOT / "examples" / "fhir"))
     assert proc.returncode == 0, proc.stderr
     assert "guideline v" in proc.stdout and "-> graph <https://w3id.org/jdm-kg/guideline>" in proc.stdout
-    assert proc.stdout.count("-> graph <urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/patient/") == len(
+    assert proc.stdout.count("-> graph <urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/fhir/Patient/") == len(
         list((ROOT / "examples" / "fhir").glob("*.json")))
     return server
 
@@ -117,9 +119,9 @@ def test_analyst_query_on_loaded_data(loaded):
     skin = ROOT / "examples" / "fhir" / "skin-predominant.json"
     load_out = run("load", "--endpoint", loaded["query"], "--update", loaded["update"], "--no-guideline", str(skin))
     graph = load_out.stdout.split("-> graph <")[1].split(">")[0]
-    assert graph == "urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/patient/P-SKIN"  # by the patient, not the file
+    assert graph == "urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/fhir/Patient/P-SKIN"  # by the patient, not the file
     proc = run("query", "option-matches", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
-               "--graph", graph, "--param", "patient=https://w3id.org/jdm-kg/example/patient/P-SKIN", "--format", "json")
+               "--graph", graph, "--param", "patient=https://w3id.org/jdm-kg/example/fhir/Patient/P-SKIN", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     skin_for = {r["option"].rsplit("/", 1)[-1] for r in rows if r["side"] == "for" and r["manifestation"].endswith("SkinDisease")}
@@ -398,7 +400,7 @@ def test_an_invalid_record_is_reported_and_not_loaded_unless_allowed(loaded, tmp
     assert proc.returncode == 1, proc.stderr  # violations found
     assert (f"{bad}: violation: record P-GRAMS: line 14: bodyWeight.value: Body weight is outside 1-250 kg: was it "
             "entered in grams or pounds? Record weight in kg. (value: 35000)") in proc.stderr
-    assert (f"{bad}: record P-GRAMS: not loaded: 1 violation(s) above; the server holds no copy of it; correct them "
+    assert (f"note: {bad}: record P-GRAMS: not loaded: 1 violation(s) above; the server holds no copy of it; correct them "
             "and load the file again, or load the record as it is with --allow-invalid") in proc.stderr
     assert "Traceback" not in proc.stderr and f"{good}: record P-GOOD: 41 triples -> graph" in proc.stdout
     assert "1 of 2 patient record(s) loaded from 2 file(s); 1 not loaded (see above)" in proc.stdout
@@ -530,3 +532,56 @@ def test_query_on_a_server_without_graph_names_what_it_reads(empty_server, tmp_p
     assert [row["g"] for row in json.loads(graphs.stdout)] == [
         "https://w3id.org/jdm-kg/guideline", "urn:jdm-kg:patient:https://example.org/load-test/P-Q1",
         "urn:jdm-kg:patient:https://example.org/load-test/P-Q2"]
+
+
+def _readme_load_example() -> tuple[list[str], list[str], str]:
+    """The README's "Try it locally" block: the server's arguments, ``jdm-kg load``'s arguments,
+    and the text after the block (what it says the run prints)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = text.partition("Try it locally on the examples")[2]
+    block = after.split("```sh\n", 1)[1].split("```", 1)[0]
+    serve = next(line for line in block.splitlines() if "oxigraph serve" in line)
+    load = next(line for line in block.splitlines() if line.strip().startswith("jdm-kg load"))
+    server_args = shlex.split(serve.split("&", 1)[0])[1:]  # after "oxigraph", before "&" (in the background)
+    return server_args, shlex.split(load)[1:], after.split("```", 2)[2].split("\n- ", 1)[0]
+
+
+def test_the_readme_load_example_loads_every_valid_example_and_notes_the_invalid_ones():
+    """`jdm-kg load ... examples/` as the README writes it, on the server it starts: before, the
+    FHIR twins shared their Turtle twins' patients and 1 of 17 records was loaded. The port is the
+    README's unless another process holds it (tests run in parallel): then a free one, in both."""
+    server_args, load_args, said = _readme_load_example()
+    port = server_args[server_args.index("--bind") + 1].rsplit(":", 1)[1]
+    with socket.socket() as sock:
+        free = str(_free_port()) if sock.connect_ex(("127.0.0.1", int(port))) == 0 else port
+
+    def here(args: list[str]) -> list[str]:
+        return [a.replace(f":{port}", f":{free}") for a in args]
+
+    server = _serve(here(server_args))
+    urls = next(server)
+    try:
+        assert here(load_args)[load_args.index("--endpoint") + 1] == urls["query"]
+        proc = run(*here(load_args))
+        query = next(line for line in said.splitlines() if "jdm-kg query patients" in line)
+        listed = run(*here(shlex.split(query.split("`jdm-kg ", 1)[1].split("`", 1)[0])), "--format", "json")
+    finally:
+        next(server, None)  # stopped
+    valid = [p for p in rdf_files([ROOT / "examples"]) if "invalid" not in p.parts]
+    assert len(valid) == 13
+    for path in valid:  # every valid example, each into a graph of its own
+        assert f"{path.relative_to(ROOT)}: record " in proc.stdout
+    assert proc.stdout.count(" -> graph <urn:jdm-kg:patient:") == 13, proc.stdout
+    for name, record in (("future-dates-and-adult.ttl", "P-BAD-DATES"), ("height-in-metres.ttl", "P-BAD-UNITS"),
+                         ("typo-and-grams.jsonld", "P-BAD-JSON"), ("unknown-drug-and-missing-outcome.ttl", "P-BAD-DRUG")):
+        assert f"note: examples/invalid/{name}: record {record}: not loaded: " in proc.stderr
+    for name in ("malformed.ttl", "remote-context.jsonld"):
+        assert f"error: examples/invalid/{name}" in proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last == ("13 of 17 patient record(s) loaded from 19 file(s); 4 not loaded (see above); 2 file(s) or "
+                    "folder(s) could not be read (see above)")
+    assert f"`{last}`" in " ".join(said.split()) and "with exit code 2" in said  # what the README says it prints
+    assert proc.returncode == 2
+    # the query the README names next lists the 13 patients loaded
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 13

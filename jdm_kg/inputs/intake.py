@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from rdflib import OWL, RDF, BNode, Graph, Literal, URIRef
+from rdflib import OWL, RDF, RDFS, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
@@ -82,6 +82,10 @@ class TermIndex:
         self.property_iris = frozenset(  # the model's properties: what a record's fields may be
             p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty, RDF.Property)
             for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
+        self.code_systems = sorted(  # (IRI prefix, label) of the standard code systems, longest prefix first
+            ((str(prefix), str(guideline.graph.value(system, RDFS.label) or prefix))
+             for system, prefix in guideline.graph.subject_objects(JDM.iriPrefix)
+             if str(prefix) not in (str(JDM), str(JDMG))), key=lambda s: -len(s[0]))
         for row in guideline_rows(guideline, "term-labels"):
             iri, kind = str(row["concept"]), str(row["kind"])
             term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
@@ -90,6 +94,18 @@ class TermIndex:
                 key = normalise(name)
                 if key:
                     self.names.setdefault((kind, key), set()).add(iri)
+
+    def code_name(self, iri: str) -> str | None:
+        """``SNOMED CT 999999999`` for an IRI under a standard code system's IRI prefix, else None."""
+        for prefix, label in self.code_systems:
+            if iri.startswith(prefix) and len(iri) > len(prefix):
+                return f"{label} {iri[len(prefix):]}"
+        return None
+
+    def name_of(self, iri: str) -> str:
+        """A term's name as a record's reader knows it: a code with its system (``RxNorm 999999``,
+        ``SNOMED CT 999999999``), else the IRI's last part (``anakinra``)."""
+        return self.code_name(iri) or _local(iri)
 
     def is_a(self, iri: str, kind: str) -> bool:
         return kind in self.kinds.get(iri, ())
@@ -249,7 +265,7 @@ def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
     drug = graph.value(episode, JDM.drug)
     text = graph.value(episode, JDM.drugText)
     if isinstance(drug, URIRef) and not index.is_a(str(drug), DRUG[0]):
-        name = _local(str(drug))
+        name = index.name_of(str(drug))
         near = index.near_miss(name, DRUG)
         if near is not None:
             add_issue(graph, episode, JDM.drug, name,

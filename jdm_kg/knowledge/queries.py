@@ -34,6 +34,7 @@ from rdflib.query import Processor
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
+from jdm_kg.knowledge.prefixes import expanded
 from jdm_kg.resources import cache_dir, resource_dir
 
 __all__ = [
@@ -278,12 +279,15 @@ def select(graph: Graph, name: str, **bindings: Node) -> list[Row]:
     return [{n: row[i] for i, n in enumerate(names) if row[i] is not None} for row in result]
 
 
-def parse_param(text: str) -> tuple[str, Node]:
-    """Parse ``name=value`` from the command line: ``<iri>`` or http(s)/urn IRIs become IRIs,
-    numbers become numbers, anything else a plain string literal.
+def parse_param(text: str, prefixes: Mapping[str, str] | None = None) -> tuple[str, Node]:
+    """Parse ``name=value`` from the command line: ``<iri>`` or http(s)/urn IRIs become IRIs, and
+    so does a prefixed name with one of ``prefixes`` (``jdmg:rituximab``, as query tables print
+    it); numbers become numbers, anything else a plain string literal.
 
     >>> parse_param("patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>")[1]
     rdflib.term.URIRef('https://w3id.org/jdm-kg/example/patient/P-SKIN')
+    >>> parse_param("option=jdmg:rituximab", {"jdmg": "https://w3id.org/jdm-kg/guideline/"})[1]
+    rdflib.term.URIRef('https://w3id.org/jdm-kg/guideline/rituximab')
     """
     if "=" not in text:
         raise InputError("--param", f"{text!r} is not name=value")
@@ -295,6 +299,9 @@ def parse_param(text: str) -> tuple[str, Node]:
         return name, URIRef(value[1:-1])
     if value.startswith(("http://", "https://", "urn:")):
         return name, URIRef(value)
+    iri = expanded(value, prefixes or {})
+    if iri is not None:
+        return name, iri
     for cast in (int, float):
         try:
             return name, Literal(cast(value))

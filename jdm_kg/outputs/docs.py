@@ -13,7 +13,6 @@ is in Jinja2 templates (``templates/docs/``, autoescaped), as the web page of ``
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from rdflib.collection import Collection
 from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import GUIDELINE_IRI, JDM, Guideline
+from jdm_kg.knowledge.prefixes import declared_prefixes
 from jdm_kg.knowledge.queries import QueryInfo, query_catalogue, select
 from jdm_kg.reasoning.dosing import span
 from jdm_kg.reasoning.recommend import Provenance, guideline_facts
@@ -76,16 +76,6 @@ _NAMESPACE_NOTES = {
 }
 #: The most instances a class lists on the vocabulary page (more: their number).
 MAX_INSTANCES = 20
-_PREFIX_LINE = re.compile(r"^\s*(?:@prefix|PREFIX)\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
-
-
-def _declared_prefixes(files: list[Path]) -> dict[str, str]:
-    """prefix -> namespace IRI, as the Turtle and SPARQL files declare them (first one wins)."""
-    out: dict[str, str] = {}
-    for path in files:
-        for prefix, namespace in _PREFIX_LINE.findall(path.read_text(encoding="utf-8")):
-            out.setdefault(prefix, namespace)
-    return out
 
 
 class _Site:
@@ -243,7 +233,7 @@ class _Site:
         (the jdm:CodeSystem whose IRI prefix starts with it)."""
         files = list(self.guideline.files) + sorted(resource_dir("shapes").rglob("*.ttl"))
         files += sorted(resource_dir("queries").rglob("*.rq"))
-        prefixes = _declared_prefixes(files)
+        prefixes = declared_prefixes(files)
         systems = sorted(self.g.subjects(RDF.type, JDM.CodeSystem), key=self.label)
         shapes = load_shapes()
         out = []

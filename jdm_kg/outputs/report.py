@@ -43,8 +43,11 @@ def validation_json(report: ValidationReport) -> dict[str, Any]:
 
 
 def validation_turtle(report: ValidationReport) -> Graph:
-    """The SHACL validation report graph pySHACL produced."""
-    return report.shacl_report if report.shacl_report is not None else Graph()
+    """The SHACL validation report graph pySHACL produced, with the guideline's prefixes, its
+    shapes named and each result linked to its patient (:mod:`jdm_kg.outputs.shacl_report`)."""
+    from jdm_kg.outputs.shacl_report import shacl_report_graph
+
+    return shacl_report_graph([report])
 
 
 # ---------------------------------------------------------------- recommendations

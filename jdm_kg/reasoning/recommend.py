@@ -1224,10 +1224,13 @@ def recommend_graph(
     guideline: Guideline | None = None,
     today: date | None = None,
     engine: EngineChoice = "rdflib",
+    text: str | None = None,
 ) -> tuple[ValidationReport, list[PatientResult]]:
     """Validate then assess every patient record in ``patient_graph``; ``engine`` runs the
-    queries ("rdflib" or "oxigraph": the same results)."""
-    report, results = recommend_graphs([(source, patient_graph)], guideline, today, engine, keep_shacl=True)[0]
+    queries ("rdflib" or "oxigraph": the same results); ``text``: what the graph was read from,
+    when ``source`` is not a file (a request body), for the lines of validation messages."""
+    report, results = recommend_graphs([(source, patient_graph)], guideline, today, engine, keep_shacl=True,
+                                       texts={source: text} if text is not None else None)[0]
     return report, results
 
 
@@ -1237,6 +1240,7 @@ def recommend_graphs(
     today: date | None = None,
     engine: EngineChoice = "rdflib",
     keep_shacl: bool = False,
+    texts: dict[str, str] | None = None,
 ) -> list[tuple[ValidationReport, list[PatientResult]]]:
     """:func:`recommend_graph` for several (source, graph) pairs that share no nodes, validated
     in one SHACL run and queried in one store: the batch path, with the same results."""
@@ -1245,7 +1249,7 @@ def recommend_graphs(
     # rdflib's engine queries a plain rdflib graph; the others validate on one whose SPARQL
     # Oxigraph answers (and the embedded engine reuses that Oxigraph store for its queries).
     data = with_guideline(guideline, *graphs) if engine == "rdflib" else oxigraph_answered(guideline, graphs)
-    reports = validate_graphs(sources, guideline, data, keep_shacl)
+    reports = validate_graphs(sources, guideline, data, keep_shacl, texts)
     # Each file is queried on its own (its own graph beside the guideline): the cost of a query
     # then does not grow with the size of the group.
     with query_engines(engine, guideline, data, graphs) as engines:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -18,10 +18,12 @@ from pyshacl import validate as shacl_validate
 from rdflib import RDF, SH, XSD, BNode, Graph, Literal, Node, URIRef
 
 from jdm_kg.inputs.loading import load_patient_file, load_rdf_file
+from jdm_kg.inputs.source_map import SourceMap, source_map_of_file
 from jdm_kg.knowledge.guideline import JDM, Guideline, load_guideline
 from jdm_kg.knowledge.queries import use_query_cache
 from jdm_kg.reasoning._pyshacl_speedups import faster_pyshacl
 from jdm_kg.reasoning.engines import oxigraph_answered
+from jdm_kg.reasoning.messages import Found, finish_issues
 from jdm_kg.resources import resource_dir
 
 use_query_cache()  # pySHACL sends the same SPARQL text per focus node: parse it once
@@ -143,9 +145,10 @@ def _owner(
     return (current if current in patients else None), trail, entry
 
 
-def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
+def _entry_name(data: Graph, patient: Node, entry: Node | None, line_of: Any = None) -> str | None:
     """``"treatment 2 (prednisolone, from 2025-09-01)"`` or ``"screening 1 (hepatitis B, 2026-10-01)"``
-    for an entry of the record: numbered by date (undated last), then by name."""
+    for an entry of the record: numbered in the order the file lists them (``line_of``: an
+    entry's line, where the file's map places it); else by date (undated last), then by name."""
     if entry is None:
         return None
     from jdm_kg.inputs.intake import describe_episode, describe_screening
@@ -154,8 +157,9 @@ def _entry_name(data: Graph, patient: Node, entry: Node | None) -> str | None:
         if (patient, prop, entry) in data:
             entries = [e for e in data.objects(patient, prop) if not isinstance(e, Literal)]
             date_of = JDM.startDate if prop == JDM.treatmentEpisode else JDM.date
-            entries.sort(key=lambda e: (data.value(e, date_of) is None, str(data.value(e, date_of) or ""),
-                                        describe(data, e)))
+            lines = {e: line_of(e) for e in entries} if line_of is not None else {}
+            entries.sort(key=lambda e: (lines.get(e) is None, lines.get(e) or 0, data.value(e, date_of) is None,
+                                        str(data.value(e, date_of) or ""), describe(data, e)))
             return describe(data, entry, entries.index(entry) + 1) if entry in entries else None
     return None
 
@@ -267,14 +271,17 @@ def _add_result(results: Graph, triple: tuple[Node, Node, Literal], issue: Issue
 
 
 def validate_graph(
-    patient_graph: Graph, source: str, guideline: Guideline | None = None, data: Graph | None = None
+    patient_graph: Graph, source: str, guideline: Guideline | None = None, data: Graph | None = None,
+    text: str | None = None,
 ) -> ValidationReport:
     """Validate every patient record in ``patient_graph`` (read from ``source``).
 
     ``data`` is ``patient_graph`` already merged with the guideline (:func:`~jdm_kg.knowledge.guideline.with_guideline`),
-    for callers that need that graph anyway; it is built here otherwise.
+    for callers that need that graph anyway; it is built here otherwise. ``text``: what the
+    graph was read from, when ``source`` is not a file (a request body), for the lines.
     """
-    return validate_graphs([(source, patient_graph)], guideline, data, keep_shacl=True)[0]
+    return validate_graphs([(source, patient_graph)], guideline, data, keep_shacl=True,
+                           texts={source: text} if text is not None else None)[0]
 
 
 def validate_graphs(
@@ -282,13 +289,16 @@ def validate_graphs(
     guideline: Guideline | None = None,
     data: Graph | None = None,
     keep_shacl: bool = False,
+    texts: dict[str, str] | None = None,
 ) -> list[ValidationReport]:
     """Validate several patient graphs in one SHACL run: one report per (source, graph).
 
     The graphs must not share nodes (see :func:`jdm_kg.batch.disjoint_groups`). One run over
     their union costs far less than a run each: the guideline is merged in once. Each result
     goes to the record (and so the file) its focus node belongs to. ``data`` is the union
-    already merged with the guideline, if the caller has it.
+    already merged with the guideline, if the caller has it. The messages are finished by
+    :func:`jdm_kg.reasoning.messages.finish_issues` (lines, codes, the file's format), with
+    each source file read again for its lines (``texts``: the text of a source that is no file).
     """
     guideline = guideline or load_guideline()
     if data is None:  # pySHACL's SPARQL targets and constraints answered by Oxigraph (same results)
@@ -305,6 +315,15 @@ def validate_graphs(
         for report in reports:
             report.shacl_report = results
     seen: set[tuple[int, str, str, str, str | None, str, str | None]] = set()
+    maps: dict[str, SourceMap | None] = {}  # each source's lines, read when a message needs them
+
+    def map_of(source: str) -> SourceMap | None:
+        if source not in maps:
+            maps[source] = _source_map(source, texts)
+        return maps[source]
+
+    graph_of = {id(report): graph for (_, graph), report in zip(sources, reports)}
+    about: list[Found] = []  # what each issue is about, for finish_issues
     ill_typed = [(report, found) for (_, graph), report in zip(sources, reports)
                  for found in _ill_typed_issues(graph, guideline.graph, record_report)]
     for result in list(results.subjects(RDF.type, SH.ValidationResult)):
@@ -316,7 +335,7 @@ def validate_graphs(
         if owner_node is not None:
             owner, report = record_report[owner_node]
             record = owner.patient_id
-            entry_name = _entry_name(data, owner_node, entry)
+            entry_name = _entry_name(data, owner_node, entry, _line_finder(map_of, report.source, graph_of[id(report)]))
         else:
             report = _report_holding(focus, sources, reports)
             record = _short(focus) if focus is not None else "?"
@@ -330,6 +349,7 @@ def validate_graphs(
             continue
         seen.add(key)
         report.issues.append(Issue(severity, record, field_name, value, message, entry_name))
+        about.append(Found(report.issues[-1], result, focus, path, raw_value, owner_node, entry))
     for report, (owner_node, issue, triple) in ill_typed:
         holder = record_report[owner_node][1] if owner_node is not None else report
         # the value was given, only not valid: a record-level "neither X nor Y is given" would mislead
@@ -337,39 +357,38 @@ def validate_graphs(
         holder.issues = [i for i in holder.issues
                          if not (i.record == issue.record and i.field == "record" and given in i.message)]
         holder.issues.append(issue)
+        about.append(Found(issue, None, triple[0], triple[1], triple[2], owner_node, None))
         if keep_shacl:
             _add_result(results, triple, issue)
-    for report in reports:
+    for (_, graph), report in zip(sources, reports):
         report.issues.sort(key=lambda i: (i.record, i.severity != "violation", i.field, i.entry or "", i.message,
                                           i.value or ""))
-        _add_lines(report)
+        report.issues = finish_issues(report.issues, graph, about, guideline,
+                                      map_of(report.source) if report.issues else None, results if keep_shacl else None)
     return reports
 
 
-#: Fields whose name says nothing about where in the file the problem is.
-_NO_LINE_FIELDS = {"record", "importNote"}
+def _source_map(source: str, texts: dict[str, str] | None) -> SourceMap | None:
+    """The map of the lines of ``source``: its text if given, else the file (Turtle, N-Triples,
+    JSON-LD, FHIR JSON); None if it has none."""
+    if texts and source in texts:
+        try:
+            return SourceMap.from_text(texts[source])
+        except (ValueError, RecursionError):
+            return None
+    if Path(source).suffix.lower() not in (".ttl", ".nt", ".jsonld", ".json"):
+        return None
+    return source_map_of_file(source)
 
 
-def _add_lines(report: ValidationReport) -> None:
-    """Give each issue of a Turtle or JSON-LD file the line it is on, where exactly one line of
-    the file holds its value (or, for a field that should not be there, the field's name)."""
-    path = Path(report.source)
-    if not report.issues or path.suffix.lower() not in (".ttl", ".nt", ".jsonld"):
-        return
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return
-    for index, issue in enumerate(report.issues):
-        last = issue.field.rsplit(".", 1)[-1]
-        wanted = issue.value if issue.value and not issue.value.startswith("~") else (
-            last if issue.value is None and last not in _NO_LINE_FIELDS and "not a field" in issue.message + "Field is not" else None)
-        if not wanted:
-            continue
-        pattern = re.compile(rf"(?<![\w-]){re.escape(wanted)}(?![\w-])")
-        found = [n for n, text in enumerate(lines, 1) if pattern.search(text.split("#", 1)[0] if path.suffix != ".jsonld" else text)]
-        if len(found) == 1:
-            report.issues[index] = replace(issue, source_line=found[0])
+def _line_finder(map_of: Any, source: str, graph: Graph) -> Any:
+    """Where an entry of ``graph`` starts in its file ``source`` (to number entries in file
+    order; ``map_of``: the file's map), or None where the file has no lines."""
+    def line_of(node: Node) -> int | None:
+        source_map = map_of(source)
+        return None if source_map is None else source_map.position(graph, node)
+
+    return line_of
 
 
 def _report_holding(

@@ -35,8 +35,8 @@ from jdm_kg.outputs.report import (
     results_text,
     validation_json,
     validation_text,
-    validation_turtle,
 )
+from jdm_kg.outputs.shacl_report import shacl_report_turtle
 from jdm_kg.service import cds_hooks
 from jdm_kg.service.auth import JwtVerifier
 from jdm_kg.service.config import ServiceConfig
@@ -111,23 +111,23 @@ def create_app(config: ServiceConfig | None = None) -> Any:
             return Response(core.guideline.asserted.serialize(format="turtle"), media_type="text/turtle")
         return JSONResponse(guideline_summary)
 
-    async def read_patient(request: Request) -> tuple[Any, str]:
+    async def read_patient(request: Request) -> tuple[Any, str, str]:
         body = await request.body()
         source = _source(request)
         graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source),
                                exclusive=False)
-        return graph, source
+        return graph, source, body.decode("utf-8")  # (parse refused a body that is not UTF-8)
 
     async def validate(request: Request) -> Response:
         chosen = _accept(request, VALIDATE_TYPES)
-        graph, source = await read_patient(request)
-        report = await core.run(lambda: core.validate(graph, source))
+        graph, source, text = await read_patient(request)
+        report = await core.run(lambda: core.validate(graph, source, text))
         if chosen == "application/fhir+json":
             return JSONResponse(operation_outcome(report.issues, source), media_type=chosen)
         if chosen in ("text/markdown", "text/plain"):
             return Response(validation_text(report) + "\n", media_type=chosen)
         if chosen == "text/turtle":
-            return Response(validation_turtle(report).serialize(format="turtle"), media_type=chosen)
+            return Response(shacl_report_turtle([report]), media_type=chosen)
         return JSONResponse(validation_json(report))
 
     async def recommend(request: Request) -> Response:

@@ -121,9 +121,10 @@ class Core:
         finally:
             self._admitted -= 1
 
-    def recommend(self, graph: Graph, source: str) -> tuple[ValidationReport, list[PatientResult]]:
-        try:
-            return recommend_graph(graph, source, self.guideline, self.config.today, self.engine)
+    def recommend(self, graph: Graph, source: str,
+                  text: str | None = None) -> tuple[ValidationReport, list[PatientResult]]:
+        try:  # (``text``: the body, for the lines of validation messages; never a file named by ``source``)
+            return recommend_graph(graph, source, self.guideline, self.config.today, self.engine, text=text or "")
         except InputError as err:
             raise Problem("unprocessable", str(err)) from None
 
@@ -141,16 +142,16 @@ class Core:
                 return hit
         graph = self.parse(body, media_type, source)  # a new graph of its own: unusable input is refused at once
         with self._lock:
-            answer = self.recommend(graph, source)
+            answer = self.recommend(graph, source, body.decode("utf-8"))
             if self.config.result_cache > 0:
                 self._results[key] = answer
                 while len(self._results) > self.config.result_cache:
                     self._results.popitem(last=False)
             return answer
 
-    def validate(self, graph: Graph, source: str) -> ValidationReport:
-        try:
-            return validate_graph(graph, source, self.guideline)
+    def validate(self, graph: Graph, source: str, text: str | None = None) -> ValidationReport:
+        try:  # (``text``: the body, for the lines of the messages; never a file named by ``source``)
+            return validate_graph(graph, source, self.guideline, text=text or "")
         except InputError as err:
             raise Problem("unprocessable", str(err)) from None
 
