@@ -282,7 +282,7 @@ class OxigraphStore:
         quads, guideline_terms = _guideline_quads(guideline)
         self.terms = _Terms(ox, base=guideline_terms)
         self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
-        self.store.bulk_extend(quads)
+        self.store.extend(quads)  # (not bulk_extend: no loader threads, so a process holding it can fork)
         self.patient_quads = 0
         self._lock = threading.Lock()
         self.guideline_view: OxigraphEngine = guideline_view or OxigraphEngine(self, [self._guideline_graph], None)
