@@ -12,7 +12,7 @@ from typing import Any
 from rdflib import Graph
 
 from jdm_kg.errors import InputError
-from jdm_kg.inputs.loading import is_fhir, parse_rdf_text
+from jdm_kg.inputs.loading import check_values, is_fhir, load_json, parse_rdf_text
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
 from jdm_kg.reasoning.engines import EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
@@ -82,12 +82,16 @@ class Evaluator:
             raise Problem("invalid-input", f"{source}: not UTF-8 text (byte {err.start})") from None
         if not text.strip():
             raise Problem("invalid-input", f"{source}: the body is empty; send a patient record")
-        try:
+        try:  # the same limits as the command line's (depth, list length, values, literal size)
             if kind == "fhir" or (kind == "json" and is_fhir(text)):
                 from jdm_kg.inputs.fhir import fhir_to_graph
 
-                return fhir_to_graph(text, source, self.guideline)
-            return parse_rdf_text(text, "json-ld" if kind == "json" else kind, source)
+                load_json(text, source)
+                graph = fhir_to_graph(text, source, self.guideline)
+            else:
+                graph = parse_rdf_text(text, "json-ld" if kind == "json" else kind, source)
+            check_values(graph, source)
+            return graph
         except InputError as err:
             raise Problem("invalid-input", str(err)) from None
         except RecursionError:
