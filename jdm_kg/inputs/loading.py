@@ -202,61 +202,58 @@ _SKELETON = re.compile(
     r"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
     r'|<[^<>"{}|^`\\\s]*+>|#[^\n]*+|[\[\]()]'
 )
-#: One item of a list: a string (with its datatype or language), an IRI, a nested list or node,
-#: or a bare word (a prefixed name, a number, a blank node label).
-_ITEM = re.compile(_SKELETON.pattern + r'|(?:\^\^|@)[^\s\[\]()]++|[^\s\[\]()"\'<#]++')
-
-
 def scan_turtle(text: str, source: str) -> None:
     """An :class:`InputError` if Turtle ``text`` passes a limit: a string over
     :data:`MAX_LITERAL_CHARS`, blank nodes or lists nested deeper than :data:`MAX_NESTING`, a
-    list of more than :data:`MAX_LIST_ITEMS` items. Read from the text before it is parsed (a
-    regular expression over strings, IRIs, comments and brackets), so a hostile file costs
-    milliseconds, not the minutes and gigabytes of the graph it would make.
+    list of more than :data:`MAX_LIST_ITEMS` items. Read from the text before it is parsed, in one
+    pass (a regular expression over strings, IRIs, comments and brackets; the words between them
+    are counted only inside a list), so a hostile file costs milliseconds, not the minutes and
+    gigabytes of the graph it would make.
 
     >>> scan_turtle("<urn:a> <urn:b> (" + " 1" * 1001 + " ) .", "f.ttl")
     Traceback (most recent call last):
     ...
     jdm_kg.errors.InputError: f.ttl:1: an RDF list ( ... ) of more than 1000 items; jdm-kg reads lists of at most 1000 (a patient record needs a few)
-    >>> scan_turtle('<urn:a> <urn:b> [ <urn:c> "a ] ( [" ] .', "f.ttl")
+    >>> scan_turtle('<urn:a> <urn:b> [ <urn:c> "a ] ( [" ] ; <urn:d> ( "1"^^<urn:t> 2 [ <urn:e> 3 ] ) .', "f.ttl")
     """
-    depth = 0
+    stack: list[list[Any]] = []  # open brackets: [bracket, items so far]
+    last = 0
+    typed = False  # the previous word was "^^": the IRI that follows is a datatype, not an item
+
+    def counted(n: int, at: int) -> None:
+        stack[-1][1] += n
+        if stack[-1][1] > MAX_LIST_ITEMS:
+            raise InputError(source, f"an RDF list ( ... ) of more than {MAX_LIST_ITEMS} items; jdm-kg reads lists "
+                                     f"of at most {MAX_LIST_ITEMS} (a patient record needs a few)",
+                             line=text.count("\n", 0, at) + 1)
+
     for match in _SKELETON.finditer(text):
+        in_list = bool(stack) and stack[-1][0] == "("
+        if in_list and match.start() > last:
+            words = text[last:match.start()].split()
+            counted(sum(1 for w in words if w[0] not in "^@"), match.start())
+            typed = bool(words) and words[-1].endswith("^^")
         token = match.group()
         first = token[0]
         if first in "([":
-            depth += 1
-            if depth > MAX_NESTING:
+            if in_list:
+                counted(1, match.start())
+            stack.append([first, 0])
+            if len(stack) > MAX_NESTING:
                 raise InputError(source, f"blank nodes or lists nested more than {MAX_NESTING} deep ([ ... [ ... ] ]); "
                                          f"jdm-kg reads at most {MAX_NESTING} levels (a patient record needs a few)",
                                  line=text.count("\n", 0, match.start()) + 1)
-            if first == "(":
-                _count_items(text, match.end(), source)
         elif first in ")]":
-            depth = max(0, depth - 1)
-        elif first in "\"'" and len(token) > MAX_LITERAL_CHARS:
-            raise InputError(source, f"a string of {len(token) - 2} characters; jdm-kg reads values of at most "
-                                     f"{MAX_LITERAL_CHARS} characters", line=text.count("\n", 0, match.start()) + 1)
-
-
-def _count_items(text: str, start: int, source: str) -> None:
-    """Count the items of the list that opens just before ``start``, up to the limit."""
-    items = depth = 0
-    for match in _ITEM.finditer(text, start):
-        token = match.group()
-        if token in ")]":
-            if depth == 0:
-                return
-            depth -= 1
-            continue
-        if depth == 0 and token[0] not in "#^@":
-            items += 1
-            if items > MAX_LIST_ITEMS:
-                raise InputError(source, f"an RDF list ( ... ) of more than {MAX_LIST_ITEMS} items; jdm-kg reads lists "
-                                         f"of at most {MAX_LIST_ITEMS} (a patient record needs a few)",
-                                 line=text.count("\n", 0, start) + 1)
-        if token in "([":
-            depth += 1
+            if stack:
+                stack.pop()
+        elif first != "#":
+            if first in "\"'" and len(token) > MAX_LITERAL_CHARS:
+                raise InputError(source, f"a string of {len(token) - 2} characters; jdm-kg reads values of at most "
+                                         f"{MAX_LITERAL_CHARS} characters", line=text.count("\n", 0, match.start()) + 1)
+            if in_list and not (first == "<" and typed):
+                counted(1, match.start())
+        typed = False
+        last = match.end()
 
 
 def check_values(graph: Graph, source: str) -> None:

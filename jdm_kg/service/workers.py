@@ -15,7 +15,9 @@ Every child has a memory cap (``RLIMIT_AS``: its size at fork plus ``worker_memo
 child that passes it fails its request (``MemoryError``, or Oxigraph aborting) and is replaced.
 When a request's time is up, or its client has gone or been refused, the service kills the
 child doing its work (``SIGKILL``; the zygote reaps it and forks a new worker). A one-shot
-child also ends itself with ``alarm()`` a second after its deadline. When the service stops,
+child also ends itself with ``alarm()`` a second after its deadline, and one still running after
+a quarter of a second gets a lower CPU priority, so that runaway queries leave the cores to
+short ones. When the service stops,
 or dies, the zygote sees its control pipe close and kills every child before it exits.
 """
 
@@ -204,10 +206,12 @@ def _zygote_main(config: ServiceConfig, control: Connection) -> None:
     gc.freeze()  # what is built is shared with the children: keep the collector from touching (copying) it
     control.send(("ready",))
     children: set[int] = set()
+    young: dict[int, float] = {}  # one-shot children not yet given a lower priority: pid -> when forked
     try:
         while True:
             _reap(children)
-            if not control.poll(0.5):
+            _age(young, children)
+            if not control.poll(0.1):
                 continue
             try:
                 message = control.recv()
@@ -225,6 +229,8 @@ def _zygote_main(config: ServiceConfig, control: Connection) -> None:
                         os._exit(0)
                 os.close(fd)
                 children.add(pid)
+                if once:
+                    young[pid] = time.monotonic()
                 control.send(pid)
             elif message[0] == "kill" and message[1] in children:
                 _end(message[1])
@@ -232,6 +238,25 @@ def _zygote_main(config: ServiceConfig, control: Connection) -> None:
     finally:
         for pid in children:
             _end(pid)
+
+
+#: A one-shot child (a SPARQL query) still running after this many seconds gets a lower CPU
+#: priority (nice +10), so that runaway queries leave the cores to short ones (ASK {}) and to
+#: the evaluations until their time limit kills them.
+LOWER_PRIORITY_AFTER = 0.25
+
+
+def _age(young: dict[int, float], children: set[int]) -> None:
+    now = time.monotonic()
+    for pid, born in list(young.items()):
+        if pid not in children:
+            del young[pid]
+        elif now - born > LOWER_PRIORITY_AFTER:
+            del young[pid]
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, 10)
+            except OSError:
+                pass
 
 
 def _host(url: str | None) -> str | None:
