@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from jdm_kg.inputs.loading import rdf_files
 from jdm_kg.outputs.fhir_output import operation_outcome, results_bundle
 from jdm_kg.outputs.report import (
     results_graph,
@@ -46,7 +47,6 @@ from jdm_kg.service.core import Core
 from jdm_kg.service.http import LOG, RequestGuard, media_type, negotiate
 from jdm_kg.service.openapi import openapi_document
 from jdm_kg.service.problems import Problem, problem
-from jdm_kg.inputs.loading import rdf_files
 from jdm_kg.service.web import web_routes
 from jdm_kg.version import __version__
 

@@ -109,6 +109,8 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except ValueError as err:  # an unusable JWKS file
         raise InputError("--jwks", str(err)) from None
+    except RuntimeError as err:  # the worker processes could not start (the guideline or --data could not be read)
+        raise InputError("jdm-kg serve", str(err)) from None
     allow_hosts({args.host})  # the listening socket's own address lookup (never an outgoing connection)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, server_header=False,
                 timeout_graceful_shutdown=5, http=read_timeout_protocol(config.read_timeout))
