@@ -200,7 +200,9 @@ def _zygote_main(config: ServiceConfig, control: Connection) -> None:
         evaluator = Evaluator(config)
         evaluator.warm()
     except Exception as err:  # noqa: BLE001 (said to the service, which stops with the reason)
-        control.send(("error", f"{type(err).__name__}: {err}"))
+        from jdm_kg.errors import InputError
+
+        control.send(("error", str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"))
         return
     gc.collect()
     gc.freeze()  # what is built is shared with the children: keep the collector from touching (copying) it
