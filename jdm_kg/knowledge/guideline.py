@@ -225,7 +225,9 @@ class GuidelineUnion(Memory):
     not added again, so no triple is listed twice and SPARQL over the union counts each once.
 
     The guideline graph must not change while a union over it is in use (it never does: the
-    compiled guideline is built once and shared read-only).
+    compiled guideline is built once and shared read-only). The guideline's triples are read
+    from its store's indexes directly: rdflib's ``Memory`` works out every triple's contexts as
+    it lists it, which the guideline (one graph) does not need.
 
     >>> from rdflib import Graph, URIRef
     >>> base = Graph(); _ = base.add((URIRef("urn:a"), URIRef("urn:p"), URIRef("urn:b")))
@@ -238,14 +240,57 @@ class GuidelineUnion(Memory):
     def __init__(self, base: Graph) -> None:
         super().__init__()
         self._base = base
-        self._base_store = base.store
+        store = base.store
+        indexes = [getattr(store, f"_Memory__{name}", None) for name in ("spo", "pos", "osp")]
+        # rdflib's Memory keeps [s][p][o], [p][o][s] and [o][s][p] indexes; another store is read through its API
+        self._indexes = indexes if isinstance(store, Memory) and all(isinstance(i, dict) for i in indexes) else None
 
     def add(self, triple: Any, context: Any, quoted: bool = False) -> None:
-        if next(self._base_store.triples(triple, self._base), None) is None:  # not the guideline's already
+        if not self._in_base(triple):  # not the guideline's already
             super().add(triple, context, quoted)
 
+    def _in_base(self, triple: Any) -> bool:
+        return next(self._base_triples(triple), None) is not None
+
+    def _base_triples(self, pattern: Any) -> Any:
+        """The guideline's triples matching ``pattern``."""
+        if self._indexes is None:
+            for triple, _ in self._base.store.triples(pattern, self._base):
+                yield triple
+            return
+        spo, pos, osp = self._indexes
+        s, p, o = pattern
+        if s is not None:
+            by_p = spo.get(s)
+            if by_p is None:
+                return
+            for p2, objects in ([(p, by_p.get(p))] if p is not None else list(by_p.items())):
+                if objects:
+                    if o is not None:
+                        if o in objects:
+                            yield s, p2, o
+                    else:
+                        for o2 in list(objects):
+                            yield s, p2, o2
+        elif p is not None:
+            by_o = pos.get(p)
+            if by_o is None:
+                return
+            for o2, subjects in ([(o, by_o.get(o))] if o is not None else list(by_o.items())):
+                for s2 in list(subjects or ()):
+                    yield s2, p, o2
+        elif o is not None:
+            for s2, predicates in list((osp.get(o) or {}).items()):
+                for p2 in list(predicates):
+                    yield s2, p2, o
+        else:
+            for s2, by_p in list(spo.items()):
+                for p2, objects in list(by_p.items()):
+                    for o2 in list(objects):
+                        yield s2, p2, o2
+
     def triples(self, triple_pattern: Any, context: Any = None) -> Any:
-        for triple, _ in self._base_store.triples(triple_pattern, self._base):
+        for triple in self._base_triples(triple_pattern):
             yield triple, iter(_NO_CONTEXTS)
         yield from super().triples(triple_pattern, context)
 
