@@ -53,12 +53,16 @@ def one_file(records: list[str], path: Path) -> Path:
     return path
 
 
+CODE = [ROOT]  # the checkout whose code runs (--code)
+
+
 def run(*args: str) -> tuple[float, float, int]:
     """Wall seconds, peak resident MiB (GNU time's %M) and exit code of ``jdm-kg ARGS``."""
-    env = dict(os.environ, JDM_KG_CACHE=os.environ.get("JDM_KG_CACHE", str(Path(tempfile.gettempdir()) / "jdmkg-bench")))
+    env = dict(os.environ, JDM_KG_CACHE=os.environ.get("JDM_KG_CACHE", str(Path(tempfile.gettempdir()) / "jdmkg-bench")),
+               PYTHONPATH=str(CODE[0]))
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "jdm_kg.cli", *args],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=CODE[0], env=env)
     wall = time.perf_counter() - start
     *messages, peak_kib = proc.stderr.rstrip().splitlines()
     if proc.returncode not in (0, 1):
@@ -72,7 +76,10 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=199)
     parser.add_argument("--skip-separate", action="store_true", help="do not run the N-separate-files comparison")
     parser.add_argument("--skip-size", action="store_true", help="do not run the --size-mb file")
+    parser.add_argument("--code", metavar="DIR", help="run the code of the checkout DIR (default: this one)")
     args = parser.parse_args()
+    if args.code:
+        CODE[0] = Path(args.code).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         records = patients(args.patients)
@@ -87,8 +94,10 @@ def main() -> None:
             for i, text in enumerate(records):
                 (separate / f"p{i:05d}.ttl").write_text(text, encoding="utf-8")
             print(f"the same {args.patients} patients in separate files: recommend --format none --summary --jobs 1")
+            one_file_wall = wall
             wall, peak, code = run("recommend", str(separate), "--format", "none", "--summary", "--jobs", "1")
             print(f"  {wall:.1f} s, peak {peak:.0f} MiB, exit {code}, {args.patients / wall:.0f} patients/s")
+            print(f"one file / separate files: {one_file_wall / wall:.2f}x (target: at most 1.5x)")
         if not args.skip_size:
             per_record = len(records[1].partition(HEADER_END)[2].encode("utf-8"))
             n = int(args.size_mb * 2**20 / per_record)

@@ -3,6 +3,7 @@ through ``jdm-kg recommend --summary``, against the naive pipeline on a subset.
 
     python benchmarks/bench_recommend.py                  # 10,000 patients, every core
     python benchmarks/bench_recommend.py --patients 2000 --naive 10
+    python benchmarks/bench_recommend.py --compare /tmp/base --naive 0   # and the code of another checkout
 
 Prints, for ``jdm-kg recommend DIR --summary --jobs N`` (the CLI as a user runs it, in a
 subprocess; output to /dev/null, ``--format`` to change it): wall time, patients per
@@ -161,11 +162,12 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_cli(args: list[str]) -> tuple[float, int, str]:
-    """Run jdm-kg; return wall seconds, peak tree RSS (bytes) and stderr's summary."""
+def run_cli(args: list[str], code: Path = ROOT) -> tuple[float, int, str]:
+    """Run jdm-kg (the code of the checkout ``code``); return wall seconds, peak tree RSS (bytes)
+    and stderr's summary."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "jdm_kg.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, cwd=code, env=dict(os.environ, PYTHONPATH=str(code)))
     peak = 0
     done = threading.Event()
 
@@ -228,6 +230,8 @@ def main() -> None:
     parser.add_argument("--format", default="text", help="recommend output format (text: the report a user reads; "
                         "jsonl: a JSON object per patient, ~50 kB each)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the quarter-size run")
+    parser.add_argument("--compare", metavar="DIR", help="also run recommend and validate on the whole registry with "
+                        "the code of the checkout DIR (e.g. git worktree add /tmp/base <commit>), in the same run")
     args = parser.parse_args()
     jobs = args.jobs or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="jdm-kg-bench-") as tmp:
@@ -249,9 +253,19 @@ def main() -> None:
         wall, peak, _ = run_cli(["validate", str(folder), "--summary", "--summary-only", "--jobs", str(jobs), "--no-progress"])
         print(f"validate only {args.patients:6d} patients: {wall:6.1f} s  {args.patients / wall:7.1f} patients/s  "
               f"peak memory {peak / 2**20:6.0f} MiB")
+        if args.compare:
+            code = Path(args.compare).resolve()
+            for command in (["recommend", str(folder), "--summary", "--format", args.format, "--jobs", str(jobs),
+                             "--engine", args.engine, "--no-progress"],
+                            ["validate", str(folder), "--summary", "--summary-only", "--jobs", str(jobs), "--no-progress"]):
+                wall, peak, _ = run_cli(command, code)
+                print(f"{command[0]:<13} {args.patients:6d} patients, the code of {code}: {wall:6.1f} s  "
+                      f"{args.patients / wall:7.1f} patients/s  peak memory {peak / 2**20:6.0f} MiB")
         print("summary of the full recommend run (from jdm-kg --summary):")
         summary = err[err.find("Summary"):].strip().splitlines()
         print("\n".join("  " + line for line in summary[:30]))
+        if args.naive < 1:
+            return
         sample = sorted(p for p in folder.rglob("*") if p.is_file())[: args.naive]
         per_patient = naive(sample)
         print(f"naive         {len(sample):6d} patients: {per_patient * 1000:6.0f} ms/patient, {1 / per_patient:7.2f} patients/s "

@@ -1,19 +1,26 @@
-"""Benchmark: a bounded load against ``jdm-kg serve`` on loopback.
+"""Benchmark: a bounded load against ``jdm-kg serve`` on loopback, beside the issue-22 targets.
 
-    python benchmarks/bench_service.py                          # 3,000 requests, 10 clients
-    python benchmarks/bench_service.py --requests 1000 --clients 20 --pool 200 --result-cache 0
+    python benchmarks/bench_service.py                          # 1,500 requests, 10 clients, default settings
+    python benchmarks/bench_service.py --compare /tmp/base      # the same, and the code in /tmp/base, in one run
+    python benchmarks/bench_service.py --requests 600 --clients 20
 
-Starts ``jdm-kg serve --insecure-dev`` in a subprocess on a free 127.0.0.1 port (nothing else is
-contacted), then ``--clients`` concurrent clients (httpx, one connection each) send
-``--requests`` requests in a seeded mix: 40% CDS Hooks patient-view, 20% order-select,
-30% ``POST /recommend`` (FHIR in, JSON or Markdown out), 10% malformed (broken Turtle, missing
-prefetch, not JSON). The patients are drawn from a pool of ``--pool`` records made from the
-bundled FHIR examples with seeded body weights (so a pool larger than the request count
-measures evaluation with no cache hits; a small pool shows a clinic's charts opened again).
+Starts ``jdm-kg serve --insecure-dev`` with its default settings in a subprocess on a free
+127.0.0.1 port (nothing else is contacted), then ``--clients`` concurrent clients (httpx, one
+connection each) send ``--requests`` requests in a seeded mix: 40% CDS Hooks patient-view, 20%
+order-select, 30% ``POST /recommend`` (FHIR in, JSON, Markdown or FHIR out), 10% malformed
+(broken Turtle, missing prefetch, not JSON). Two cases, each on a fresh server:
 
-Prints requests per second, latency p50/p95/p99 overall and per kind, the server's peak memory
-(VmHWM from /proc), the result-cache hits and the errors: a valid request that did not get 200,
-or a malformed one that did not get a 4xx. Stops by itself; tests never assert on these numbers.
+- **distinct** (the default case, what an EHR sends): a different patient for every request
+  (the bundled FHIR examples with seeded body weights), so no answer comes from the result cache;
+- **cached**: the same load drawn from 20 patients, so nearly every answer is a cache hit.
+
+Prints requests per second, latency p50/p95/p99 overall and per kind, 503s, the peak memory of
+the server and its worker processes (VmHWM summed: shared pages count once per process), the
+result-cache hits and the errors (a valid request that did not get 200, a malformed one that did
+not get a 4xx), then one uncached evaluation (parse and recommend, in one process: the median of
+``--evaluations`` distinct patients) and the targets met or not. ``--compare DIR`` runs all of
+it also with the code of the checkout DIR (e.g. ``git worktree add /tmp/base <commit>``), one
+after the other in the same run. Stops by itself; tests never assert on these numbers.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ def _free_port() -> int:
 
 
 def _pool(size: int, rng: random.Random) -> list[dict[str, Any]]:
-    """``size`` FHIR Bundles: the bundled examples with seeded body weights."""
+    """``size`` distinct FHIR Bundles: the bundled examples, each with a body weight of its own."""
     bases = [json.loads(p.read_text()) for p in EXAMPLES]
     out = []
     for i in range(size):
@@ -54,8 +61,8 @@ def _pool(size: int, rng: random.Random) -> list[dict[str, Any]]:
         for entry in bundle["entry"]:
             resource = entry["resource"]
             codes = [c.get("code") for c in resource.get("code", {}).get("coding", [])]
-            if resource["resourceType"] == "Observation" and "29463-7" in codes:
-                resource["valueQuantity"]["value"] = round(rng.uniform(18, 70), 1)
+            if resource["resourceType"] == "Observation" and "29463-7" in codes:  # a weight no other record has
+                resource["valueQuantity"]["value"] = round(18 + i * 0.01 + rng.random() * 0.001, 3)
         out.append(bundle)
     return out
 
@@ -85,12 +92,14 @@ def _hook(hook: str, bundle: dict[str, Any], rng: random.Random) -> dict[str, An
     return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
 
 
-def _plan(count: int, pool: list[dict[str, Any]], rng: random.Random) -> list[tuple[str, str, str, dict[str, str], bytes, bool]]:
-    """(kind, method, path, headers, body, valid) for each request, seeded."""
+def _plan(count: int, pool: list[dict[str, Any]], rng: random.Random,
+          distinct: bool = False) -> list[tuple[str, str, str, dict[str, str], bytes, bool]]:
+    """(kind, method, path, headers, body, valid) for each request, seeded; ``distinct``: the
+    i-th request's patient is the pool's i-th (no two requests share one)."""
     plan = []
-    for _ in range(count):
+    for index in range(count):
         roll = rng.random()
-        bundle = rng.choice(pool)
+        bundle = pool[index] if distinct else rng.choice(pool)
         if roll < 0.4:
             body = json.dumps(_hook("patient-view", bundle, rng)).encode()
             plan.append(("patient-view", "POST", "/cds-services/jdm-kg-patient-view",
@@ -118,13 +127,13 @@ def _plan(count: int, pool: list[dict[str, Any]], rng: random.Random) -> list[tu
     return plan
 
 
-async def _load(base: str, plan: list[Any], clients: int) -> list[tuple[str, float, bool]]:
+async def _load(base: str, plan: list[Any], clients: int) -> list[tuple[str, float, bool, int]]:
     import httpx
 
     queue: asyncio.Queue[Any] = asyncio.Queue()
     for item in plan:
         queue.put_nowait(item)
-    results: list[tuple[str, float, bool]] = []
+    results: list[tuple[str, float, bool, int]] = []
 
     async def client() -> None:
         async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=httpx.Limits(max_connections=1)) as http:
@@ -138,7 +147,7 @@ async def _load(base: str, plan: list[Any], clients: int) -> list[tuple[str, flo
                     status = 0
                 elapsed = time.perf_counter() - start
                 ok = status == 200 if valid else 400 <= status < 500
-                results.append((kind, elapsed, ok))
+                results.append((kind, elapsed, ok, status))
 
     await asyncio.gather(*(client() for _ in range(clients)))
     return results
@@ -151,41 +160,76 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {q[49] * 1000:7.1f} ms  p95 {q[94] * 1000:7.1f} ms  p99 {q[98] * 1000:7.1f} ms"
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found = [pid]
+    for candidate in sorted(parents):
+        if parents[candidate] in found:
+            found.append(candidate)
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, with reaped children's) of the server and its worker processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in _tree(pid):
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / ticks
+
+
 def _peak_memory_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """VmHWM of the server and its worker processes, summed (MiB)."""
+    total = 0
+    for process in _tree(pid):
+        try:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024 if total else None
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--pool", type=int, default=60, help="distinct patient records (default 60)")
-    parser.add_argument("--result-cache", type=int, default=256, help="the server's --result-cache (0: off)")
-    parser.add_argument("--seed", type=int, default=15)
-    args = parser.parse_args()
-    if not (1 <= args.requests <= 100_000 and 1 <= args.clients <= 200):
-        parser.error("--requests 1..100000, --clients 1..200 (a bounded load)")
-    rng = random.Random(args.seed)
-    plan = _plan(args.requests, _pool(args.pool, rng), rng)
+#: Issue 22's targets (2 cores, 10 clients, distinct patients, default settings).
+TARGET_P99_MS = 100.0
+TARGET_RPS = 100.0
+TARGET_EVALUATION_MS = 15.0
+
+
+def _serve(code: Path, args: argparse.Namespace, result_cache: bool) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ)
     env.setdefault("JDM_KG_CACHE", "/tmp/jdm-kg-bench-cache")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jdm_kg.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--insecure-dev",
-         "--today", "2026-11-01", "--max-concurrent", str(max(8, args.clients * 2)),
-         "--result-cache", str(args.result_cache)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
+    env["PYTHONPATH"] = str(code)  # the code under test (this checkout, or --compare's)
+    command = [sys.executable, "-m", "jdm_kg.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--insecure-dev",
+               "--today", "2026-11-01"]
+    if not result_cache:
+        command += ["--result-cache", "0"]
+    server = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, f"http://127.0.0.1:{port}"
 
+
+def _case(code: Path, args: argparse.Namespace, label: str, pool_size: int, cache: bool) -> dict[str, Any]:
+    """One load on a fresh server of ``code``: the figures."""
+    import httpx
+
+    rng = random.Random(args.seed)
+    pool = _pool(pool_size, rng)
+    plan = _plan(args.requests, pool, rng, distinct=pool_size >= args.requests)
+    server, base = _serve(code, args, cache)
+    try:
         started = time.monotonic()
         while True:
             try:
@@ -193,14 +237,15 @@ def main() -> int:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() - started > 120 or server.poll() is not None:
-                print("the server did not start", file=sys.stderr)
-                return 1
+            if time.monotonic() - started > 300 or server.poll() is not None:
+                raise SystemExit(f"the server of {code} did not start")
             time.sleep(0.2)
         startup = time.monotonic() - started
+        cpu0 = _cpu_seconds(server.pid)
         t0 = time.perf_counter()
         results = asyncio.run(_load(base, plan, args.clients))
         wall = time.perf_counter() - t0
+        cpu = _cpu_seconds(server.pid) - cpu0
         health = httpx.get(base + "/health", timeout=5).json()
         peak = _peak_memory_mb(server.pid)
     finally:
@@ -210,20 +255,109 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     valid = [r for r in results if r[0] != "malformed"]
-    print(f"jdm-kg serve on loopback: {len(results)} requests, {args.clients} concurrent clients, pool of "
-          f"{args.pool} patients, result cache {args.result_cache} (start-up {startup:.1f} s)")
-    print(f"  throughput        {len(results) / wall:8.1f} requests/s  ({wall:.1f} s)")
-    print(f"  all               {_percentiles([r[1] for r in results])}")
+    return {"label": label, "startup": startup, "wall": wall, "rps": len(results) / wall, "results": results,
+            "cpu_ms": cpu * 1000 / len(results),
+            "cache_hits": health.get("cacheHits"), "peak": peak,
+            "errors_valid": sum(1 for r in valid if not r[2]), "valid": len(valid),
+            "errors_malformed": sum(1 for r in results if r[0] == "malformed" and not r[2]),
+            "refused": sum(1 for r in results if r[3] == 503)}
+
+
+def _evaluation_ms(code: Path, count: int) -> float:
+    """The median of one uncached evaluation (parse and recommend a FHIR bundle) in one process
+    of ``code``, over ``count`` distinct patients after a warm-up."""
+    script = f"""
+import json, random, statistics, sys, time
+sys.path.insert(0, {str(code)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+from bench_service import _pool
+from jdm_kg.service.config import ServiceConfig
+bodies = [json.dumps(b).encode() for b in _pool({count} + 5, random.Random(7))]
+try:
+    from jdm_kg.service.evaluator import Evaluator
+    evaluator = Evaluator(ServiceConfig(workers=0)); evaluator.warm()
+    run = lambda body, i: evaluator.do(("recommend", body, "application/fhir+json", f"p{{i}}"))
+except ImportError:  # the code before issue 22
+    from jdm_kg.service.core import Core
+    core = Core(ServiceConfig(result_cache=0)); core.warm()
+    run = lambda body, i: core.recommend(core.parse(body, "application/fhir+json", f"p{{i}}"), f"p{{i}}")
+for i, body in enumerate(bodies[:5]):
+    run(body, i)
+times = []
+for i, body in enumerate(bodies[5:]):
+    start = time.perf_counter(); run(body, i); times.append(time.perf_counter() - start)
+print(statistics.median(times) * 1000)
+"""
+    env = dict(os.environ)
+    env.setdefault("JDM_KG_CACHE", "/tmp/jdm-kg-bench-cache")
+    env["PYTHONPATH"] = str(code)
+    out = subprocess.run([sys.executable, "-c", script], cwd=code, env=env, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"the evaluation timing of {code} failed: {out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _report(code_label: str, case: dict[str, Any]) -> None:
+    results = case["results"]
+    print(f"  [{code_label}] {case['label']}: start-up {case['startup']:.1f} s, {len(results)} requests in "
+          f"{case['wall']:.1f} s")
+    print(f"    throughput        {case['rps']:8.1f} requests/s")
+    print(f"    all               {_percentiles([r[1] for r in results])}")
     for kind in ("patient-view", "order-select", "recommend", "malformed"):
         times = [r[1] for r in results if r[0] == kind]
-        print(f"  {kind:<17} {_percentiles(times)}  (n={len(times)})")
-    print(f"  cache hits        {health.get('cacheHits')}")
-    print(f"  peak memory       {peak:.0f} MB (server VmHWM)" if peak else "  peak memory       unknown")
-    errors_valid = sum(1 for r in valid if not r[2])
-    errors_malformed = sum(1 for r in results if r[0] == "malformed" and not r[2])
-    print(f"  errors            {errors_valid} of {len(valid)} valid requests; {errors_malformed} malformed requests "
-          "not answered with a 4xx")
-    return 0 if errors_valid == 0 and errors_malformed == 0 else 1
+        print(f"    {kind:<17} {_percentiles(times)}  (n={len(times)})")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    print(f"    server CPU        {case['cpu_ms']:8.1f} ms a request (all its processes): at most "
+          f"{cores * 1000 / case['cpu_ms']:.0f} requests/s on {cores} otherwise idle cores")
+    print(f"    cache hits        {case['cache_hits']}")
+    print(f"    peak memory       {case['peak']:.0f} MiB (VmHWM, server and workers summed)" if case["peak"]
+          else "    peak memory       unknown")
+    print(f"    refused (503)     {case['refused']}")
+    print(f"    errors            {case['errors_valid']} of {case['valid']} valid requests; {case['errors_malformed']} "
+          "malformed requests not answered with a 4xx")
+
+
+def _p99(case: dict[str, Any]) -> float:
+    values = [r[1] for r in case["results"]]
+    return statistics.quantiles(values, n=100, method="inclusive")[98] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--evaluations", type=int, default=60, help="distinct patients timed in one process (default 60)")
+    parser.add_argument("--compare", metavar="DIR", help="also run everything with the code of the checkout DIR")
+    parser.add_argument("--seed", type=int, default=15)
+    args = parser.parse_args()
+    if not (1 <= args.requests <= 100_000 and 1 <= args.clients <= 200 and 1 <= args.evaluations <= 10_000):
+        parser.error("--requests 1..100000, --clients 1..200, --evaluations 1..10000 (a bounded load)")
+    codes = [("this code", ROOT)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
+    print(f"jdm-kg serve on loopback, default settings: {args.requests} requests a case, {args.clients} concurrent "
+          f"clients, {os.cpu_count()} cores; the machine's other load is not controlled (figures are noisy on a "
+          "shared machine)")
+    summary = []
+    for label, code in codes:
+        distinct = _case(code, args, "distinct patients (uncached)", args.requests, cache=True)
+        _report(label, distinct)
+        cached = _case(code, args, "20 patients (cached)", 20, cache=True)
+        _report(label, cached)
+        evaluation = _evaluation_ms(code, args.evaluations)
+        print(f"  [{label}] one uncached evaluation (parse + recommend, one process): median {evaluation:.1f} ms")
+        summary.append((label, code, distinct, cached, evaluation))
+    print("\ntargets (distinct patients, 10 clients, 2 cores, default settings):")
+    for label, code, distinct, cached, evaluation in summary:
+        p99, rps = _p99(distinct), distinct["rps"]
+        clean = distinct["refused"] == 0 and distinct["errors_valid"] == 0
+        print(f"  [{label}] {code}")
+        print(f"    p99 {p99:7.1f} ms (target <= {TARGET_P99_MS:g})      {'met' if p99 <= TARGET_P99_MS else 'NOT met'}"
+              f"   [cached: {_p99(cached):.1f} ms]")
+        print(f"    {rps:7.1f} req/s (target >= {TARGET_RPS:g})     {'met' if rps >= TARGET_RPS else 'NOT met'}"
+              f"   [cached: {cached['rps']:.1f} req/s]")
+        print(f"    refused {distinct['refused']}, errors {distinct['errors_valid']} (target 0)   "
+              f"{'met' if clean else 'NOT met'}")
+        print(f"    evaluation median {evaluation:.1f} ms (target <= {TARGET_EVALUATION_MS:g})   "
+              f"{'met' if evaluation <= TARGET_EVALUATION_MS else 'NOT met'}")
+    return 0 if all(d["errors_valid"] == 0 and d["errors_malformed"] == 0 for _, _, d, _, _ in summary) else 1
 
 
 if __name__ == "__main__":

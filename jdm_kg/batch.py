@@ -18,6 +18,8 @@ per record (:func:`patient_slices`) and processed like that many files.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -257,6 +259,30 @@ def _work(args: tuple[list[str], str, bool, str, tuple[str, ...]]) -> list[FileO
     return process_files(*args)
 
 
+def _worker_started() -> None:
+    """In each worker process: SIGTERM ends it at once, Ctrl-C is left to the main process (which
+    stops the workers), and on Linux it ends when the main process does, however that ends."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill ``pool``'s worker processes (their work is abandoned) and reap them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(5)
+
+
 def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool = False,
               progress: bool = False, engine: EngineChoice = "rdflib",
               predominant: tuple[str, ...] = ()) -> Iterator[FileOutcome]:
@@ -278,12 +304,17 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
                         bar.advance(outcome.path)
                     yield outcome
             return
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), initializer=_worker_started)
+        try:
             for outcomes in pool.map(_work, tasks):
                 for outcome in outcomes:
                     if bar:
                         bar.advance(outcome.path)
                     yield outcome
+        except BaseException:  # stopped (SIGTERM, Ctrl-C, output closed, an error): the workers stop too
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
     finally:
         if bar:
             bar.stop()

@@ -2,22 +2,25 @@
 
 Exit codes (as pySHACL): 0 ok / conforms, 1 violations found, 2 unusable input or usage error;
 3 internal error (a bug in jdm-kg: the message says "please report"); 141 output closed early
-(e.g. piped into `head`: what was printed is incomplete); 130 interrupted. With many files the
+(e.g. piped into `head`: what was printed is incomplete); 130 interrupted; 143 terminated (SIGTERM).
+An output that cannot be written (a full disk, a folder that cannot be written) is exit 2 with the reason. With many files the
 code is the worst one met. Control characters from the input are shown escaped (ESC as \\u001b).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import difflib
 import io
 import json
 import os
+import signal
 import sys
 import textwrap
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,17 @@ __all__ = ["main"]
 
 #: Output closed before everything was written (``| head``): 128 + SIGPIPE, as a shell reports it.
 EXIT_OUTPUT_CLOSED = 141
+#: Stopped by SIGTERM (worker processes stopped too): 128 + SIGTERM.
+EXIT_TERMINATED = 143
+
+
+def _handle_sigterm() -> Any:
+    """Make SIGTERM stop the run as Ctrl-C does (so ``--jobs`` workers are stopped with it); the
+    handler it replaces, or None where none can be set (not the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        return None
 
 class _Escaping(io.TextIOBase):
     """A text stream that writes to ``stream`` with control characters escaped."""
@@ -88,14 +102,58 @@ class _Escaping(io.TextIOBase):
         self.stream = stream
 
     def write(self, text: str) -> int:
-        self.stream.write(escape_controls(text))
+        try:
+            self.stream.write(escape_controls(text))
+        except BrokenPipeError:
+            raise
+        except OSError as err:  # a full disk, a device error: the output is incomplete
+            raise OutputError(err) from None
         return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise OutputError(err) from None
 
     def isatty(self) -> bool:
         return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+
+class OutputError(InputError):
+    """Standard output could not be written (``> /dev/full``): exit 2 with the reason."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__("standard output", f"cannot write the output ({err.strerror or err}); what was written "
+                                            "is incomplete")
+
+
+@contextlib.contextmanager
+def _writing_into(folder: Path) -> Iterator[None]:
+    """An :class:`InputError` naming ``folder`` for a folder or file that cannot be written
+    (``docs -o /proc/x``, a read-only or full disk), instead of an internal error."""
+    try:
+        yield
+    except OSError as err:
+        where = err.filename or folder
+        raise InputError(str(where), f"cannot write here ({err.strerror or err}); choose another output "
+                                     f"folder with -o") from None
+
+
+def _quiet_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that what is still buffered for a closed or full
+    output is dropped at exit, not reported as an error of its own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def _say(text: str) -> None:
@@ -661,7 +719,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_docs(args: argparse.Namespace) -> int:
     from jdm_kg.outputs.docs import write_docs
 
-    pages = write_docs(load_guideline(), Path(args.output))
+    with _writing_into(Path(args.output)):
+        pages = write_docs(load_guideline(), Path(args.output))
     print(f"Wrote {len(pages)} pages to {args.output}/ (open {pages[0]} in a browser).")
     return EXIT_OK
 
@@ -703,8 +762,9 @@ def _cmd_release(args: argparse.Namespace) -> int:
         if dirty and not args.allow_dirty:
             raise ReleaseRefused(release_version(home.ontology), dirty)
         allowed = _bump(args.bump or None)
-    release = write_release(Path(args.output), home.ontology, home.folder("shapes"), queries=home.folder("queries"),
-                            allow_dirty=args.allow_dirty, allowed_changes=allowed)
+    with _writing_into(Path(args.output)):
+        release = write_release(Path(args.output), home.ontology, home.folder("shapes"), queries=home.folder("queries"),
+                                allow_dirty=args.allow_dirty, allowed_changes=allowed)
     for path in release.files:
         print(path)
     if release.draft:
@@ -889,9 +949,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: stop now (worker processes included); exit 143 (128 + SIGTERM)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     block_network(allow=getattr(args, "allow_service", False))
+    previous_sigterm = _handle_sigterm()
     stdout = sys.stdout
     sys.stdout = _Escaping(stdout)  # type: ignore[assignment]
     chosen = os.environ.get(GUIDELINE_ENV)
@@ -904,19 +973,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"note: {note}")
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
+    except OutputError as err:
+        _say(f"error: {err}")
+        _quiet_stdout()
+        return EXIT_ERROR
     except (InputError, NetworkBlocked) as err:
         _say(f"error: {err}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # output piped into head, less...: stop quietly, but say it was cut
-        stdout = open(os.devnull, "w")  # noqa: SIM115 (stdout must stay open until exit)
+    except Terminated:
+        return EXIT_TERMINATED
+    except BrokenPipeError:  # output piped into head, less...: stop quietly; the code says it was cut
+        _quiet_stdout()
         return EXIT_OUTPUT_CLOSED
     except Exception as err:  # a bug: one line saying so, never a bare traceback
         _say(f"error: {internal_error('jdm-kg ' + args.command, 'running', err)}")
         return EXIT_INTERNAL
     finally:
         sys.stdout = stdout
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if chosen is None:  # --guideline holds for this run only (main() may be called again in-process)
             os.environ.pop(GUIDELINE_ENV, None)
         else:

@@ -23,6 +23,8 @@ def app(**options: Any) -> Any:
     from jdm_kg.service import ServiceConfig, create_app
 
     options.setdefault("today", AS_OF)
+    options.setdefault("workers", 0)  # in-process: tests/test_service_limits.py runs real servers with workers
+    options.setdefault("audience", BASE)
     if "jwks" not in options:
         options.setdefault("insecure_dev", True)
     return create_app(ServiceConfig(**options))

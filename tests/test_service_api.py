@@ -412,8 +412,20 @@ def test_jdm_kg_serve_refuses_an_unusable_jwks(tmp_path):
 
     bad = tmp_path / "jwks.json"
     bad.write_text('{"keys": []}')
-    proc = run("serve", "--jwks", str(bad), "--port", str(_free_port()), tmp_path=tmp_path)
+    port = _free_port()
+    proc = run("serve", "--jwks", str(bad), "--port", str(port), "--audience", f"http://127.0.0.1:{port}",
+               tmp_path=tmp_path)
     assert proc.returncode == 2 and "--jwks" in proc.stderr
+
+
+def test_jdm_kg_serve_with_a_jwks_needs_its_public_url(tmp_path):
+    """The JWT audience is the configured service URL, never the Host header a request names:
+    with --jwks, --audience is required (exit 2 naming it, before anything starts)."""
+    from helpers import run
+    from service_support import jwks_file
+
+    proc = run("serve", "--jwks", str(jwks_file(tmp_path)), "--port", str(_free_port()), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--audience" in proc.stderr and "Host header" in proc.stderr
 
 
 def test_security_headers_and_cors():

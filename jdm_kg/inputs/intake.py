@@ -94,6 +94,16 @@ class TermIndex:
                 key = normalise(name)
                 if key:
                     self.names.setdefault((kind, key), set()).add(iri)
+        # the guideline's classes (a drug IRI naming one names no drug), with the drugs of each
+        graph = guideline.graph
+        self.classes: dict[str, str] = {
+            str(c): str(graph.value(c, RDFS.label) or _local(str(c)))
+            for kind in (OWL.Class, RDFS.Class) for c in graph.subjects(RDF.type, kind) if isinstance(c, URIRef)}
+        self.members: dict[str, list[str]] = {}
+        for iri, term in sorted(self.terms.items(), key=lambda item: item[1].label):
+            if DRUG[0] in self.kinds[iri]:
+                for cls in graph.objects(URIRef(iri), RDF.type):
+                    self.members.setdefault(str(cls), []).append(term.local)
 
     def code_name(self, iri: str) -> str | None:
         """``SNOMED CT 999999999`` for an IRI under a standard code system's IRI prefix, else None."""
@@ -267,7 +277,15 @@ def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
     if isinstance(drug, URIRef) and not index.is_a(str(drug), DRUG[0]):
         name = index.name_of(str(drug))
         near = index.near_miss(name, DRUG)
-        if near is not None:
+        same = index.named(name, DRUG)  # the name of a guideline drug in another IRI (jdmg:Tofacitinib)
+        other = _not_a_drug(graph, index, drug)
+        if other is not None:
+            add_issue(graph, episode, JDM.drug, name, other)
+        elif same is not None:
+            add_issue(graph, episode, JDM.drug, name,
+                      f"{name!r} is not a drug the guideline graph knows: did you mean {same.label}? IRIs are "
+                      f"case-sensitive: write jdmg:{same.local}.")
+        elif near is not None:
             add_issue(graph, episode, JDM.drug, name,
                       f"{name!r} is not a drug the guideline graph knows: did you mean {near.label}? "
                       f"Correct the spelling (jdmg:{near.local}); a drug outside the guideline is kept as another medication.")
@@ -279,6 +297,30 @@ def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
             add_issue(graph, episode, JDM.drug, str(text),
                       f"{str(text)!r} is not a drug the guideline graph knows: did you mean {near.label}? "
                       f"Correct the spelling; a drug outside the guideline is kept as another medication.")
+
+
+def _not_a_drug(graph: Graph, index: TermIndex, drug: URIRef) -> str | None:
+    """What a treatment's drug IRI names if it is something other than a drug: the patient
+    record, a class (of drugs or anything else), or another guideline term (the disease, a
+    manifestation); None if it is none of these."""
+    name = _local(str(drug))
+    if (drug, RDF.type, JDM.Patient) in graph:
+        return (f"{name!r} is the patient record, not a drug: did you mean the drug given in this treatment "
+                f"(e.g. jdmg:tofacitinib)?")
+    cls = str(drug) if str(drug) in index.classes else next(  # the class, or a class of that name (jdmg:JAKInhibitor)
+        (c for c in index.classes if normalise(_local(c)) == normalise(name) and index.members.get(c)), None)
+    if cls is not None:
+        members = index.members.get(cls, [])
+        hint = (f"did you mean one of its drugs ({', '.join('jdmg:' + m for m in members[:5])})?" if members
+                else "did you mean the drug given in this treatment (e.g. jdmg:tofacitinib)?")
+        return f"{name!r} names a class ({index.classes[cls]}), not a drug: {hint}"
+    kinds = index.kinds.get(str(drug))
+    if kinds:
+        term = index.terms[str(drug)]
+        kind = " and ".join(sorted(normalise(_local(k)) for k in kinds))
+        return (f"{name!r} is a {kind} ({term.label}), not a drug: did you mean the drug given in this treatment "
+                f"(e.g. jdmg:tofacitinib)?")
+    return None
 
 
 def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features: tuple[URIRef, ...]) -> None:

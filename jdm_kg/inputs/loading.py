@@ -25,7 +25,8 @@ from jdm_kg.resources import CONTEXT_IRI
 if TYPE_CHECKING:
     from jdm_kg.knowledge.guideline import Guideline
 
-__all__ = ["load_json", "check_terms", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir",
+__all__ = ["load_json", "check_terms", "scan_turtle", "check_values", "MAX_NESTING", "MAX_LIST_ITEMS", "MAX_VALUES",
+           "MAX_LITERAL_CHARS", "MAX_JSON_DEPTH", "rdf_files", "load_rdf_file", "load_patient_file", "is_fhir",
            "from_oxigraph", "document_blank_nodes", "parse_rdf_text", "MAX_FILE_BYTES", "RDF_SUFFIXES",
            "review_jsonld_text", "review_patient"]
 
@@ -42,6 +43,15 @@ def max_file_bytes() -> int:
         return int(float(given) * 1024 * 1024) if given else MAX_FILE_BYTES
     except ValueError:
         raise InputError("JDM_KG_MAX_FILE_MB", f"{given!r} is not a number of MiB") from None
+
+#: Limits on the shape of what is read, so that a small hostile file cannot cost minutes and
+#: gigabytes (a 1 MB file of blank nodes nested 100,000 deep; a 200,000-item RDF list; 100,000
+#: treatments in one record; a 10 MB literal): each is refused in well under a second, with a
+#: message naming the limit. A patient record is a few levels deep, with tens of values.
+MAX_NESTING = 32  #: blank nodes inside blank nodes (``[ ... [ ... ] ]``), JSON-LD objects inside objects
+MAX_LIST_ITEMS = 1_000  #: items of one RDF list (``( ... )``)
+MAX_VALUES = 1_000  #: values of one property of one node (treatments of one record, ...); items of one JSON array
+MAX_LITERAL_CHARS = 100_000  #: characters of one literal or JSON string
 
 RDF_SUFFIXES = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld", ".json": "json-ld"}
 
@@ -81,7 +91,7 @@ warnings.filterwarnings("ignore", message="Parsing weird boolean", category=User
 _KNOWN_TERMS: dict[Any, Node] = {}
 
 
-def _parse_with_oxigraph(text: str, fmt: str) -> Graph | None:
+def _parse_with_oxigraph(text: str, fmt: str, source: str = "input") -> Graph | None:
     """Turtle / N-Triples parsed by Oxigraph's parser (several times faster than rdflib's) into
     an rdflib graph; None if Oxigraph refuses the text, so that rdflib parses it and gives the
     message (and accepts what it is lenient about), exactly as without this fast path."""
@@ -158,21 +168,136 @@ def parse_rdf_text(text: str, fmt: str, source: str) -> Graph:
     1
     """
     if fmt in _FAST_FORMATS:
-        fast = _parse_with_oxigraph(text, fmt)
+        scan_turtle(text, source)
+        fast = _parse_with_oxigraph(text, fmt, source)
         if fast is not None:
             return fast
     graph = Graph()
     if fmt == "json-ld":
-        text = json.dumps(resolve_contexts(load_json(text, source), source))
+        document = load_json(text, source)
+        _check_jsonld(document, source)
+        text = json.dumps(resolve_contexts(document, source))
     try:
         graph.parse(data=text, format=fmt)
     except InputError:
         raise
+    except (IndexError, KeyError, AttributeError, TypeError) as err:  # rdflib's own code failing on broken text
+        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+        raise InputError(source, f"not valid {fmt}: the text cannot be read; is the file cut short (it ends at line "
+                                 f"{lines}) or broken near its end? ({type(err).__name__} in rdflib's parser)",
+                         line=lines) from None
     except Exception as err:  # rdflib raises many types; each becomes one clear line
         message = str(err) or type(err).__name__
         raise InputError(source, f"not valid {fmt}: {_first_line(message)}", line=_line_of(message)) from None
     check_terms(graph, source)  # (what Oxigraph's parser read above is valid already)
     return graph
+
+
+#: Turtle's tokens that can hold a bracket or a quote without meaning one (strings, IRIs,
+#: comments), and the brackets themselves.
+_SKELETON = re.compile(
+    r'"""[^"\\]*+(?:(?:\\.|"(?!""))[^"\\]*+)*+"""'  # (unrolled loops, possessive: no backtracking state per
+    r"|'''[^'\\]*+(?:(?:\\.|'(?!''))[^'\\]*+)*+'''"  # character, so a 10 MB string costs no more than its bytes)
+    r'|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'
+    r"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
+    r'|<[^<>"{}|^`\\\s]*+>|#[^\n]*+|[\[\]()]'
+)
+def scan_turtle(text: str, source: str) -> None:
+    """An :class:`InputError` if Turtle ``text`` passes a limit: a string over
+    :data:`MAX_LITERAL_CHARS`, blank nodes or lists nested deeper than :data:`MAX_NESTING`, a
+    list of more than :data:`MAX_LIST_ITEMS` items. Read from the text before it is parsed, in one
+    pass (a regular expression over strings, IRIs, comments and brackets; the words between them
+    are counted only inside a list), so a hostile file costs milliseconds, not the minutes and
+    gigabytes of the graph it would make.
+
+    >>> scan_turtle("<urn:a> <urn:b> (" + " 1" * 1001 + " ) .", "f.ttl")
+    Traceback (most recent call last):
+    ...
+    jdm_kg.errors.InputError: f.ttl:1: an RDF list ( ... ) of more than 1000 items; jdm-kg reads lists of at most 1000 (a patient record needs a few)
+    >>> scan_turtle('<urn:a> <urn:b> [ <urn:c> "a ] ( [" ] ; <urn:d> ( "1"^^<urn:t> 2 [ <urn:e> 3 ] ) .', "f.ttl")
+    """
+    stack: list[list[Any]] = []  # open brackets: [bracket, items so far]
+    last = 0
+    typed = False  # the previous word was "^^": the IRI that follows is a datatype, not an item
+
+    def counted(n: int, at: int) -> None:
+        stack[-1][1] += n
+        if stack[-1][1] > MAX_LIST_ITEMS:
+            raise InputError(source, f"an RDF list ( ... ) of more than {MAX_LIST_ITEMS} items; jdm-kg reads lists "
+                                     f"of at most {MAX_LIST_ITEMS} (a patient record needs a few)",
+                             line=text.count("\n", 0, at) + 1)
+
+    for match in _SKELETON.finditer(text):
+        in_list = bool(stack) and stack[-1][0] == "("
+        if in_list and match.start() > last:
+            words = text[last:match.start()].split()
+            counted(sum(1 for w in words if w[0] not in "^@"), match.start())
+            typed = bool(words) and words[-1].endswith("^^")
+        token = match.group()
+        first = token[0]
+        if first in "([":
+            if in_list:
+                counted(1, match.start())
+            stack.append([first, 0])
+            if len(stack) > MAX_NESTING:
+                raise InputError(source, f"blank nodes or lists nested more than {MAX_NESTING} deep ([ ... [ ... ] ]); "
+                                         f"jdm-kg reads at most {MAX_NESTING} levels (a patient record needs a few)",
+                                 line=text.count("\n", 0, match.start()) + 1)
+        elif first in ")]":
+            if stack:
+                stack.pop()
+        elif first != "#":
+            if first in "\"'" and len(token) > MAX_LITERAL_CHARS:
+                raise InputError(source, f"a string of {len(token) - 2} characters; jdm-kg reads values of at most "
+                                         f"{MAX_LITERAL_CHARS} characters", line=text.count("\n", 0, match.start()) + 1)
+            if in_list and not (first == "<" and typed):
+                counted(1, match.start())
+        typed = False
+        last = match.end()
+
+
+def check_values(graph: Graph, source: str) -> None:
+    """An :class:`InputError` if a node of ``graph`` has more than :data:`MAX_VALUES` values of
+    one property (100,000 treatments in one record)."""
+    counts: dict[tuple[Node, Node], int] = {}
+    for subject, predicate, _ in graph:
+        key = (subject, predicate)
+        count = counts[key] = counts.get(key, 0) + 1
+        if count > MAX_VALUES:
+            shown = str(predicate).rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+            raise InputError(source, f"a node has more than {MAX_VALUES} values of {shown}; jdm-kg reads at most "
+                                     f"{MAX_VALUES} (a patient record has tens)")
+
+
+def _check_jsonld(document: Any, source: str) -> None:
+    """An :class:`InputError` for JSON that is not JSON-LD rdflib can read: a document that is not
+    an object or a list of objects (``null``, ``1``, ``"text"``), an ``@context`` that is not an
+    IRI, an object, a list of those or null (``"@context": 5``).
+
+    >>> _check_jsonld({"@context": 5}, "p.jsonld")
+    Traceback (most recent call last):
+    ...
+    jdm_kg.errors.InputError: p.jsonld: "@context" is 5: a context is an IRI (such as "https://w3id.org/jdm-kg/context.jsonld"), an object or a list of those
+    """
+    items = document if isinstance(document, list) else [document]
+    if not all(isinstance(item, dict) for item in items):
+        shown = json.dumps(document)[:40] if not isinstance(document, list) else "a list holding " + next(
+            json.dumps(i)[:40] for i in items if not isinstance(i, dict))
+        raise InputError(source, f"the document is {shown}: a JSON-LD patient record is a JSON object (or a list of "
+                                 "objects) with an \"@context\"")
+    stack: list[Any] = list(items)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            context = node.get("@context", None)
+            contexts = context if isinstance(context, list) else [context]
+            for value in contexts:
+                if value is not None and not isinstance(value, (str, dict)):
+                    raise InputError(source, f"\"@context\" is {json.dumps(value)[:40]}: a context is an IRI (such as "
+                                             f"\"{CONTEXT_IRI}\"), an object or a list of those")
+            stack += [v for k, v in node.items() if k != "@context"]
+        elif isinstance(node, list):
+            stack += node
 
 
 #: JSON deeper than this is refused: a patient record is a few levels deep, and rdflib's JSON-LD
@@ -199,18 +324,29 @@ def load_json(text: str, source: str) -> Any:
         raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few") from None
     except ValueError as err:  # Python's limit on the digits of an integer
         raise InputError(source, f"a number in the JSON is too long ({_first_line(str(err)).split(';')[0]})") from None
-    stack = [(document, 1)]
+    stack: list[tuple[Any, int, str | None]] = [(document, 1, None)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, key = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise InputError(source, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels); a patient record needs a few")
         if isinstance(node, dict):
-            stack += [(value, depth + 1) for value in node.values()]
+            stack += [(value, depth + 1, name) for name, value in node.items()]
         elif isinstance(node, list):
-            stack += [(value, depth + 1) for value in node]
+            if len(node) > MAX_VALUES and key not in _MANY_ALLOWED and depth > 1:
+                raise InputError(source, f"the JSON list {key!r} has {len(node)} items; jdm-kg reads at most "
+                                         f"{MAX_VALUES} (a patient record has tens; many records go in @graph or "
+                                         "Bundle.entry, or in files of their own)")
+            stack += [(value, depth + 1, key) for value in node]
+        elif isinstance(node, str) and len(node) > MAX_LITERAL_CHARS:
+            raise InputError(source, f"a JSON string{f' in {key!r}' if key else ''} is {len(node)} characters long; "
+                                     f"jdm-kg reads values of at most {MAX_LITERAL_CHARS} characters")
         elif isinstance(node, (int, float)) and not isinstance(node, bool) and not abs(node) <= _LARGEST:
             raise InputError(source, "a number in the JSON is too large (over 1e308); correct it")
     return document
+
+
+#: JSON lists that may hold any number of items: records (JSON-LD ``@graph``, a FHIR Bundle's ``entry``).
+_MANY_ALLOWED = {"@graph", "entry"}
 
 
 _LARGEST = 1.7976931348623157e308
@@ -362,10 +498,13 @@ def load_patient_file(path: str | Path, predominant: tuple[Any, ...] | list[Any]
         from jdm_kg.inputs.fhir import fhir_to_graph  # only FHIR input needs fhir.resources
 
         _check_fhir_structure(load_json(text, str(path)), str(path))
-        return review_patient(check_terms(fhir_to_graph(text, str(path), guideline), str(path)), predominant, guideline)
-    if fmt == "json-ld":
-        text = review_jsonld_text(text, str(path))
-    return review_patient(parse_rdf_text(text, fmt, str(path)), predominant, guideline)
+        graph = check_terms(fhir_to_graph(text, str(path), guideline), str(path))
+    else:
+        if fmt == "json-ld":
+            text = review_jsonld_text(text, str(path))
+        graph = parse_rdf_text(text, fmt, str(path))
+    check_values(graph, str(path))
+    return review_patient(graph, predominant, guideline)
 
 
 def _check_fhir_structure(document: Any, source: str) -> None:

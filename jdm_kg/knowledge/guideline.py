@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import owlrl
 from owlrl.Namespaces import ERRNS
 from rdflib import OWL, RDF, Dataset, Graph, Literal, URIRef
-from rdflib.store import Store
+from rdflib.plugins.stores.memory import Memory
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
@@ -27,7 +28,7 @@ from jdm_kg.inputs.guideline_source import provide
 from jdm_kg.inputs.loading import document_blank_nodes, from_oxigraph, load_rdf_file
 from jdm_kg.resources import cache_dir, resource_dir
 
-__all__ = ["Guideline", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
+__all__ = ["Guideline", "GuidelineUnion", "load_guideline", "with_guideline", "GUIDELINE_IRI", "JDM", "JDMG"]
 
 from jdm_kg.namespaces import GUIDELINE_IRI, JDM, JDMG
 
@@ -217,17 +218,106 @@ def cached_compile(files: list[Path], asserted: Graph | None = None) -> Guidelin
 load_guideline.cache_clear = _load_guideline.cache_clear  # type: ignore[attr-defined]  # as if it were cached itself
 
 
-def with_guideline(
-    guideline: Guideline, *graphs: Iterable[tuple[Node, Node, Node]], store: Store | str = "default"
-) -> Graph:
-    """A new graph holding the compiled guideline and ``graphs`` (graphs, or lists of triples):
-    the data queries and shapes run on.
+class GuidelineUnion(Memory):
+    """An rdflib store that reads as the compiled guideline plus the triples added to it, without
+    copying the guideline: the guideline's own store is read through (shared, never written), and
+    only what is added (a patient's triples) is held here. A triple the guideline already has is
+    not added again, so no triple is listed twice and SPARQL over the union counts each once.
 
-    A copy, not an aggregate: rdflib's ReadOnlyGraphAggregate repeats rows under subqueries.
-    ``store``: the rdflib store to hold it (rdflib's in-memory one by default).
+    The guideline graph must not change while a union over it is in use (it never does: the
+    compiled guideline is built once and shared read-only). The guideline's triples are read
+    from its store's indexes directly: rdflib's ``Memory`` works out every triple's contexts as
+    it lists it, which the guideline (one graph) does not need.
+
+    >>> from rdflib import Graph, URIRef
+    >>> base = Graph(); _ = base.add((URIRef("urn:a"), URIRef("urn:p"), URIRef("urn:b")))
+    >>> data = Graph(store=GuidelineUnion(base)); _ = data.add((URIRef("urn:a"), URIRef("urn:p"), URIRef("urn:b")))
+    >>> _ = data.add((URIRef("urn:c"), URIRef("urn:p"), URIRef("urn:a")))
+    >>> len(data), data.store.own(), sorted(str(o) for o in data.objects(None, URIRef("urn:p")))
+    (2, 1, ['urn:a', 'urn:b'])
     """
-    data = Graph(store=store)
-    data += guideline.graph
+
+    def __init__(self, base: Graph) -> None:
+        super().__init__()
+        self._base = base
+        store = base.store
+        indexes = [getattr(store, f"_Memory__{name}", None) for name in ("spo", "pos", "osp")]
+        # rdflib's Memory keeps [s][p][o], [p][o][s] and [o][s][p] indexes; another store is read through its API
+        self._indexes = indexes if isinstance(store, Memory) and all(isinstance(i, dict) for i in indexes) else None
+
+    def add(self, triple: Any, context: Any, quoted: bool = False) -> None:
+        if not self._in_base(triple):  # not the guideline's already
+            super().add(triple, context, quoted)
+
+    def _in_base(self, triple: Any) -> bool:
+        return next(self._base_triples(triple), None) is not None
+
+    def _base_triples(self, pattern: Any) -> Any:
+        """The guideline's triples matching ``pattern``."""
+        if self._indexes is None:
+            for triple, _ in self._base.store.triples(pattern, self._base):
+                yield triple
+            return
+        spo, pos, osp = self._indexes
+        s, p, o = pattern
+        if s is not None:
+            by_p = spo.get(s)
+            if by_p is None:
+                return
+            for p2, objects in ([(p, by_p.get(p))] if p is not None else list(by_p.items())):
+                if objects:
+                    if o is not None:
+                        if o in objects:
+                            yield s, p2, o
+                    else:
+                        for o2 in list(objects):
+                            yield s, p2, o2
+        elif p is not None:
+            by_o = pos.get(p)
+            if by_o is None:
+                return
+            for o2, subjects in ([(o, by_o.get(o))] if o is not None else list(by_o.items())):
+                for s2 in list(subjects or ()):
+                    yield s2, p, o2
+        elif o is not None:
+            for s2, predicates in list((osp.get(o) or {}).items()):
+                for p2 in list(predicates):
+                    yield s2, p2, o
+        else:
+            for s2, by_p in list(spo.items()):
+                for p2, objects in list(by_p.items()):
+                    for o2 in list(objects):
+                        yield s2, p2, o2
+
+    def triples(self, triple_pattern: Any, context: Any = None) -> Any:
+        for triple in self._base_triples(triple_pattern):
+            yield triple, iter(_NO_CONTEXTS)
+        yield from super().triples(triple_pattern, context)
+
+    def own(self) -> int:
+        """How many triples are held here (not the guideline's)."""
+        return super().__len__(None)
+
+    def __len__(self, context: Any = None) -> int:
+        return len(self._base) + super().__len__(context)
+
+    def remove(self, triple: Any, context: Any = None) -> None:
+        """Remove added triples; the guideline's stay (it is shared and read-only)."""
+        super().remove(triple, context)
+
+
+_NO_CONTEXTS: tuple[Any, ...] = ()
+
+
+def with_guideline(
+    guideline: Guideline, *graphs: Iterable[tuple[Node, Node, Node]], store: GuidelineUnion | None = None
+) -> Graph:
+    """The compiled guideline and ``graphs`` (graphs, or lists of triples) as one rdflib graph:
+    the data queries and shapes run on. The guideline is not copied: the graph's store
+    (:class:`GuidelineUnion`, or ``store``, a subclass of it over ``guideline.graph``) reads it
+    through and holds only the triples of ``graphs``.
+    """
+    data = Graph(store=store if store is not None else GuidelineUnion(guideline.graph))
     for graph in graphs:
         data += graph
     return data

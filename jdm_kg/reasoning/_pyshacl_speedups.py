@@ -6,7 +6,14 @@
   as SHACL requires (a value node shared by two focus nodes gives two results);
 - :func:`_evaluate_or_in_order`: ``sh:or`` stops at the first alternative that conforms;
 - :func:`_format_message_literally`: a bug fix, a SPARQL-based message takes its bound values
-  literally (pySHACL passes them to ``re.sub`` as a replacement template).
+  literally (pySHACL passes them to ``re.sub`` as a replacement template);
+- :class:`_ParameterList`: the list of constraint parameters each shape's predicates are looked
+  up in answers ``in`` from a set (pySHACL scans the list: 60 comparisons per predicate, a
+  twentieth of a patient's validation). Same list, same order;
+- :func:`_shared_shapes_graph`: a shapes graph is compiled into pySHACL's shapes once per process
+  and reused by every validation with that same graph object (pySHACL builds them anew for each
+  run: a sixth of a patient's validation in the service). The graph must not change once used,
+  as jdm-kg's shapes, read once per process, never do.
 
 They replace pySHACL internals, so they are used only with the pySHACL versions in
 :data:`TESTED_VERSIONS`, the versions whose own W3C SHACL core and DASH tests give the same
@@ -22,6 +29,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -33,7 +41,8 @@ __all__ = ["TESTED_VERSIONS", "faster_pyshacl", "enable", "disable", "available"
 TESTED_VERSIONS = frozenset({"0.40.1"})
 
 
-def _pyshacl_version() -> str:
+@cache
+def _pyshacl_version() -> str:  # (read once: importlib parses the package's metadata each time)
     try:
         return version("pyshacl")
     except PackageNotFoundError:  # pragma: no cover - pySHACL is a dependency
@@ -182,6 +191,59 @@ def _format_message_literally(self: Any, msg: Any, bound_vars: Any) -> Any:
     return msg
 
 
+class _ParameterList(list):  # type: ignore[type-arg]
+    """pySHACL's list of constraint parameters, with ``in`` answered from a set; ``copy`` and
+    ``append`` (pySHACL adds ``sh:expression`` in advanced mode) keep it so."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(items)
+        self._set = set(self)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._set
+
+    def copy(self) -> _ParameterList:
+        return _ParameterList(self)
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self._set.add(item)
+
+
+def _set_parameters(on: bool) -> None:
+    """Give pySHACL's shapes the constraint parameters as a :class:`_ParameterList` (``on``), or
+    let pySHACL look them up again as it does by itself."""
+    import pyshacl.shape as shape_module
+
+    if on:
+        from pyshacl.constraints import ALL_CONSTRAINT_PARAMETERS, CONSTRAINT_PARAMETERS_MAP
+
+        shape_module.CONSTRAINT_PARAMS = (_ParameterList(ALL_CONSTRAINT_PARAMETERS), CONSTRAINT_PARAMETERS_MAP)
+    else:
+        shape_module.__dict__.pop("CONSTRAINT_PARAMS", None)
+
+
+#: id(shapes graph) -> (a weak reference to it, pySHACL's ShapesGraph built from it).
+_shapes_graphs: dict[int, tuple[Any, Any]] = {}
+
+
+def _shared_shapes_graph(graph: Any, debug: Any = False, logger: Any = None) -> Any:
+    """pySHACL's ``ShapesGraph(graph, debug, logger)``, the same object again for the same
+    ``graph`` (while it lives; not in debug mode)."""
+    import weakref
+
+    make = _originals["shapes_graph"]
+    if debug:
+        return make(graph, debug, logger)
+    known = _shapes_graphs.get(id(graph))
+    if known is not None and known[0]() is graph:
+        return known[1]
+    built = make(graph, debug, logger)
+    key = id(graph)
+    _shapes_graphs[key] = (weakref.ref(graph, lambda _ref: _shapes_graphs.pop(key, None)), built)
+    return built
+
+
 _originals: dict[str, Any] = {}
 _depth = 0
 
@@ -207,6 +269,11 @@ def enable() -> bool:
         for cls, name, key, replacement in _targets():
             _originals[key] = cls.__dict__[name]
             setattr(cls, name, replacement)
+        _set_parameters(True)
+        import pyshacl.validator as validator_module
+
+        _originals["shapes_graph"] = validator_module.ShapesGraph
+        validator_module.ShapesGraph = _shared_shapes_graph
     _depth += 1
     return True
 
@@ -220,6 +287,10 @@ def disable() -> None:
     if _depth == 0:
         for cls, name, key, _ in _targets():
             setattr(cls, name, _originals[key])
+        _set_parameters(False)
+        import pyshacl.validator as validator_module
+
+        validator_module.ShapesGraph = _originals["shapes_graph"]
 
 
 @contextmanager

@@ -25,19 +25,19 @@ Oxigraph store too (:class:`OxigraphAnswered`).
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Protocol
 
 from rdflib import BNode, Graph, Literal, URIRef, Variable
-from rdflib.plugins.stores.memory import Memory
 from rdflib.query import Result
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.guideline_source import provide
 from jdm_kg.inputs.loading import from_oxigraph
-from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline, with_guideline
+from jdm_kg.knowledge.guideline import GUIDELINE_IRI, Guideline, GuidelineUnion, with_guideline
 from jdm_kg.knowledge.queries import Row, query_text, select, stays_local
 
 __all__ = [
@@ -137,13 +137,15 @@ class _Terms:
     def __init__(self, ox: Any, prefix: str = "b", base: _Terms | None = None) -> None:
         self.ox = ox
         self.prefix = prefix
-        self._to_ox: dict[Node, Any] = dict(base._to_ox) if base is not None else {}
-        self._from_ox: dict[str, BNode] = dict(base._from_ox) if base is not None else {}
-        self._counter = itertools.count()
+        self._base = base  # read through, never copied (the guideline's terms: thousands)
+        self._to_ox: dict[Node, Any] = {}
+        self._from_ox: dict[str, BNode] = {}
         self._seen: dict[Any, Node] = {}  # Oxigraph term -> rdflib term (labels, IRIs repeat a lot)
 
     def to_ox(self, term: Node) -> Any:
         node = self._to_ox.get(term)
+        if node is None and self._base is not None:
+            node = self._base._to_ox.get(term)
         if node is None:
             node = self._to_ox[term] = self._convert_to_ox(term)
         return node
@@ -152,8 +154,8 @@ class _Terms:
         ox = self.ox
         if isinstance(term, URIRef):
             return ox.NamedNode(str(term))
-        if isinstance(term, BNode):
-            node = ox.BlankNode(f"{self.prefix}{next(self._counter)}")
+        if isinstance(term, BNode):  # a label no other batch of this process takes (stores are shared)
+            node = ox.BlankNode(f"{self.prefix}{next(_BLANK_LABELS)}")
             self._from_ox[node.value] = term
             return node
         if isinstance(term, Literal):
@@ -163,6 +165,12 @@ class _Terms:
                 return ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
             return ox.Literal(str(term))
         raise TypeError(f"cannot store {term!r} in Oxigraph")
+
+    def blank(self, label: str) -> BNode:
+        node = self._from_ox.get(label)
+        if node is None and self._base is not None:
+            node = self._base._from_ox.get(label)
+        return node if node is not None else BNode(label)
 
     def quads(self, graph: Iterable[tuple[Node, Node, Node]], name: Any) -> list[Any]:
         """``graph``'s triples as Oxigraph quads in the named graph ``name``."""
@@ -178,7 +186,7 @@ class _Terms:
         return node
 
     def _convert(self, term: Any) -> Node:
-        return from_oxigraph(term, lambda label: self._from_ox.get(label) or BNode(label))
+        return from_oxigraph(term, self.blank)
 
 
 class OxigraphEngine:
@@ -228,9 +236,10 @@ class OxigraphEngine:
         return result
 
 
-class OxigraphAnswered(Memory):
-    """rdflib's in-memory store whose SPARQL queries an :class:`OxigraphEngine` holding the
-    same triples answers (rdflib's ``Graph.query`` asks the store first: ``Store.query``).
+class OxigraphAnswered(GuidelineUnion):
+    """The guideline plus a batch's patient triples as one rdflib store (:class:`GuidelineUnion`:
+    the guideline read through, not copied), whose SPARQL queries an :class:`OxigraphEngine`
+    holding the same triples answers (rdflib's ``Graph.query`` asks the store first: ``Store.query``).
 
     For pySHACL's SPARQL targets and constraints over a batch: rdflib's evaluator spends about
     a millisecond a record on their filters, Oxigraph microseconds. A query that is not plain
@@ -239,8 +248,8 @@ class OxigraphAnswered(Memory):
     ``tests/test_shapes.py`` checks that the SHACL results are rdflib's own.
     """
 
-    def __init__(self, engine: OxigraphEngine) -> None:
-        super().__init__()
+    def __init__(self, engine: OxigraphEngine, guideline: Graph) -> None:
+        super().__init__(guideline)
         self.engine = engine
 
     def query(  # type: ignore[override]
@@ -259,10 +268,12 @@ class OxigraphStore:
     """An in-memory Oxigraph store: the compiled guideline in its own named graph, and patient
     graphs added beside it, each in a named graph of its own.
 
-    Oxigraph's in-memory store keeps what is removed from it (it grows, and queries slow down,
-    as graphs come and go), so graphs are never removed: a batch gets a fresh store
-    (:func:`group_store`, cheap: the guideline's quads are converted once per process) and drops
-    it whole.
+    The guideline is loaded once per store; each batch of patients is a named graph of its own
+    beside it (:func:`group_store`), queried with the guideline as one default graph. Oxigraph's
+    in-memory store keeps what is removed from it (it grows, and queries slow down, as graphs
+    come and go), so graphs are never removed: once a store holds :data:`RECYCLE_AFTER` patient
+    quads, the next batch gets a fresh one (the guideline loaded again, about 10 ms; its quads
+    are converted once per process) and the old one is dropped whole when its last batch is done.
     """
 
     def __init__(self, guideline: Guideline, guideline_view: OxigraphEngine | None = None) -> None:
@@ -271,15 +282,19 @@ class OxigraphStore:
         quads, guideline_terms = _guideline_quads(guideline)
         self.terms = _Terms(ox, base=guideline_terms)
         self._guideline_graph = ox.NamedNode(GUIDELINE_GRAPH)
-        self.store.bulk_extend(quads)
-        self._names = itertools.count()
+        self.store.extend(quads)  # (not bulk_extend: no loader threads, so a process holding it can fork)
+        self.patient_quads = 0
+        self._lock = threading.Lock()
         self.guideline_view: OxigraphEngine = guideline_view or OxigraphEngine(self, [self._guideline_graph], None)
 
     def add(self, *graphs: Iterable[tuple[Node, Node, Node]]) -> Any:
         """Load ``graphs`` (or lists of triples) into a new named graph; return its name (for :meth:`engine`)."""
-        name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(self._names)}")
-        # extend, not bulk_extend: for a batch's few thousand quads the bulk loader's set-up costs more
-        self.store.extend([quad for graph in graphs for quad in self.terms.quads(graph, name)])
+        name = self.terms.ox.NamedNode(f"urn:jdm-kg:data:{next(_GRAPH_NAMES)}")
+        with self._lock:  # (the terms' maps are shared by the batches of this store)
+            quads = [quad for graph in graphs for quad in self.terms.quads(graph, name)]
+            # extend, not bulk_extend: for a batch's few thousand quads the bulk loader's set-up costs more
+            self.store.extend(quads)
+            self.patient_quads += len(quads)
         return name
 
     def engine(self, name: Any) -> OxigraphEngine:
@@ -303,9 +318,24 @@ def oxigraph_store(guideline: Guideline) -> OxigraphStore:
     return OxigraphStore(guideline)
 
 
+#: Patient quads a shared store takes before the next batch gets a fresh one.
+RECYCLE_AFTER = 50_000
+_GRAPH_NAMES = itertools.count()  # batch graph names and blank node labels: unique in the process
+_BLANK_LABELS = itertools.count()
+_batch_stores: dict[Guideline, OxigraphStore] = {}
+_batch_stores_lock = threading.Lock()
+
+
 def group_store(guideline: Guideline) -> OxigraphStore:
-    """A fresh store for one batch of patient files, sharing the process's guideline view."""
-    return OxigraphStore(guideline, oxigraph_store(guideline).guideline_view)
+    """The store for a batch of patient files: the process's store for ``guideline``, where the
+    guideline is loaded once and each batch adds a named graph (never a copy of the guideline per
+    batch or request); a fresh one once it holds :data:`RECYCLE_AFTER` patient quads. Shares the
+    process's guideline view."""
+    with _batch_stores_lock:
+        store = _batch_stores.get(guideline)
+        if store is None or store.patient_quads >= RECYCLE_AFTER:
+            store = _batch_stores[guideline] = OxigraphStore(guideline, oxigraph_store(guideline).guideline_view)
+    return store
 
 
 def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
@@ -314,7 +344,8 @@ def oxigraph_answered(guideline: Guideline, graphs: list[Graph]) -> Graph:
     reuses its Oxigraph store for the bundled queries."""
     triples = [triple for graph in graphs for triple in graph]  # rdflib lists a graph slowly: once, for both copies
     store = group_store(guideline)
-    return with_guideline(guideline, triples, store=OxigraphAnswered(store.engine(store.add(triples))))
+    union = OxigraphAnswered(store.engine(store.add(triples)), guideline.graph)
+    return with_guideline(guideline, triples, store=union)
 
 
 def _guideline_rows(guideline: Guideline, query: str) -> list[Row]:

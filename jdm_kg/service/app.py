@@ -13,10 +13,12 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from jdm_kg.inputs.loading import rdf_files
 from jdm_kg.outputs.fhir_output import operation_outcome, results_bundle
 from jdm_kg.outputs.report import (
     results_graph,
@@ -44,13 +47,13 @@ from jdm_kg.service.core import Core
 from jdm_kg.service.http import LOG, RequestGuard, media_type, negotiate
 from jdm_kg.service.openapi import openapi_document
 from jdm_kg.service.problems import Problem, problem
-from jdm_kg.service.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlStore
 from jdm_kg.service.web import web_routes
 from jdm_kg.version import __version__
 
 __all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
+_DEFAULT_URL = "http://127.0.0.1:8080"  # links, when no --audience (the service's public URL) is given
 RECOMMEND_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/turtle"]
 VALIDATE_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/plain", "text/turtle"]
 
@@ -85,22 +88,26 @@ def _source(request: Request) -> str:
 def create_app(config: ServiceConfig | None = None) -> Any:
     """The ASGI application for ``config`` (the guideline is compiled here, once)."""
     config = config or ServiceConfig()
+    if config.jwks and not config.audience:
+        raise ValueError("give the service's public URL with --audience: a JWT's aud is checked against it "
+                         "(never against the Host header a request names)")
     core = Core(config)
-    core.warm()
     verifier = JwtVerifier(config.jwks, config.issuers) if config.jwks else None
+    core.warm()
+    public = (config.audience or _DEFAULT_URL).rstrip("/")  # links in cards; the JWT audience
     if verifier is None and not config.insecure_dev:
         LOG.warning("no --jwks given: CDS Hooks calls will be refused (401) until one is configured")
     if config.insecure_dev:
         LOG.warning("INSECURE DEV MODE: CDS Hooks calls are accepted WITHOUT authentication; never use with real "
                     "patients or off loopback")
-    sparql = SparqlStore(core.guideline, config.data, config.sparql_max_rows, config.sparql_timeout)
+    sparql_files = len(rdf_files(list(config.data))) if config.data else 0
     docs_dir = _docs_dir(core.guideline)
 
     # ------------------------------------------------------------------ plain REST
     async def health(request: Request) -> Response:
         authentication = "jwt" if verifier else "off (insecure dev)" if config.insecure_dev else "not configured"
         return JSONResponse({"status": "ok", "version": __version__, "guidelineVersion": core.guideline.version,
-                             "sparqlData": len(sparql.files), "cacheHits": core.cache_hits,
+                             "sparqlData": sparql_files, "cacheHits": core.cache_hits,
                              "authentication": authentication})
 
     guideline_summary = _guideline_summary(core)
@@ -111,17 +118,11 @@ def create_app(config: ServiceConfig | None = None) -> Any:
             return Response(core.guideline.asserted.serialize(format="turtle"), media_type="text/turtle")
         return JSONResponse(guideline_summary)
 
-    async def read_patient(request: Request) -> tuple[Any, str, str]:
-        body = await request.body()
-        source = _source(request)
-        graph = await core.run(lambda: core.parse(body, media_type(request.headers.get("content-type")), source),
-                               exclusive=False)
-        return graph, source, body.decode("utf-8")  # (parse refused a body that is not UTF-8)
-
     async def validate(request: Request) -> Response:
         chosen = _accept(request, VALIDATE_TYPES)
-        graph, source, text = await read_patient(request)
-        report = await core.run(lambda: core.validate(graph, source, text))
+        body = await request.body()
+        source = _source(request)
+        report = await core.validate(body, media_type(request.headers.get("content-type")), source, request)
         if chosen == "application/fhir+json":
             return JSONResponse(operation_outcome(report.issues, source), media_type=chosen)
         if chosen in ("text/markdown", "text/plain"):
@@ -137,8 +138,9 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         source = _source(request)
         kind = media_type(request.headers.get("content-type"))
 
+        report, results = await core.evaluate(body, kind, source, request)
+
         def work() -> Response:
-            report, results = core.evaluate(body, kind, source)
             if chosen == "application/fhir+json":
                 return JSONResponse(results_bundle(results, report.issues, source, core.guideline), media_type=chosen)
             if chosen == "text/markdown":
@@ -161,8 +163,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
             return
         if verifier is None:
             raise Problem("unauthorized", "this service has no JWKS configured (--jwks): CDS Hooks calls are refused")
-        base = (config.audience or str(request.base_url)).rstrip("/")
-        verifier.verify(request.headers.get("authorization"), [f"{base}/cds-services/{service_id}", base])
+        verifier.verify(request.headers.get("authorization"), [f"{public}/cds-services/{service_id}", public])
 
     async def cds_call(request: Request) -> tuple[str, Any]:
         """The service named in the path (404 if none), the caller authenticated, the JSON body."""
@@ -177,10 +178,11 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         context = cds_hooks.check_request(service_id, body)
         orders = cds_hooks.selected_orders(context) if service_id == cds_hooks.ORDER_SELECT else []
         text = cds_hooks.prefetch_bundle(body["prefetch"], context["patientId"], config.today)
-        base = str(request.base_url).rstrip("/")
+        base = public  # links from the configured URL, never from the request's Host header
+        _, results = await core.evaluate(text.encode(), "application/fhir+json", "prefetch", request,
+                                        lines=False)  # (a bundle made here from the prefetch: its lines mean nothing)
 
         def work() -> dict[str, Any]:
-            _, results = core.evaluate(text.encode(), "application/fhir+json", "prefetch")
             cards: list[dict[str, Any]] = []
             for result in results[:1]:
                 link = f"{base}/report/{core.keep_report([result])}"
@@ -228,20 +230,17 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                                                         "application/x-www-form-urlencoded (query=...)")
         if len(text) > 100_000:
             raise Problem("bad-request", f"the query is {len(text)} characters long; the limit is 100000")
-        await core.run(lambda: sparql.check(text))
-        # Oxigraph answers on its own: a slow query does not hold the recommendation lock
-        kind, answer, truncated = await core.run(lambda: sparql.run(text), exclusive=False)
-        offered = list(GRAPH_TYPES) if kind == "CONSTRUCT" else list(RESULT_TYPES)
-        chosen = _accept(request, offered)
-        fmt = (GRAPH_TYPES if kind == "CONSTRUCT" else RESULT_TYPES)[chosen]
-        body = await core.run(lambda: sparql.serialize(kind, answer, fmt), exclusive=False)
-        headers = {"X-JDM-KG-Truncated": f"true; at {sparql.max_rows} rows"} if truncated else {}
+        if not text.strip():
+            raise Problem("bad-request", "no query: give it as ?query=, a form field, or an application/sparql-query body")
+        # checked, run and written in a process of its own, killed at the time limit or when the client goes
+        chosen, body, truncated = await core.sparql(text, request.headers.get("accept"), request)
+        headers = {"X-JDM-KG-Truncated": f"true; at {config.sparql_max_rows} rows"} if truncated else {}
         return Response(body, media_type=chosen, headers=headers)
 
     # ------------------------------------------------------------------ errors
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        headers = {"Retry-After": "1"} if exc.kind in ("busy", "timeout") else None
+        headers = {"Retry-After": "1"} if exc.kind in ("busy", "timeout", "cancelled") else None
         if exc.kind == "unauthorized":
             headers = {"WWW-Authenticate": 'Bearer realm="jdm-kg CDS Hooks"'}
         return problem(exc.kind, exc.detail, _rid(request), headers, **exc.extra)
@@ -284,8 +283,14 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                                      allow_methods=["GET", "POST", "OPTIONS"],
                                      allow_headers=["Authorization", "Content-Type", "Accept"],
                                      expose_headers=["X-Request-Id"], max_age=600))
-    app = Starlette(routes=routes, middleware=middleware,
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+        core.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={Problem: on_problem, HTTPException: on_http, Exception: on_error})
+    atexit.register(core.close)  # (also when the server stops without a lifespan shutdown)
     app.state.core = core
     app.state.config = config
     return RequestGuard(app, config.max_body_bytes)

@@ -1,13 +1,16 @@
-"""The work behind every route: the guideline compiled once, patient data read by media type,
-recommendations computed under the service's limits.
+"""What the routes share: the compiled guideline, the limits on work, the result cache and the
+report links.
 
-Recommendation is CPU-bound Python: one evaluation runs at a time (a lock; the interpreter
-would serialise it anyway), in a worker thread so the event loop keeps answering. At most
-``max_concurrent`` requests may wait for it; more are refused with 503 at once. A request
-whose work passes ``request_timeout`` gets 503; its evaluation finishes in the background and
-is dropped. Reading the body into a graph of its own, looking up the result cache and
-rendering an answer run outside the lock, so a malformed request or a repeated one does not
-wait behind an evaluation.
+Evaluations and SPARQL queries run in worker processes (:mod:`jdm_kg.service.workers`; default
+one per core): each request's work can be stopped for real, and a slow request holds up only
+its own worker. At most ``max_concurrent`` requests may be worked on or wait for a worker at
+once; more are refused with 503 at once. A request whose work passes its time limit
+(``request_timeout``, SPARQL ``sparql_timeout``) gets 503 and the process doing it is killed;
+so is the process working for a client that went away. Reading the result cache and rendering
+an answer happen in this process, so a repeated request does not wait for a worker.
+
+With ``workers=0`` (the tests' in-process apps, an embedding) the work runs in this process's
+threads instead, one evaluation at a time, and is not stopped at its time limit.
 """
 
 from __future__ import annotations
@@ -19,33 +22,22 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rdflib import Graph
 
-from jdm_kg.errors import InputError
-from jdm_kg.inputs.loading import is_fhir, parse_rdf_text
-from jdm_kg.knowledge.guideline import Guideline, load_guideline
-from jdm_kg.reasoning.engines import EngineChoice
-from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
-from jdm_kg.reasoning.validation import ValidationReport, validate_graph
+from jdm_kg.knowledge.guideline import Guideline
+from jdm_kg.reasoning.recommend import PatientResult
+from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.service.config import ServiceConfig
+from jdm_kg.service.evaluator import INPUT_TYPES, Evaluator
 from jdm_kg.service.problems import Problem
 
 __all__ = ["INPUT_TYPES", "Core"]
 
 T = TypeVar("T")
-
-#: Media type -> how the body is read ("turtle", "json-ld", "fhir", or "json": FHIR or JSON-LD by content).
-INPUT_TYPES = {
-    "text/turtle": "turtle",
-    "application/x-turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/ld+json": "json-ld",
-    "application/fhir+json": "fhir",
-    "application/json": "json",
-}
 
 
 class Core:
@@ -53,107 +45,133 @@ class Core:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.guideline: Guideline = load_guideline()
-        self.engine: EngineChoice = config.engine
-        if config.endpoint:
-            from jdm_kg.reasoning.endpoint import Endpoint
-
-            self.engine = Endpoint(config.endpoint, config.update or config.endpoint)
+        self.evaluator = Evaluator(config)  # (in this process: the guideline for the routes; the work with workers=0)
+        self.guideline: Guideline = self.evaluator.guideline
+        self.pool: Any = None
         self._lock = threading.Lock()
         self._admitted = 0
+        self._threads = ThreadPoolExecutor(max_workers=config.max_concurrent + 4, thread_name_prefix="jdm-kg")
         self._reports: OrderedDict[str, tuple[float, list[PatientResult]]] = OrderedDict()
         self._results: OrderedDict[bytes, tuple[ValidationReport, list[PatientResult]]] = OrderedDict()
         self._reports_lock = threading.Lock()  # reports are kept from worker threads outside the evaluation lock
         self.cache_hits = 0
 
     def warm(self) -> None:
-        """Compute what every request shares (guideline facts, code maps) before the first one."""
+        """Start the worker processes (they build and warm their own copy of everything), or,
+        with ``workers=0``, compute here what every request shares before the first one."""
         from jdm_kg.outputs.fhir_output import drug_codings
 
-        drug_codings("", self.guideline)
-        if isinstance(self.engine, str):  # a first evaluation fills the per-guideline caches
-            self.recommend(_warm_up_patient(), "warm-up")
+        drug_codings("", self.guideline)  # (answers are rendered in this process)
+        if self.config.workers > 0:
+            from jdm_kg.service.workers import WorkerPool
 
-    # ------------------------------------------------------------------ input
-    def parse(self, body: bytes, media_type: str, source: str = "request body") -> Graph:
-        """The patient graph in ``body``, read as ``media_type`` says (415 for another type)."""
-        kind = INPUT_TYPES.get(media_type)
-        if kind is None:
-            raise Problem("unsupported-media-type",
-                          f"Content-Type {media_type or '(none)'!r} is not read; send one of: "
-                          + ", ".join(INPUT_TYPES))
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise Problem("invalid-input", f"{source}: not UTF-8 text (byte {err.start})") from None
-        if not text.strip():
-            raise Problem("invalid-input", f"{source}: the body is empty; send a patient record")
-        try:
-            if kind == "fhir" or (kind == "json" and is_fhir(text)):
-                from jdm_kg.inputs.fhir import fhir_to_graph
+            self.pool = WorkerPool(self.config, self.config.workers)
+        else:
+            self.evaluator.warm()
 
-                return fhir_to_graph(text, source, self.guideline)
-            return parse_rdf_text(text, "json-ld" if kind == "json" else kind, source)
-        except InputError as err:
-            raise Problem("invalid-input", str(err)) from None
-        except RecursionError:
-            raise Problem("invalid-input", f"{source}: nested too deeply to read") from None
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
-    # ------------------------------------------------------------------ work
-    async def run(self, work: Callable[[], T], exclusive: bool = True) -> T:
-        """``work()`` in a worker thread within the concurrency cap and time limit; one at a time
-        when ``exclusive`` (work that only renders cached results need not wait for the lock:
-        :meth:`evaluate` takes it itself when it has to evaluate)."""
+    # ------------------------------------------------------------------ limits
+    def _admit(self) -> None:
         if self._admitted >= self.config.max_concurrent:
             raise Problem("busy", f"{self._admitted} requests are already being worked on (limit "
                                   f"{self.config.max_concurrent}); try again shortly")
         self._admitted += 1
+
+    async def run(self, work: Callable[[], T], exclusive: bool = True) -> T:
+        """``work()`` in a thread of this process within the concurrency cap and time limit; one at
+        a time when ``exclusive`` (an evaluation with ``workers=0``). For light work (rendering an
+        answer); evaluations and queries go to :meth:`do`."""
+        self._admit()
         try:
             def locked() -> T:
                 with self._lock:
                     return work()
 
+            loop = asyncio.get_running_loop()
             try:
-                return await asyncio.wait_for(asyncio.to_thread(locked if exclusive else work),
+                return await asyncio.wait_for(loop.run_in_executor(self._threads, locked if exclusive else work),
                                               timeout=self.config.request_timeout)
             except TimeoutError:
                 raise Problem("timeout", f"the work took longer than {self.config.request_timeout:g} s") from None
         finally:
             self._admitted -= 1
 
-    def recommend(self, graph: Graph, source: str,
-                  text: str | None = None) -> tuple[ValidationReport, list[PatientResult]]:
-        try:  # (``text``: the body, for the lines of validation messages; never a file named by ``source``)
-            return recommend_graph(graph, source, self.guideline, self.config.today, self.engine, text=text or "")
-        except InputError as err:
-            raise Problem("unprocessable", str(err)) from None
+    async def do(self, job: tuple[Any, ...], request: Any = None) -> Any:
+        """``job`` (see :meth:`Evaluator.do`) done in a worker process within the concurrency cap and
+        the time limit (a SPARQL query: a process of its own and ``sparql_timeout``). The process is
+        killed when the time is up or when ``request``'s client goes away."""
+        if self.pool is None:
+            return await self.run(lambda: self.evaluator.do(job), exclusive=job[0] != "sparql")
+        self._admit()
+        try:
+            once = job[0] == "sparql"
+            limit = self.config.sparql_timeout if once else self.config.request_timeout
+            cancelled = threading.Event()
+            loop = asyncio.get_running_loop()
+            call = self.pool.call_once if once else self.pool.call
+            work = loop.run_in_executor(self._threads, call, job, time.monotonic() + limit, cancelled)
+            watcher = asyncio.ensure_future(_client_gone(request)) if request is not None else None
+            try:
+                if watcher is not None:
+                    await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                    if not work.done():
+                        cancelled.set()
+                return await work
+            except Problem as problem:
+                if problem.kind == "timeout":
+                    raise Problem("timeout", f"the work took longer than {limit:g} s and was stopped") from None
+                raise
+            finally:
+                cancelled.set()  # (a no-op once the answer is in; stops the work if this task is cancelled)
+                if watcher is not None:
+                    watcher.cancel()
+        finally:
+            self._admitted -= 1
 
-    def evaluate(self, body: bytes, media_type: str, source: str) -> tuple[ValidationReport, list[PatientResult]]:
-        """Parse and recommend, remembering the answer for the same bytes read the same way on the
+    # ------------------------------------------------------------------ requests
+    async def evaluate(self, body: bytes, media_type: str, source: str, request: Any = None,
+                       lines: bool = True) -> tuple[ValidationReport, list[PatientResult]]:
+        """Parse and recommend (``lines``: give messages the body's line numbers), remembering the answer for the same bytes read the same way on the
         same day (results are deterministic: a chart opened again gets the same cards without a
         second evaluation). At most ``result_cache`` answers are kept, least recently used first out."""
-        key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body,
+        key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body, b"%d" % lines,
                                           (self.config.today or date.today()).isoformat().encode()])).digest()
-        with self._lock:
+        with self._reports_lock:
             hit = self._results.get(key)
             if hit is not None:
                 self._results.move_to_end(key)
                 self.cache_hits += 1
                 return hit
-        graph = self.parse(body, media_type, source)  # a new graph of its own: unusable input is refused at once
-        with self._lock:
-            answer = self.recommend(graph, source, body.decode("utf-8"))
-            if self.config.result_cache > 0:
+        answer: tuple[ValidationReport, list[PatientResult]] = await self.do(
+            ("recommend", body, media_type, source, lines), request)
+        if self.config.result_cache > 0:
+            with self._reports_lock:
                 self._results[key] = answer
                 while len(self._results) > self.config.result_cache:
                     self._results.popitem(last=False)
-            return answer
+        return answer
 
-    def validate(self, graph: Graph, source: str, text: str | None = None) -> ValidationReport:
-        try:  # (``text``: the body, for the lines of the messages; never a file named by ``source``)
-            return validate_graph(graph, source, self.guideline, text=text or "")
-        except InputError as err:
-            raise Problem("unprocessable", str(err)) from None
+    async def evaluate_graph(self, graph: Graph, source: str,
+                             request: Any = None) -> tuple[ValidationReport, list[PatientResult]]:
+        """:meth:`evaluate` for a graph built here (the web form's record), sent as N-Triples (whose
+        line numbers mean nothing to the person who filled in the form, so messages carry none)."""
+        body = graph.serialize(format="nt", encoding="utf-8")
+        return await self.evaluate(body, "application/n-triples", source, request, lines=False)
+
+    async def validate(self, body: bytes, media_type: str, source: str, request: Any = None) -> ValidationReport:
+        report: ValidationReport = await self.do(("validate", body, media_type, source, True), request)
+        return report
+
+    async def sparql(self, text: str, accept: str | None, request: Any = None) -> tuple[str, bytes, bool]:
+        """(media type, body, truncated?): the query checked, run and written in a process of its own."""
+        answer: tuple[str, bytes, bool] = await self.do(("sparql", text, accept), request)
+        return answer
 
     # ------------------------------------------------------------------ report links
     def keep_report(self, results: list[PatientResult]) -> str:
@@ -174,22 +192,10 @@ class Core:
         return entry[1]
 
 
-def _warm_up_patient() -> Graph:
-    """A synthetic record (JDM, a JAK-inhibitor failure) used once at start-up, never shown."""
-    from rdflib import RDF, XSD, BNode, Literal, URIRef
-
-    from jdm_kg.knowledge.guideline import JDM, JDMG
-
-    g = Graph()
-    patient = URIRef("urn:jdm-kg:warm-up")
-    episode = BNode()
-    g.add((patient, RDF.type, JDM.Patient))
-    g.add((patient, JDM.patientId, Literal("warm-up")))
-    g.add((patient, JDM.ageYears, Literal(10)))
-    g.add((patient, JDM.diagnosis, JDMG.JuvenileDermatomyositis))
-    g.add((patient, JDM.treatmentEpisode, episode))
-    g.add((episode, JDM.drug, JDMG.baricitinib))
-    g.add((episode, JDM.startDate, Literal("2020-01-01", datatype=XSD.date)))
-    g.add((episode, JDM.endDate, Literal("2020-06-01", datatype=XSD.date)))
-    g.add((episode, JDM.outcome, JDM.LossOfResponse))
-    return g
+async def _client_gone(request: Any) -> None:
+    """Return when ``request``'s client has gone (its connection closed)."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
+        await asyncio.sleep(0.05)  # (more of a body already read: keep listening)

@@ -16,6 +16,7 @@ from jdm_kg.service.problems import PROBLEM_TYPES
 __all__ = ["LOG", "RequestGuard", "media_type", "negotiate"]
 
 LOG = logging.getLogger("jdm_kg.service")
+_GONE = b"\0gone"  # _read_body: the client went away mid-body
 
 #: On every response: nothing but this service's own files may load in its pages, no framing,
 #: no content sniffing, no referrer sent on.
@@ -23,6 +24,14 @@ _SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+#: The generated guideline pages (``/docs``) carry their stylesheet inline: the same policy, with
+#: inline styles allowed (no script, no other origin).
+_DOCS_SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"),
+    *_SECURITY_HEADERS[1:],
 ]
 
 
@@ -30,10 +39,13 @@ class RequestGuard:
     """Pure ASGI middleware around the whole app.
 
     - gives each request an id (``X-Request-Id`` on the response, ``scope["state"]["request_id"]``);
-    - outside ``/static`` and ``/docs``, adds a content security policy (the page loads only
-      this service's files), ``nosniff``, ``no-referrer`` and ``Cache-Control: no-store``;
+    - on every response, ``/static`` and ``/docs`` included, adds a content security policy (the
+      page loads only this service's files; ``/docs`` may use its inline stylesheet), no framing
+      (``frame-ancestors 'none'``, ``X-Frame-Options``), ``nosniff`` and ``no-referrer``; outside
+      ``/static`` and ``/docs`` also ``Cache-Control: no-store`` (answers may carry patient data);
     - reads the body up to ``max_body`` bytes before the app sees it (413 beyond, whether or not
-      ``Content-Length`` says so) and replays it;
+      ``Content-Length`` says so) and replays it; a client that goes away before its body is
+      all sent gets nothing more (the app never sees half a body);
     - logs one line per request: id, method, path (never the query string or the body), status,
       duration; nothing from the patient record;
     - turns any exception that escaped the app into a 500 problem without a traceback (the log
@@ -59,14 +71,21 @@ class RequestGuard:
                 state["started"] = True
                 message.setdefault("headers", [])
                 extra = [(b"x-request-id", request_id.encode())]
-                if not str(scope.get("path", "")).startswith(("/static/", "/docs/")):
-                    # answers may carry patient data; the generated guideline pages keep their inline style
+                path = str(scope.get("path", ""))
+                if path == "/docs" or path.startswith("/docs/"):
+                    extra += _DOCS_SECURITY_HEADERS
+                elif path.startswith("/static/"):
+                    extra += _SECURITY_HEADERS
+                else:  # answers may carry patient data
                     extra += [*_SECURITY_HEADERS, (b"cache-control", b"no-store")]
-                message["headers"] = [*message["headers"], *extra]
+                names = {name for name, _ in extra}
+                message["headers"] = [*(h for h in message["headers"] if h[0].lower() not in names), *extra]
             await send(message)
 
         try:
             body = await self._read_body(scope, receive)
+            if body is _GONE:
+                return
             if body is None:
                 await self._problem(send_with_id, "too-large", f"the body is larger than {self.max_body} bytes",
                                     request_id)
@@ -103,7 +122,7 @@ class RequestGuard:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return _GONE  # the client went away (or was cut off as too slow) before its body was all sent
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:

@@ -28,7 +28,9 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "unsupported-media-type": (415, "Unsupported media type"),
     "precondition-failed": (412, "Required prefetch data missing"),
     "unprocessable": (422, "The request is well-formed but cannot be used"),
+    "too-costly": (422, "The work needs more memory than one request may use"),
     "busy": (503, "The service is at its limit of concurrent work"),
+    "cancelled": (503, "The work was stopped"),
     "timeout": (503, "The request took longer than the time limit"),
     "internal": (500, "Internal error"),
 }

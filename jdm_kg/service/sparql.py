@@ -125,6 +125,19 @@ class SparqlStore:
                 raise Problem("timeout", f"the query took longer than {self.timeout:g} s")
             yield item
 
+    def answer(self, text: str, accept: str | None) -> tuple[str, bytes, bool]:
+        """(media type, body, truncated?) for query ``text`` and the request's ``Accept``: checked,
+        run and written in one go (in a worker process that is killed at the time limit)."""
+        from jdm_kg.service.http import negotiate
+
+        self.check(text)
+        kind, answer, truncated = self.run(text)
+        offered = GRAPH_TYPES if kind == "CONSTRUCT" else RESULT_TYPES
+        chosen = negotiate(accept, list(offered))
+        if chosen is None:
+            raise Problem("not-acceptable", f"Accept {accept!r}: this query's answer is given as " + ", ".join(offered))
+        return chosen, self.serialize(kind, answer, offered[chosen]), truncated
+
     @staticmethod
     def serialize(kind: str, answer: Any, fmt: str) -> bytes:
         """The answer in ``fmt``: rdflib's serializers for graphs and SELECT (JSON, XML, CSV);

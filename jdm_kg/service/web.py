@@ -190,14 +190,14 @@ def web_routes(core: Core) -> list[Route]:
                     return form_page(422, [f"{upload.filename}: use a .ttl, .nt, .jsonld or .json (FHIR) file"])
                 body = await upload.read()
                 name = Path(upload.filename).name[:100]
-                graph = await core.run(lambda: core.parse(body, _UPLOAD_TYPES[suffix], name))
                 source = name
+                report, results = await core.evaluate(body, _UPLOAD_TYPES[suffix], source, request)
             else:
                 graph, errors = form_graph(form, choices, core.config.today or date.today())
                 if errors:
                     return form_page(422, errors, {k: form.getlist(k) for k in form})
                 source = "web form"
-            report, results = await core.run(lambda: core.recommend(graph, source))
+                report, results = await core.evaluate_graph(graph, source, request)
         except Problem as problem:
             return form_page(400 if problem.kind == "invalid-input" else 422, [problem.detail])
         finally:
