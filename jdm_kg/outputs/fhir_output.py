@@ -14,6 +14,12 @@ One patient's result becomes, in a ``collection`` Bundle:
   and jdm-kg computed for this child, for the next-line options offered (an adjunct or the
   escalation is "to consider": it gets an action, not an order), with ``dosageInstruction`` in UCUM quantities and timing.
   No dose is ever proposed where the guideline gives none or the measures were missing;
+- never an unconditional proposal while screening is pending: each screening still to do or to
+  repeat (or a positive a clinician must assess) is an action of its own (``id`` ``screen-...``,
+  ``requiredBehavior`` ``must``), and every option action and proposed-dose action it holds back
+  carries ``relatedAction`` ``{actionId, relationship: after-end}`` to it; the MedicationRequest
+  says what must happen first (``statusReason`` and the first ``note``). A blocked option gets
+  no MedicationRequest at all;
 - an ``OperationOutcome`` with one issue per validation problem (``expression`` a FHIRPath
   into the input), referenced from ``GuidanceResponse.evaluationMessage``.
 
@@ -41,10 +47,12 @@ __all__ = [
     "GUIDELINE_URI",
     "UCUM",
     "checked",
+    "dosage_instruction",
     "drug_codings",
     "drug_for_coding",
     "medication_request",
     "operation_outcome",
+    "pending_first",
     "results_bundle",
 ]
 
@@ -134,7 +142,9 @@ def _quantity(value: Decimal | None, unit: str | None) -> dict[str, Any] | None:
     return {"value": float(value), "unit": unit, "system": UCUM, "code": unit}
 
 
-def _dosage(dose: ComputedDose) -> dict[str, Any]:
+def dosage_instruction(dose: ComputedDose) -> dict[str, Any]:
+    """A FHIR ``Dosage`` for a computed dose: the dose in words (``text``), UCUM quantities
+    (``doseAndRate``), timing and route; never ``patientInstruction``."""
     r = dose.regimen
     dosage: dict[str, Any] = {"sequence": 1, "text": dose.summary()}
     split = dose.per_day_low is not None
@@ -157,8 +167,7 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
                 repeat["periodMax"] = float(r.interval_max)
     if repeat:
         dosage["timing"] = {"repeat": repeat}
-    if r.schedule():
-        dosage["patientInstruction"] = r.schedule()
+    # (the schedule in words is in ``text``; patientInstruction is for the patient, not for a dose)
     if r.route and "not stated" not in r.route:
         dosage["route"] = {"text": r.route}
     if r.max_dose is not None and r.max_dose_unit:
@@ -188,9 +197,21 @@ def medication_request(option: OptionAssessment, dose: ComputedDose, result: Pat
         "reasonCode": [{"text": option.summary or option.standing or option.label}] if (option.summary or option.standing) else None,
         "note": [{"text": f"Proposed by jdm-kg from guideline {result.guideline_version} ({r.label}); "
                           f"{'; '.join(dose.notes) if dose.notes else 'the prescriber decides'}."}],
-        "dosageInstruction": [_dosage(dose)],
+        "dosageInstruction": [dosage_instruction(dose)],
     }
+    first = pending_first(option)
+    if first:  # never an unconditional proposal while screening is pending: say what must happen first
+        policy = next((g.policy.tag for g in option.gates if g.need in ("retest", "blocked")), "")
+        request["statusReason"] = {"text": f"waiting for screening: {first}"}
+        request["note"].insert(0, {"text": f"Not to be started before screening: {first}"
+                                           + (f" ({policy})" if policy else "") + ". Decision support, not a prescription."})
     return checked({k: v for k, v in request.items() if v is not None})
+
+
+def pending_first(option: OptionAssessment) -> str:
+    """What must happen before the option can start, from its screening gates ('' when nothing):
+    'screen first: tuberculosis (no result on record)'."""
+    return option.screening_state if any(g.state in ("required", "blocking") for g in option.gates) else ""
 
 
 def _patient_reference(result: PatientResult) -> str:
@@ -257,26 +278,71 @@ def _documentation(option: OptionAssessment) -> list[dict[str, Any]]:
     return docs
 
 
+def _screening_id(condition: str) -> str:
+    return "screen-" + condition.rsplit("/", 1)[-1]
+
+
+def _screening_actions(result: PatientResult) -> list[dict[str, Any]]:
+    """One action per screening still pending before a biologic (a test to do or repeat, a positive
+    a clinician must assess), with the id the options' actions depend on (relatedAction)."""
+    out = []
+    for gate in result.screening:
+        if gate.state not in ("required", "blocking"):
+            continue
+        title = (f"{gate.condition_label}: positive: a clinician assesses it and records a clearance"
+                 if gate.state == "blocking" else f"{gate.need[0].upper()}{gate.need[1:]}: {gate.condition_label}")
+        doc: dict[str, Any] = {"type": "citation", "label": gate.statement.label, "url": gate.statement.statement}
+        if gate.statement.quote:
+            doc["display"] = f"\u201c{gate.statement.quote}\u201d"
+        out.append({
+            "id": _screening_id(gate.condition),
+            "title": title,
+            "description": f"{gate.text}. Before any next-line biologic.",
+            "code": [{"coding": [{"system": GUIDELINE_URI, "code": gate.condition.rsplit("/", 1)[-1],
+                                  "display": gate.condition_label}], "text": gate.condition_label}],
+            "priority": "routine",
+            "requiredBehavior": "must",
+            "documentation": [doc, {"type": "justification", "label": gate.policy.tag, "url": gate.policy.iri}],
+        })
+    return out
+
+
+def _after_screening(option: OptionAssessment) -> list[dict[str, str]]:
+    """relatedAction: the option (and its proposed doses) start only after the end of each pending
+    screening action."""
+    return [{"actionId": _screening_id(g.condition), "relationship": "after-end"}
+            for g in option.gates if g.state in ("required", "blocking")]
+
+
 def _action(option: OptionAssessment, requests: list[str]) -> dict[str, Any]:
     description = f"{option.role}: {option.status}"
     if option.standing:
         description += f"; {option.standing}"
     if option.summary:
         description += f". {option.summary}"
+    first = pending_first(option)
+    if first:
+        description += f". First: {first}"
     gates = [f"{g.condition_label}: {g.state}" for g in option.gates]
+    after = _after_screening(option)
     action: dict[str, Any] = {
+        "id": "option-" + option.option.rsplit("/", 1)[-1],
         "title": option.label,
         "description": description,
         "code": [{"coding": [{"system": GUIDELINE_URI, "code": option.option.rsplit("/", 1)[-1],
                               "display": option.label}], "text": option.label}],
         "priority": "routine",
         "documentation": _documentation(option) or None,
-        "textEquivalent": "; ".join([d.summary() for d in option.doses] + ([f"screening: {', '.join(gates)}"] if gates else [])) or None,
+        "textEquivalent": "; ".join([d.summary().rstrip(".") for d in option.doses]
+                                    + ([f"screening: {', '.join(gates)}"] if gates else [])) or None,
     }
     if option.rank is not None:
         action["prefix"] = f"#{option.rank}"
+    if after:
+        action["relatedAction"] = after
     if requests:
-        action["action"] = [{"title": f"Proposed dose ({i + 1})", "resource": {"reference": ref}}
+        action["action"] = [dict({"title": f"Proposed dose ({i + 1})" + (f", after: {first}" if first else ""),
+                                  "resource": {"reference": ref}}, **({"relatedAction": after} if after else {}))
                             for i, ref in enumerate(requests)]
     return {k: v for k, v in action.items() if v is not None}
 
@@ -293,7 +359,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
     for result in results:
         subject = {"reference": _patient_reference(result), "display": result.record.patient_id}
         proposals: list[dict[str, Any]] = []
-        actions = []
+        actions = _screening_actions(result) if result.applicable else []
         for option in result.options:
             refs = []
             if option.status == "offered" and option.ranked:  # the next line only: adjuncts and the escalation
