@@ -169,17 +169,21 @@ def _state_and_dose(o: OptionAssessment, short: bool = False) -> str:
     return "; ".join(parts)
 
 
-def _compact_option(o: OptionAssessment, label: str | None = None) -> list[_Block]:
-    """One option on one screen: rank, name, standing, the reason in a few words, what must happen
-    first (screening) and the dose, in one line (``label``: the names of tied options that say the
-    same)."""
-    label = label or _option_label(o, False)
+def _compact_head(o: OptionAssessment, label: str) -> str:
+    """Rank, name, standing and the reason in a few words (with its evidence flags and the record's notes)."""
     why = "; ".join(x for x in [o.brief + _flags(o.summary_statement if o.brief else None), *o.notes] if x.strip())
     if o.ranked:
         head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
     else:
         head = f"{label}" + (" (only if severe and multi-system)" if o.status == "conditional" else "")
-    line = head + (f": {why}" if why else "")
+    return head + (f": {why}" if why else "")
+
+
+def _compact_option(o: OptionAssessment, label: str | None = None) -> list[_Block]:
+    """One option on one screen: rank, name, standing, the reason in a few words, what must happen
+    first (screening) and the dose, in one line (``label``: the names of tied options that say the
+    same)."""
+    line = _compact_head(o, label or _option_label(o, False))
     if o.status == "conditional":  # to consider only if: its doses with --details
         return [("item", line + "; doses: --details")]
     tail = _state_and_dose(o, short=True)
@@ -187,18 +191,38 @@ def _compact_option(o: OptionAssessment, label: str | None = None) -> list[_Bloc
 
 
 def _compact_section(options: list[OptionAssessment]) -> list[_Block]:
-    """The options of a section on one screen; tied options that would say the same words share a line."""
+    """The options of a section on one screen. Tied options that say the same words share a line;
+    those that differ only in their doses share it too, each dose after its option's name (the
+    screening state, the same for all of them, stays on that line)."""
     blocks: list[_Block] = []
     groups: list[list[OptionAssessment]] = []
+
+    def state(o: OptionAssessment) -> tuple[tuple[str, str], ...]:
+        return tuple((g.need, g.condition_label) for g in o.gates if g.need)
+
     for o in options:
         same = next((g for g in groups if o.ranked and g[0].ranked and g[0].rank == o.rank
-                     and _compact_option(g[0], "X") == _compact_option(o, "X")), None)
+                     and _compact_head(g[0], "X") == _compact_head(o, "X") and state(g[0]) == state(o)), None)
         if same is not None:
             same.append(o)
         else:
             groups.append([o])
     for group in groups:
-        blocks += _compact_option(group[0], ", ".join(_option_label(o, False) for o in group))
+        alike = [g for g in group if _compact_option(g, "X") == _compact_option(group[0], "X")]
+        if len(alike) == len(group):
+            blocks += _compact_option(group[0], ", ".join(_option_label(o, False) for o in group))
+            continue
+        o = group[0]
+        line = _compact_head(o, ", ".join(_option_label(x, False) for x in group))
+        pending = "; ".join(f"{'BLOCKED' if g.need == 'blocked' else g.need}: {g.condition_label}"
+                            + (" positive" if g.need == "blocked" else "") for g in o.gates if g.need)
+        tag = next((g.policy.tag for g in o.gates if g.need and g.need != "screen first"), "")
+        if pending:
+            line += f"; {pending}" + (f" ({tag})" if tag else "")
+        word = "doses once cleared" if o.status == "blocked" else "doses once screened" if pending else "doses"
+        doses = "; ".join(f"{x.label}: " + (_dose_text(x, True) if not all(d.status == "not-given" for d in x.doses)
+                                            else "no dose in the guideline") for x in group)
+        blocks.append(("item", f"{line}; {word}: {doses}"))
     return blocks
 
 
@@ -278,8 +302,10 @@ def _actions_blocks(result: PatientResult, detail: bool) -> list[_Block]:
         return b
     by_time: dict[str, list[str]] = {}
     once = "Once a biologic starts: "
+    said = {n.statement.statement for n in result.notices if n.statement}  # (the expert-centre step, said first)
     for action in result.shared_actions:
-        by_time.setdefault(action.timing or "", []).append(action.text.rstrip("."))
+        if action.statement.statement not in said:
+            by_time.setdefault(action.timing or "", []).append(action.text.rstrip("."))
     for timing, texts in by_time.items():  # "once a biologic starts" said once, before what it applies to
         later = [t[len(once):] for t in texts if t.startswith(once)]
         if len(later) > 1:
@@ -363,8 +389,8 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         b.append(("line", "jdm-kg policies used (not guideline content): " + "; ".join(p.label for p in result.policies) + "."))
     if any(d.status == "computed" for o in result.options for d in o.doses):
         rounding = next((p for p in result.policies if "rounding" in p.label), None)
-        b.append(("line", "Doses: from unrounded weight and BSA, rounded half-up to 0.1 unit; vials and tablets: the "
-                          "prescriber's decision" + (f" ({rounding.tag})" if rounding else "")))
+        b.append(("line", "Doses: exact weight and BSA, rounded half-up to 0.1 unit; vial sizes: the prescriber's"
+                          + (f" ({rounding.tag})" if rounding else "")))
     if not detail:
         b.append(("line", "More (quotes, rationale, caveats, silences, policies used): --details, or jdm-kg explain FILE [DRUG]."))
     return b

@@ -1453,8 +1453,9 @@ def _young_child(result: PatientResult, facts: _GuidelineFacts) -> Reason | None
         said.append(f"under {facts.caution_weight_kg} kg ({reading(weight)} kg)")
     if not said:
         return None
-    return Reason("against", f"Caution, {' and '.join(said)}: {gap['label'].lower()} in the guideline. {gap['text']} "
-                  f"({policy.tag})", patient_fact={"age": result.age_text or "not recorded"}, policy=policy)
+    return Reason("against", f"Caution, {' and '.join(said)}: {gap['label'].lower()} in the guideline; the evidence "
+                  f"linked to its doses is from adults, or adults with some children ({policy.tag})",
+                  patient_fact={"age": result.age_text or "not recorded"}, policy=policy, more=gap["text"])
 
 
 def _referral(result: PatientResult) -> Action | None:
