@@ -90,9 +90,12 @@ def test_fhir_output_proposes_only_computed_doses(api):
     guidance = next(r for r in resources.values() if r.get_resource_type() == "GuidanceResponse")
     assert guidance.result.reference in resources and guidance.status == "success"
     titles = [a.title for a in group.action]
-    assert titles[:1] == ["rituximab"] and group.action[0].prefix == "#1"
+    # tuberculosis screening is pending: its action comes first, and the options depend on it (issue 21)
+    assert titles[:2] == ["Screen first: tuberculosis", "rituximab"] and group.action[1].prefix == "#1"
+    assert group.action[0].id == "screen-Tuberculosis" and group.action[0].requiredBehavior == "must"
     assert "intravenous immunoglobulin (IVIG)" in titles  # adjuncts and escalation are actions too
-    rituximab = group.action[0]
+    rituximab = group.action[1]
+    assert [(r.actionId, r.relationship) for r in rituximab.relatedAction] == [("screen-Tuberculosis", "after-end")]
     assert any(d.display and "Particularly effective for muscle involvement" in d.display for d in rituximab.documentation)
     assert any(d.type == "derived-from" for d in rituximab.documentation)  # the guideline as relatedArtifact
     requests = [r for r in resources.values() if r.get_resource_type() == "MedicationRequest"]

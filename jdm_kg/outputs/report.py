@@ -152,17 +152,27 @@ def _option_label(o: OptionAssessment, detail: bool) -> str:
     return f"{o.label} ({o.derivation if detail else o.derivation.split(':', 1)[0]})"
 
 
+def _short_state(o: OptionAssessment) -> str:
+    """The screening state in a few words, alike conditions together: 'screen first: hepatitis B,
+    tuberculosis; BLOCKED: hepatitis C positive'."""
+    grouped: dict[str, list[str]] = {}
+    for g in o.gates:
+        if g.need:
+            grouped.setdefault(g.need, []).append(g.condition_label + (" positive" if g.need == "blocked" else ""))
+    return "; ".join(f"{'BLOCKED' if need == 'blocked' else need}: {', '.join(names)}" for need, names in grouped.items())
+
+
 def _state_and_dose(o: OptionAssessment, short: bool = False) -> str:
     """What must happen first (screening not passed: 'screen first: tuberculosis'), then the dose."""
-    state = "; ".join(g.words if not short else f"{'BLOCKED' if g.need == 'blocked' else g.need}: {g.condition_label}"
-                      + (" positive" if short and g.need == "blocked" else "") for g in o.gates if g.need)
+    state = _short_state(o) if short else o.screening_state
     tag = next((g.policy.tag for g in o.gates if g.need and g.need != "screen first"), "")
     dose = _dose_text(o, short)
     parts = []
     if state:
         parts.append(f"{state}" + (f" ({tag})" if tag else ""))
+    waiting = any(g.state == "required" for g in o.gates)
     if dose and not all(d.status == "not-given" for d in o.doses):
-        word = ("dose once cleared" if o.status == "blocked" else "dose once screened" if state else "dose")
+        word = ("dose once cleared" if o.status == "blocked" else "dose once screened" if waiting else "dose")
         parts.append(f"{word}: {dose}")
     elif dose:
         parts.append(dose)
@@ -214,12 +224,12 @@ def _compact_section(options: list[OptionAssessment]) -> list[_Block]:
             continue
         o = group[0]
         line = _compact_head(o, ", ".join(_option_label(x, False) for x in group))
-        pending = "; ".join(f"{'BLOCKED' if g.need == 'blocked' else g.need}: {g.condition_label}"
-                            + (" positive" if g.need == "blocked" else "") for g in o.gates if g.need)
+        pending = _short_state(o)
         tag = next((g.policy.tag for g in o.gates if g.need and g.need != "screen first"), "")
         if pending:
             line += f"; {pending}" + (f" ({tag})" if tag else "")
-        word = "doses once cleared" if o.status == "blocked" else "doses once screened" if pending else "doses"
+        waiting = any(g.state == "required" for g in o.gates)
+        word = "doses once cleared" if o.status == "blocked" else "doses once screened" if waiting else "doses"
         doses = "; ".join(f"{x.label}: " + (_dose_text(x, True) if not all(d.status == "not-given" for d in x.doses)
                                             else "no dose in the guideline") for x in group)
         blocks.append(("item", f"{line}; {word}: {doses}"))
@@ -287,7 +297,9 @@ def _screening_blocks(result: PatientResult, detail: bool) -> list[_Block]:
     if not pending:
         return [("line", f"Screening before any biologic: passed: {names} (negative, recent enough: {tag})")]
     text = "; ".join(f"[{g.state}] {g.text}" for g in pending) + (f"; passed: {names}" if names else "")
-    return [("line", f"Pending before any biologic: {text}" + ("" if tag in text else f" ({tag})"))]
+    heading = ("Pending before any biologic" if any(g.state in ("required", "blocking") for g in pending)
+               else "Screening before any biologic")
+    return [("line", f"{heading}: {text}" + ("" if tag in text else f" ({tag})"))]
 
 
 def _actions_blocks(result: PatientResult, detail: bool) -> list[_Block]:
@@ -389,7 +401,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         b.append(("line", "jdm-kg policies used (not guideline content): " + "; ".join(p.label for p in result.policies) + "."))
     if any(d.status == "computed" for o in result.options for d in o.doses):
         rounding = next((p for p in result.policies if "rounding" in p.label), None)
-        b.append(("line", "Doses: exact weight and BSA, rounded half-up to 0.1 unit; vial sizes: the prescriber's"
+        b.append(("line", "Doses are from exact weight and BSA, rounded half-up to 0.1 unit; vial sizes are the prescriber's"
                           + (f" ({rounding.tag})" if rounding else "")))
     if not detail:
         b.append(("line", "More (quotes, rationale, caveats, silences, policies used): --details, or jdm-kg explain FILE [DRUG]."))

@@ -270,6 +270,22 @@ class Gate:
         return out
 
 
+def gate_words(gates: list[Gate] | tuple[Gate, ...]) -> str:
+    """The words of gates that did not pass, those alike said once: 'screen first: hepatitis B,
+    hepatitis C, tuberculosis (no result on record); retest: ...'."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for g in gates:
+        if g.need:
+            grouped.setdefault((g.need, g.why), []).append(g.condition_label)
+    out = []
+    for (need, why), names in grouped.items():
+        if need == "blocked":
+            out.append("; ".join(f"blocked: {n} {why}".rstrip() for n in names))
+        else:
+            out.append(f"{need}: {', '.join(names)}" + (f" ({why})" if why else ""))
+    return "; ".join(out)
+
+
 @dataclass(frozen=True)
 class Action:
     """A safety or care action for an option."""
@@ -381,7 +397,7 @@ class OptionAssessment:
     def screening_state(self) -> str:
         """What must happen first for this option, gate by gate, when not passed ('screen first:
         tuberculosis; retest: hepatitis B (indeterminate ...)'); '' when every gate passed or none applies."""
-        return "; ".join(g.words for g in self.gates if g.words)
+        return gate_words(self.gates)
 
     @property
     def reasons_for(self) -> list[Reason]:
@@ -1088,6 +1104,7 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
     truly: list[tuple[str, str, bool]] = []  # (side, level, a feature marked predominant), per matched
     said_by: dict[str, Provenance] = {}
     brief_of: dict[str, str] = {}  # reason text -> the same in a few words
+    names_of: dict[str, str] = {}  # reason text -> the patient's features it matched
     present_counts: dict[str, str] = {}  # manifestation -> label, for features that count only by a policy
 
     def counts(row: Row) -> bool:  # ILD counts when present (jdm-kg policy), once some feature is predominant
@@ -1117,6 +1134,7 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
             text = f"{said}: works less well for {where}"
             brief = f"works less well for {names}"
         brief_of[text] = brief
+        names_of[text] = names
         option.reasons.append(Reason(side, text, prov, fact))
         matched.append((side, level, counted, text))
         truly.append((side, level, predominant))
@@ -1154,7 +1172,7 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
         if band.is_default and others:
             option.summary = ("nothing about the predominant feature; for a feature present but not predominant "
                               "(so it does not rank): " + "; ".join(others))
-            option.brief = "; ".join(f"{brief_of[t]} (present; does not rank)" for t in others)
+            option.brief = "; ".join(f"{brief_of[t]} ({names_of[t]} present, not predominant: does not rank)" for t in others)
         elif band.is_default and named:
             features_named = sorted({_named_words(facts, n) for n in named if n[0] == "for"})
             option.summary = ("the guideline ties it to none of this patient's features (it names it "
@@ -1404,13 +1422,16 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
     referral = _referral(result)
     held = _held_back(result)
     if held is not None:  # no next-line biologic can start: said first, with the expert-centre step
-        pending = "; ".join(dict.fromkeys(g.words for g in result.screening if g.state in ("required", "blocking")))
+        pending = gate_words([g for g in result.screening if g.state in ("required", "blocking")])
         others = [g for g in result.screening if g.state not in ("required", "blocking")]
         by_state: dict[str, list[str]] = {}
         for g in others:
             by_state.setdefault(g.state, []).append(g.condition_label)
         others_said = "".join(f"; {state}: {', '.join(names)}" for state, names in by_state.items())
         step = f" Meanwhile: {referral.text[0].lower()}{referral.text[1:]}" if referral is not None else ""
+        gap = next((g for g in facts.document_gaps if g["gap"] == GAP_AFTER_POSITIVE), None)
+        if gap and any(g.state == "blocking" for g in result.screening):
+            step += f" Guideline gap: {gap['label'].lower()}."
         result.held_back = True
         result.notices.insert(0, Reason("against", f"No next-line biologic can start yet: {pending}{others_said} "
                                         f"({held.tag}).{step}", referral.statement if referral else None, policy=held))

@@ -273,6 +273,7 @@ def card_detail(result: PatientResult, link: str, option: OptionAssessment | Non
     blocks = result_blocks(result)
     wanted: list[str] = []
     for kind, text in blocks:
+        text = text.replace(": --details", ": in the full report")  # (a card's reader has the link, not the CLI)
         if kind == "notice":
             wanted.append(f"- **{text}**")
         elif kind == "line" and text.startswith(("The guideline applies", "Pending before", "Screening before", "Tie: ")):
