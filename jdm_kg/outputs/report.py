@@ -237,6 +237,11 @@ def _compact_section(options: list[OptionAssessment]) -> list[_Block]:
 
 
 def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+    """What the report says of one option: under "Not offered" when it is not offered, else in its
+    section (on one screen, or with every reason when ``detail``)."""
+    if o.status not in ("offered", "conditional", "blocked"):
+        return [("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}")] + (
+            _reason_details(o) if detail else [])
     if not detail:
         return _compact_option(o)
     blocks: list[_Block] = []
@@ -387,9 +392,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     if not_offered:
         b.append(("heading", "Not offered"))
         for o in not_offered:
-            b.append(("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}"))
-            if detail:
-                b += _reason_details(o)
+            b += _option_blocks(o, detail)
     b += _actions_blocks(result, detail)
     if detail and result.caveats:
         b.append(("heading", "Caveats stated by the guideline"))

@@ -1114,7 +1114,7 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
         prov = facts.provenance(statement)
         level = str(group[0]["level"])
         features = sorted({(str(r["manifestationLabel"]), _b(r, "predominant"), counts(r)) for r in group})
-        where = ", ".join(f"{m} ({'predominant' if p else 'present, which counts' if c else 'present'})"
+        where = ", ".join(f"{m} ({'predominant' if p else 'present; counts when present' if c else 'present'})"
                           for m, p, c in features)
         predominant = any(p for _, p, _ in features)
         counted = predominant or any(c for _, _, c in features)
