@@ -254,8 +254,17 @@ def _rendered(outcome: FileOutcome, args: argparse.Namespace, mode: str, fmt: st
     if fmt == "text" and mode == "validate":
         return "" if getattr(args, "summary_only", False) else validation_text(outcome.report) + "\n"
     if fmt == "text" and stream:
-        return results_text(outcome.results, detail=getattr(args, "details", False)) + "\n\n" if outcome.results else ""
+        return (results_text(outcome.results, detail=getattr(args, "details", False), width=_width(args)) + "\n\n"
+                if outcome.results else "")
     return None if fmt != "none" else ""
+
+
+def _width(args: argparse.Namespace) -> int | None:
+    """Where a text report wraps: --width, else the terminal's width; a file or a pipe: no wrapping."""
+    width = getattr(args, "width", None)
+    if width:
+        return int(width)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _engine(args: argparse.Namespace) -> EngineChoice:
@@ -781,6 +790,16 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_width(value: str) -> int:
+    try:
+        width = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of columns") from None
+    if width < 40:
+        raise argparse.ArgumentTypeError(f"{width} columns is too narrow: give 40 or more")
+    return width
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jdm-kg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"jdm-kg {__version__}")
@@ -839,7 +858,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(GuidanceResponse, RequestGroup, MedicationRequest proposals, OperationOutcome); none: only "
                         "--summary")
     p.add_argument("--details", action="store_true",
-                   help="text/markdown: every reason with its quote, source and evidence (the summary fits one screen)")
+                   help="text/markdown: every reason with its quote, source and evidence, the rationale, caveats, the "
+                        "guideline's silences and the policies used (without it the report fits one screen)")
+    p.add_argument("--width", type=_positive_width, metavar="COLUMNS",
+                   help="text: wrap at COLUMNS (default: the terminal's width; no wrapping into a file or a pipe)")
     batch_options(p)
     p.set_defaults(func=_cmd_recommend)
 

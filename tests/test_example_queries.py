@@ -137,7 +137,7 @@ def test_manifestation_guidance(g):
 
 def test_gaps_by_subject(g):
     got = rows("gaps-by-subject", g)
-    assert {r["gap"] for r in got} == {str(s) for s in g.subjects(RDF.type, JDM.GuidelineGap)} and len({r["gap"] for r in got}) == 15
+    assert {r["gap"] for r in got} == {str(s) for s in g.subjects(RDF.type, JDM.GuidelineGap)} and len({r["gap"] for r in got}) == 17
     about = {(r["gapLabel"], r["about"], r["subjectLabel"]) for r in got}
     assert {("No route for rituximab", "option", "rituximab"),
             ("No route for rituximab", "dose regimen", "rituximab 375 mg/m² weekly x4"),
@@ -147,8 +147,10 @@ def test_gaps_by_subject(g):
 
 def test_policies(g):
     got = rows("policies", g)
-    assert len({r["policy"] for r in got}) == 11
+    assert len({r["policy"] for r in got}) == 16
     by_label = {r["label"]: r for r in got}
+    young = {(r["setting"].rsplit("#", 1)[-1], r["value"]) for r in got if r["label"] == "caution under 2 years or 10 kg"}
+    assert young == {("cautionAgeYears", "2"), ("cautionWeightKg", "10")}
     gate = by_label["screening history gates biologics"]
     assert (gate["setting"].rsplit("#", 1)[-1], gate["value"]) == ("screeningMaxAgeDays", "365")
     assert by_label["ranking words"]["bands"] == ("preferred for the predominant feature; suitable; "

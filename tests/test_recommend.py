@@ -37,7 +37,7 @@ def test_skin_predominant_tnf_inhibitors_first_ivig_an_adjunct(recommend):
     # a comparison ("more effective for skin than muscle") makes them suitable, not preferred
     assert opts["infliximab"].standing == "suitable"
     assert opts["rituximab"].rank == 3 and opts["rituximab"].standing == "no feature-specific guidance"
-    assert opts["ivig"].rank is None and opts["ivig"].status == "offered" and opts["ivig"].role == "adjunct to consider"
+    assert opts["ivig"].rank is None and opts["ivig"].status == "offered" and opts["ivig"].role == "adjunctive therapy"
     assert opts["combination-mtx-csa-ivig"].rank is None
     # muscle weakness is present but not predominant: the comparison's weaker side is a reason
     # against (for explain) but does not rank
@@ -78,7 +78,10 @@ def test_calcinosis_gates_and_missing_height(recommend):
     opts = by_label(res)
     assert opts["ivig"].rank is None and opts["ivig"].status == "offered"  # an adjunct to consider
     assert top(res) == {"abatacept", "adalimumab", "infliximab", "rituximab", "tocilizumab"}  # no bDMARD named for it
-    assert "No next-line biologic named for calcinosis" in res.notices[1].text and "Refer early" in res.notices[0].text
+    assert "No next-line biologic named for calcinosis" in res.notices[1].text
+    # every biologic waits for the tuberculosis retest: said first, with the expert-centre step (issue 21)
+    assert res.notices[0].text.startswith("No next-line biologic can start yet: retest: tuberculosis")
+    assert "consult a JDM expert centre early" in res.notices[0].text
     tb = [g for g in opts["rituximab"].gates if g.condition_label == "tuberculosis"][0]
     assert tb.state == "required" and "over 365" in tb.text and "jdm-kg policy" in tb.text
     dose = opts["rituximab"].doses[0]

@@ -89,11 +89,17 @@ def test_fhir_output_proposes_only_computed_doses(api):
     group = next(r for r in resources.values() if r.get_resource_type() == "RequestGroup")
     guidance = next(r for r in resources.values() if r.get_resource_type() == "GuidanceResponse")
     assert guidance.result.reference in resources and guidance.status == "success"
-    options = [a for section in group.action for a in section.action]  # report sections, as the PlanDefinition's
+    # tuberculosis screening is pending: its action comes first, and the options depend on it (issue 21);
+    # the options stand under their report sections, as in the PlanDefinition (issue 23)
+    screen, sections = group.action[0], group.action[1:]
+    assert screen.title == "Screen first: tuberculosis"
+    assert screen.id == "screen-Tuberculosis" and screen.requiredBehavior == "must"
+    options = [a for section in sections for a in section.action]
     titles = [a.title for a in options]
     assert titles[:1] == ["rituximab"] and options[0].prefix == "#1"
     assert "intravenous immunoglobulin (IVIG)" in titles  # adjuncts and escalation are actions too
     rituximab = options[0]
+    assert [(r.actionId, r.relationship) for r in rituximab.relatedAction] == [("screen-Tuberculosis", "after-end")]
     assert any(d.display and "Particularly effective for muscle involvement" in d.display for d in rituximab.documentation)
     assert any(d.type == "derived-from" for d in rituximab.documentation)  # the guideline as relatedArtifact
     requests = [r for r in resources.values() if r.get_resource_type() == "MedicationRequest"]

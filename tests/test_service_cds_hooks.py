@@ -49,11 +49,12 @@ def test_discovery_lists_both_services_with_prefetch_templates(ehr):
 
 
 @pytest.mark.parametrize("example, first, indicator, words", [
-    ("muscle-predominant.json", "rituximab", "warning", "screen first: tuberculosis"),
-    ("calcinosis-predominant.json", "abatacept", "warning", "screen first: tuberculosis"),
-    ("skin-predominant.json", "adalimumab", "info", "screening passed"),
-    ("refractory-multisystem.json", "adalimumab", "info", "screening passed"),
-    ("ild-predominant.json", "rituximab", "critical", "positive screening blocks: hepatitis B"),
+    ("muscle-predominant.json", "rituximab first (#1)", "warning", "screen first: tuberculosis"),
+    ("calcinosis-predominant.json", "no biologic named for calcinosis: expert centre; 5 bDMARDs tie", "warning",
+     "retest: tuberculosis"),
+    ("skin-predominant.json", "adalimumab or infliximab (tie, #1)", "info", "screening passed"),
+    ("refractory-multisystem.json", "adalimumab or infliximab (tie, #1)", "info", "screening passed"),
+    ("ild-predominant.json", "rituximab first (#1)", "critical", "blocked: hepatitis B positive"),
 ])
 def test_patient_view_card_for_each_bundled_example(ehr, example, first, indicator, words):
     response = ehr.post(PV, json=hook_request("patient-view", example))
@@ -63,13 +64,16 @@ def test_patient_view_card_for_each_bundled_example(ehr, example, first, indicat
     assert len(body["cards"]) == 1
     card = body["cards"][0]
     assert card["indicator"] == indicator
-    assert f"{first} ranks first (#1)" in card["summary"] and words in card["summary"]
-    assert card["detail"].startswith("# jdm-kg recommendations")  # the one-screen Markdown report
+    assert first in card["summary"] and words in card["summary"]  # ties and gaps said, never one tied option alone
+    assert "ranks first" not in card["summary"]
+    detail = card["detail"].splitlines()  # read in 20 seconds: at most 15 lines, the last a link to the full report
+    assert len(detail) <= 15 and detail[0].startswith("- The guideline applies")
     assert "guideline v" in card["source"]["label"]
     link = card["links"][0]
     assert link["type"] == "absolute" and link["url"].startswith(f"{BASE}/report/")
+    assert detail[-1].endswith(f"({link['url']})")
     page = ehr.get(link["url"][len(BASE):])
-    assert page.status_code == 200 and first in page.text
+    assert page.status_code == 200 and "Decision support, not a prescription." in page.text
 
 
 def test_patient_view_no_card_when_the_guideline_does_not_apply(ehr):
@@ -78,7 +82,7 @@ def test_patient_view_no_card_when_the_guideline_does_not_apply(ehr):
     assert response.json()["cards"] == []
 
 
-def test_order_select_rituximab_gets_the_childs_dose_as_a_proposal(ehr):
+def test_order_select_rituximab_updates_the_draft_order_with_the_childs_dose(ehr):
     from fhir.resources.R4B.medicationrequest import MedicationRequest
 
     order = draft_order("draft-1", RXNORM, "121191", "rituximab", "P-MUSCLE")
@@ -89,13 +93,17 @@ def test_order_select_rituximab_gets_the_childs_dose_as_a_proposal(ehr):
     body = response.json()
     check_response(body)
     [card] = body["cards"]
-    assert card["summary"].startswith("rituximab: #1 of the next-line options")
+    assert card["summary"] == "rituximab: #1 (preferred for the predominant feature); screen first: tuberculosis"
     assert card["indicator"] == "warning"  # tuberculosis screening still required
-    [suggestion] = card["suggestions"]
-    assert suggestion["isRecommended"] is True and "502.3 mg" in suggestion["label"]
-    resource = suggestion["actions"][0]["resource"]
+    [suggestion] = card["suggestions"]  # one suggestion, an update: no second order
+    assert suggestion["isRecommended"] is False and "502.3 mg" in suggestion["label"]
+    assert suggestion["label"].startswith("After tuberculosis screening: ")
+    [action] = suggestion["actions"]
+    assert action["type"] == "update"
+    resource = action["resource"]
     checked = MedicationRequest.model_validate(resource)  # valid FHIR R4
-    assert checked.intent == "proposal" and checked.status == "draft"
+    assert (checked.id, checked.intent, checked.status) == ("draft-1", "order", "draft")  # the order being signed
+    assert "patientInstruction" not in json.dumps(resource)
     dose = resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
     assert dose == {"value": 502.3, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}
     assert resource["dosageInstruction"][0]["timing"]["repeat"]["count"] == 4

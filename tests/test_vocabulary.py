@@ -250,7 +250,7 @@ def test_vocabulary_page_lists_the_instances_of_small_classes(guideline, page):
         assert band in bands
     assert "4: " in bands
     assert "13: " in _row(page, "TreatmentOption") and 'href="drugs.html#rituximab"' in _row(page, "TreatmentOption")
-    assert "25 (over 20: not listed)" in _row(page, "GuidelineStatement")
+    assert "26 (over 20: not listed)" in _row(page, "GuidelineStatement")
     assert "<em>none</em>" in _row(page, "Patient")
     for cls in guideline.asserted.subjects(RDF.type, OWL.Class):
         if str(cls).startswith(str(JDM)):

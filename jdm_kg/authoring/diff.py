@@ -188,6 +188,7 @@ def _option_fields(option: OptionAssessment) -> dict[str, str]:
         "standing policy": option.band_policy.tag if option.band_policy else "none",
         "status policy": option.status_policy.tag if option.status_policy else "none",
         "reason": option.summary + (f" [{'; '.join(flags)}]" if flags else ""),
+        "reason on one screen": "; ".join(x for x in [option.brief, *option.notes] if x) or "none",
         "derivation": option.derivation or "none",
     }
     out.update(_dose_fields(option))

@@ -147,14 +147,17 @@ def _check(graph: Graph, vignette: Node, valid: bool, result: PatientResult | No
         if option is not None and option.doses:
             diffs.append(f"{option.label} ({option.status}) expected no dose, got " + " | ".join(d.summary() for d in option.doses))
 
-    report = result_text(result) if any(graph.objects(vignette, p) for p in (
-        JDM.expectReportContains, JDM.expectReportLacks, JDM.expectMaxReportLines)) else ""
+    # what a report says: the one-screen report and the --details one (which adds the quotes,
+    # rationale, screening history, caveats, silences and policies); the line limit is the one screen's
+    checks = (JDM.expectReportContains, JDM.expectReportLacks, JDM.expectMaxReportLines)
+    report = result_text(result) if any(graph.objects(vignette, p) for p in checks) else ""
+    full = report + "\n" + result_text(result, detail=True) if report else ""
     for text in sorted(str(t) for t in graph.objects(vignette, JDM.expectReportContains)):
-        if text not in report:
+        if text not in full:
             diffs.append(f"report expected to contain {text!r}")
     for text in sorted(str(t) for t in graph.objects(vignette, JDM.expectReportLacks)):
-        if text in report:
-            line = next(l for l in report.splitlines() if text in l)
+        if text in full:
+            line = next(l for l in full.splitlines() if text in l)
             diffs.append(f"report expected not to contain {text!r}: {line.strip()}")
     for limit in graph.objects(vignette, JDM.expectMaxReportLines):
         if len(report.splitlines()) > int(limit.toPython()):  # type: ignore[union-attr]

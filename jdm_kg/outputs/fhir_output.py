@@ -20,6 +20,12 @@ One patient's result becomes, in a ``collection`` Bundle:
   escalation is "to consider": it gets an action, not an order), with ``dosageInstruction`` in UCUM quantities and timing,
   ``instantiatesCanonical`` its regimen's ActivityDefinition, and the option's action pointing at it (``resource``).
   No dose is ever proposed where the guideline gives none or the measures were missing;
+- never an unconditional proposal while screening is pending: each screening still to do or to
+  repeat (or a positive a clinician must assess) is an action of its own (``id`` ``screen-...``,
+  ``requiredBehavior`` ``must``), and every option action and proposed-dose action it holds back
+  carries ``relatedAction`` ``{actionId, relationship: after-end}`` to it; the MedicationRequest
+  says what must happen first (``statusReason`` and the first ``note``). A blocked option gets
+  no MedicationRequest at all;
 - an ``OperationOutcome`` with one issue per validation problem (``expression`` a FHIRPath
   into the input), referenced from ``GuidanceResponse.evaluationMessage``.
 
@@ -48,10 +54,12 @@ __all__ = [
     "GUIDELINE_URI",
     "UCUM",
     "checked",
+    "dosage_instruction",
     "drug_codings",
     "drug_for_coding",
     "medication_request",
     "operation_outcome",
+    "pending_first",
     "regimen_schedule",
     "results_bundle",
 ]
@@ -142,7 +150,9 @@ def _quantity(value: Decimal | None, unit: str | None) -> dict[str, Any] | None:
     return {"value": float(value), "unit": unit, "system": UCUM, "code": unit}
 
 
-def _dosage(dose: ComputedDose) -> dict[str, Any]:
+def dosage_instruction(dose: ComputedDose) -> dict[str, Any]:
+    """A FHIR ``Dosage`` for a computed dose: the dose in words (``text``), UCUM quantities
+    (``doseAndRate``), timing and route; never ``patientInstruction``."""
     r = dose.regimen
     dosage: dict[str, Any] = {"sequence": 1, "text": dose.summary()}
     split = dose.per_day_low is not None
@@ -157,7 +167,7 @@ def _dosage(dose: ComputedDose) -> dict[str, Any]:
 
 
 def regimen_schedule(r: Regimen, split: bool = False) -> dict[str, Any]:
-    """A ``Dosage``'s timing, instruction, route and maximum from a regimen (``split``: the
+    """A ``Dosage``'s timing, route and maximum from a regimen (``split``: the
     course is given over ``administration_days`` days, one part a day)."""
     out: dict[str, Any] = {}
     repeat: dict[str, Any] = {}
@@ -173,8 +183,7 @@ def regimen_schedule(r: Regimen, split: bool = False) -> dict[str, Any]:
                 repeat["periodMax"] = float(r.interval_max)
     if repeat:
         out["timing"] = {"repeat": repeat}
-    if r.schedule():
-        out["patientInstruction"] = r.schedule()
+    # (the schedule in words is in ``text``; patientInstruction is for the patient, not for a dose)
     if r.route and "not stated" not in r.route:
         out["route"] = {"text": r.route}
     if r.max_dose is not None and r.max_dose_unit:
@@ -204,9 +213,21 @@ def medication_request(option: OptionAssessment, dose: ComputedDose, result: Pat
         "reasonCode": [{"text": option.summary or option.standing or option.label}] if (option.summary or option.standing) else None,
         "note": [{"text": f"Proposed by jdm-kg from guideline {result.guideline_version} ({r.label}); "
                           f"{'; '.join(dose.notes) if dose.notes else 'the prescriber decides'}."}],
-        "dosageInstruction": [_dosage(dose)],
+        "dosageInstruction": [dosage_instruction(dose)],
     }
+    first = pending_first(option)
+    if first:  # never an unconditional proposal while screening is pending: say what must happen first
+        policy = next((g.policy.tag for g in option.gates if g.need in ("retest", "blocked")), "")
+        request["statusReason"] = {"text": f"waiting for screening: {first}"}
+        request["note"].insert(0, {"text": f"Not to be started before screening: {first}"
+                                           + (f" ({policy})" if policy else "") + ". Decision support, not a prescription."})
     return checked({k: v for k, v in request.items() if v is not None})
+
+
+def pending_first(option: OptionAssessment) -> str:
+    """What must happen before the option can start, from its screening gates ('' when nothing):
+    'screen first: tuberculosis (no result on record)'."""
+    return option.screening_state if any(g.state in ("required", "blocking") for g in option.gates) else ""
 
 
 def _patient_reference(result: PatientResult) -> str:
@@ -273,29 +294,74 @@ def _documentation(option: OptionAssessment) -> list[dict[str, Any]]:
     return docs
 
 
+def _screening_id(condition: str) -> str:
+    return "screen-" + condition.rsplit("/", 1)[-1]
+
+
+def _screening_actions(result: PatientResult) -> list[dict[str, Any]]:
+    """One action per screening still pending before a biologic (a test to do or repeat, a positive
+    a clinician must assess), with the id the options' actions depend on (relatedAction)."""
+    out = []
+    for gate in result.screening:
+        if gate.state not in ("required", "blocking"):
+            continue
+        title = (f"{gate.condition_label}: positive: a clinician assesses it and records a clearance"
+                 if gate.state == "blocking" else f"{gate.need[0].upper()}{gate.need[1:]}: {gate.condition_label}")
+        doc: dict[str, Any] = {"type": "citation", "label": gate.statement.label, "url": gate.statement.statement}
+        if gate.statement.quote:
+            doc["display"] = f"\u201c{gate.statement.quote}\u201d"
+        out.append({
+            "id": _screening_id(gate.condition),
+            "title": title,
+            "description": f"{gate.text}. Before any next-line biologic.",
+            "code": [{"coding": [{"system": GUIDELINE_URI, "code": gate.condition.rsplit("/", 1)[-1],
+                                  "display": gate.condition_label}], "text": gate.condition_label}],
+            "priority": "routine",
+            "requiredBehavior": "must",
+            "documentation": [doc, {"type": "justification", "label": gate.policy.tag, "url": gate.policy.iri}],
+        })
+    return out
+
+
+def _after_screening(option: OptionAssessment) -> list[dict[str, str]]:
+    """relatedAction: the option (and its proposed doses) start only after the end of each pending
+    screening action."""
+    return [{"actionId": _screening_id(g.condition), "relationship": "after-end"}
+            for g in option.gates if g.state in ("required", "blocking")]
+
+
 def _action(option: OptionAssessment, requests: list[str]) -> dict[str, Any]:
     description = f"{option.role}: {option.status}"
     if option.standing:
         description += f"; {option.standing}"
     if option.summary:
         description += f". {option.summary}"
+    first = pending_first(option)
+    if first:
+        description += f". First: {first}"
     gates = [f"{g.condition_label}: {g.state}" for g in option.gates]
+    after = _after_screening(option)
     action: dict[str, Any] = {
+        "id": "option-" + option.option.rsplit("/", 1)[-1],
         "title": option.label,
         "description": description,
         "code": [{"coding": [{"system": GUIDELINE_URI, "code": option.option.rsplit("/", 1)[-1],
                               "display": option.label}], "text": option.label}],
         "priority": "routine",
         "documentation": _documentation(option) or None,
-        "textEquivalent": "; ".join([d.summary() for d in option.doses] + ([f"screening: {', '.join(gates)}"] if gates else [])) or None,
+        "textEquivalent": "; ".join([d.summary().rstrip(".") for d in option.doses]
+                                    + ([f"screening: {', '.join(gates)}"] if gates else [])) or None,
     }
     if option.rank is not None:
         action["prefix"] = f"#{option.rank}"
+    if after:
+        action["relatedAction"] = after
     if len(requests) == 1:
-        action["resource"] = {"reference": requests[0]}
+        action["resource"] = {"reference": requests[0]}  # (held back by ``relatedAction`` above, if screening is pending)
     elif requests:
         action["selectionBehavior"] = "all"
-        action["action"] = [{"title": f"Proposed dose ({i + 1})", "resource": {"reference": ref}}
+        action["action"] = [dict({"title": f"Proposed dose ({i + 1})" + (f", after: {first}" if first else ""),
+                                  "resource": {"reference": ref}}, **({"relatedAction": after} if after else {}))
                             for i, ref in enumerate(requests)]
     return {k: v for k, v in action.items() if v is not None}
 
@@ -336,6 +402,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         patient = _patient_entry(result)
         subject = {"reference": patient["fullUrl"], "display": result.record.patient_id}
         proposals: list[dict[str, Any]] = []
+        screening = _screening_actions(result) if result.applicable else []
         actions = []
         for option in result.options:
             refs = []
@@ -358,18 +425,13 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             "authoredOn": result.as_of.isoformat(),
             "note": [{"text": result.applicability}],
         }
-        if actions:
-            group["action"] = actions
         related = {"type": "derived-from", "label": f"guideline {result.guideline_version}",
                    "display": "Next line of treatment after JAK inhibitor failure in juvenile dermatomyositis",
                    "url": GUIDELINE_URI}
-        group.setdefault("action", [])
-        for action in group["action"]:
+        for action in screening + actions:
             action.setdefault("documentation", []).append(related)
-        if not group["action"]:
-            del group["action"]
-        else:
-            group["action"] = _sections(result.options, group["action"])
+        if actions:  # the pending screening first, then the options under their report sections
+            group["action"] = screening + _sections(result.options, actions)
         group = checked(group)
         response: dict[str, Any] = {
             "resourceType": "GuidanceResponse",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -84,6 +85,13 @@ def _flags(p: Provenance | None) -> str:
     return f" [{'; '.join(p.flags)}]" if p and p.flags else ""
 
 
+def _weak_flags(p: Provenance | None) -> str:
+    """The evidence flags a reader must see on one screen (uncited, extrapolated, population,
+    UNVERIFIED): a plain guideline assertion says nothing more."""
+    flags = [f for f in p.flags if not f.startswith("guideline assertion")] if p else []
+    return f" [{'; '.join(flags)}]" if flags else ""
+
+
 def _said(value: object) -> str:
     """A fact's value in words (yes/no, not Python's True/False)."""
     return {True: "yes", False: "no"}.get(value, str(value)) if isinstance(value, bool) else str(value)
@@ -107,18 +115,26 @@ def dose_evidence(o: OptionAssessment) -> str:
     return f"{cited}{'; '.join(flags)}" if flags else ""
 
 
-def _dose_text(o: OptionAssessment) -> str:
+def _dose_text(o: OptionAssessment, short: bool = False) -> str:
+    """The option's doses in words, with their evidence flags; ``short`` (one screen) names the
+    measure without the values it came from (the body line has them)."""
     parts = []
     for dose in o.doses:
-        if dose.status == "computed":
+        drug = f"{dose.regimen.drug_label} " if len(o.doses) > 1 else ""
+        if dose.status == "computed" and short and len(o.doses) > 1:  # a combination: each drug's amount and schedule
+            r = dose.regimen
+            amount = dose.amount() if dose.uncapped_low is not None else f"{span(dose.low, dose.high)} {dose.unit} {dose.per}"
+            parts.append(f"{drug}{amount}" + (f" {r.schedule()}" if r.schedule() else ""))
+        elif dose.status == "computed":
             words, guideline_dose, measure = dose_details(dose)
-            drug = f"{dose.regimen.drug_label} " if len(o.doses) > 1 else ""
+            if short:
+                measure = measure.split(" from ", 1)[0]
             parts.append(", ".join([f"{drug}{dose.amount()}", *words]) + f" ({guideline_dose}; {measure})")
         elif dose.status == "not-given":
             parts.append(f"{dose.regimen.drug_label}: no dose in the guideline" if len(o.doses) > 1
                          else "the guideline gives no dose")
         else:
-            parts.append(f"{dose.regimen.drug_label}: no dose worked out: " + "; ".join(dose.notes))
+            parts.append(f"{drug.strip() + ': ' if drug else ''}no dose worked out: " + "; ".join(dose.notes))
     evidence = dose_evidence(o)
     return "; ".join(parts) + (f" [{evidence}]" if evidence else "")
 
@@ -131,9 +147,108 @@ _NOT_OFFERED = {
 }
 
 
-def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+def _option_label(o: OptionAssessment, detail: bool) -> str:
+    """The option's name; where the option itself is jdm-kg's reading, the derivation (in full
+    with --details, its first clause on one screen)."""
+    if not o.derivation:
+        return o.label
+    return f"{o.label} ({o.derivation if detail else o.derivation.split(':', 1)[0]})"
+
+
+def _short_state(o: OptionAssessment) -> str:
+    """The screening state in a few words, alike conditions together: 'screen first: hepatitis B,
+    tuberculosis; BLOCKED: hepatitis C positive'."""
+    grouped: dict[str, list[str]] = {}
+    for g in o.gates:
+        if g.need:
+            grouped.setdefault(g.need, []).append(g.condition_label + (" positive" if g.need == "blocked" else ""))
+    return "; ".join(f"{'BLOCKED' if need == 'blocked' else need}: {', '.join(names)}" for need, names in grouped.items())
+
+
+def _state_and_dose(o: OptionAssessment, short: bool = False) -> str:
+    """What must happen first (screening not passed: 'screen first: tuberculosis'), then the dose."""
+    state = _short_state(o) if short else o.screening_state
+    tag = next((g.policy.tag for g in o.gates if g.need and g.need != "screen first"), "")
+    dose = _dose_text(o, short)
+    parts = []
+    if state:
+        parts.append(f"{state}" + (f" ({tag})" if tag else ""))
+    waiting = any(g.state == "required" for g in o.gates)
+    if dose and not all(d.status == "not-given" for d in o.doses):
+        word = ("dose once cleared" if o.status == "blocked" else "dose once screened" if waiting else "dose")
+        parts.append(f"{word}: {dose}")
+    elif dose:
+        parts.append(dose)
+    return "; ".join(parts)
+
+
+def _compact_head(o: OptionAssessment, label: str) -> str:
+    """Rank, name, standing and the reason in a few words (with its evidence flags and the record's notes)."""
+    why = "; ".join(x for x in [o.brief + _flags(o.summary_statement if o.brief else None), *o.notes] if x.strip())
+    if o.ranked:
+        head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
+    else:
+        head = f"{label}" + (" (only if severe and multi-system)" if o.status == "conditional" else "")
+    return head + (f": {why}" if why else "")
+
+
+def _compact_option(o: OptionAssessment, label: str | None = None) -> list[_Block]:
+    """One option on one screen: rank, name, standing, the reason in a few words, what must happen
+    first (screening) and the dose, in one line (``label``: the names of tied options that say the
+    same)."""
+    line = _compact_head(o, label or _option_label(o, False))
+    if o.status == "conditional":  # to consider only if: its doses with --details
+        return [("item", line + "; doses: --details")]
+    tail = _state_and_dose(o, short=True)
+    return [("item", line + (f"; {tail}" if tail else ""))]
+
+
+def _compact_section(options: list[OptionAssessment]) -> list[_Block]:
+    """The options of a section on one screen. Tied options that say the same words share a line;
+    those that differ only in their doses share it too, each dose after its option's name (the
+    screening state, the same for all of them, stays on that line)."""
     blocks: list[_Block] = []
-    label = f"{o.label} ({o.derivation})" if o.derivation else o.label
+    groups: list[list[OptionAssessment]] = []
+
+    def state(o: OptionAssessment) -> tuple[tuple[str, str], ...]:
+        return tuple((g.need, g.condition_label) for g in o.gates if g.need)
+
+    for o in options:
+        same = next((g for g in groups if o.ranked and g[0].ranked and g[0].rank == o.rank
+                     and _compact_head(g[0], "X") == _compact_head(o, "X") and state(g[0]) == state(o)), None)
+        if same is not None:
+            same.append(o)
+        else:
+            groups.append([o])
+    for group in groups:
+        alike = [g for g in group if _compact_option(g, "X") == _compact_option(group[0], "X")]
+        if len(alike) == len(group):
+            blocks += _compact_option(group[0], ", ".join(_option_label(o, False) for o in group))
+            continue
+        o = group[0]
+        line = _compact_head(o, ", ".join(_option_label(x, False) for x in group))
+        pending = _short_state(o)
+        tag = next((g.policy.tag for g in o.gates if g.need and g.need != "screen first"), "")
+        if pending:
+            line += f"; {pending}" + (f" ({tag})" if tag else "")
+        waiting = any(g.state == "required" for g in o.gates)
+        word = "doses once cleared" if o.status == "blocked" else "doses once screened" if waiting else "doses"
+        doses = "; ".join(f"{x.label}: " + (_dose_text(x, True) if not all(d.status == "not-given" for d in x.doses)
+                                            else "no dose in the guideline") for x in group)
+        blocks.append(("item", f"{line}; {word}: {doses}"))
+    return blocks
+
+
+def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+    """What the report says of one option: under "Not offered" when it is not offered, else in its
+    section (on one screen, or with every reason when ``detail``)."""
+    if o.status not in ("offered", "conditional", "blocked"):
+        return [("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}")] + (
+            _reason_details(o) if detail else [])
+    if not detail:
+        return _compact_option(o)
+    blocks: list[_Block] = []
+    label = _option_label(o, detail)
     if o.ranked:
         head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
         if o.status == "blocked":
@@ -141,11 +256,11 @@ def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
             head += f" - BLOCKED by {blocking} screening ({o.gates[0].policy.tag})"
         blocks.append(("item", head + ": " + o.summary + _flags(o.summary_statement)))
     else:
-        word = "consider only if" if o.status == "conditional" else "to consider"
+        word = "consider only if severe and multi-system" if o.status == "conditional" else o.role
         blocks.append(("item", f"{label} ({word}): {o.summary}" + _flags(o.summary_statement)))
-    dose = _dose_text(o)  # (screening is said once, above, for every biologic; a blocked option says so itself)
-    if dose:
-        blocks.append(("sub", ("dose once cleared: " if o.status == "blocked" else "dose: ") + dose))
+    sub = _state_and_dose(o)  # screening stands next to each option, whatever its state
+    if sub:
+        blocks.append(("sub", sub))
     if detail:
         blocks += _reason_details(o)
     return blocks
@@ -164,10 +279,68 @@ def _reason_details(o: OptionAssessment) -> list[_Block]:
     return blocks
 
 
+def _who(result: PatientResult) -> str:
+    """'12 y, female' (what the record says), for the title line."""
+    bits = [b for b in (result.age_text, result.sex) if b]
+    return ", ".join(bits)
+
+
+def _screening_blocks(result: PatientResult, detail: bool) -> list[_Block]:
+    """What is pending before any biologic, first; the passed ones in one line. With --details
+    every condition with its whole history."""
+    if not result.screening:
+        return []
+    if detail:
+        b: list[_Block] = [("heading", "Screening before any biologic (every result on record, oldest first)")]
+        for gate in result.screening:
+            used = f"; on record: {', '.join(e.text() for e in gate.history)}" if len(gate.history) > 1 else ""
+            b.append(("item", f"[{gate.state}] {gate.text}{used}"))
+        return b
+    if result.held_back:  # the first notice said what is pending, and what passed
+        return []
+    pending = [g for g in result.screening if g.state != "passed"]
+    passed = [g for g in result.screening if g.state == "passed"]
+    tag = result.screening[0].policy.tag
+    names = ", ".join(g.condition_label for g in passed)
+    if not pending:
+        return [("line", f"Screening before any biologic: passed: {names} (negative, recent enough: {tag})")]
+    text = "; ".join(f"[{g.state}] {g.text}" for g in pending) + (f"; passed: {names}" if names else "")
+    heading = ("Pending before any biologic" if any(g.state in ("required", "blocking") for g in pending)
+               else "Screening before any biologic")
+    return [("line", f"{heading}: {text}" + ("" if tag in text else f" ({tag})"))]
+
+
+def _actions_blocks(result: PatientResult, detail: bool) -> list[_Block]:
+    if not result.shared_actions:
+        return []
+    b: list[_Block] = [("heading", "Safety and care (once for all options above)")]
+    if detail:
+        for action in result.shared_actions:
+            when = f" ({action.timing})" if action.timing else ""
+            b.append(("item", f"{action.text}{when}"))
+            b += [("detail2", line) for line in _prov_lines(action.statement)]
+        return b
+    by_time: dict[str, list[str]] = {}
+    once = "Once a biologic starts: "
+    said = {n.statement.statement for n in result.notices if n.statement}  # (the expert-centre step, said first)
+    for action in result.shared_actions:
+        if action.statement.statement not in said:
+            by_time.setdefault(action.timing or "", []).append(action.text.rstrip("."))
+    for timing, texts in by_time.items():  # "once a biologic starts" said once, before what it applies to
+        later = [t[len(once):] for t in texts if t.startswith(once)]
+        if len(later) > 1:
+            by_time[timing] = [t for t in texts if not t.startswith(once)] + [once + "; ".join(later)]
+    return [("line", f"Safety and care{', ' + timing if timing else ''}: " + "; ".join(texts) + ".")
+            for timing, texts in by_time.items()]
+
+
 def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
-    """The report for one patient, as blocks (see :func:`render`)."""
-    b: list[_Block] = [("title", f"Patient {result.record.patient_id} ({result.source}); guideline "
-                                 f"{result.guideline_version}; as of {result.as_of}")]
+    """The report for one patient, as blocks (see :func:`render`). On one screen: the patient,
+    applicability, what is pending, the options with dose and state, ties and gaps; ``detail``
+    adds the quotes, rationale, caveats, the guideline's silences and the policies used."""
+    who = _who(result)
+    b: list[_Block] = [("title", f"Patient {result.record.patient_id}{', ' + who if who else ''} ({result.source}); "
+                                 f"guideline {result.guideline_version}; as of {result.as_of}")]
     for issue in result.issues:
         b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
     b.append(("line", result.applicability))
@@ -188,15 +361,13 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
             else f"height: {body.height_problem}",
         ]
         if body.bsa is not None:
-            bits.append(f"BSA {body.bsa.quantize(Decimal('0.01'))} m² (Mosteller 1987)")
+            bits.append(f"BSA {body.bsa.quantize(Decimal('0.01'))} m²" + (" (Mosteller 1987)" if detail else ""))
         b.append(("line", "Body: " + "; ".join(bits)))
     for notice in result.notices:
-        b.append(("notice", notice.text + _flags(notice.statement)))
-    if result.screening:
-        b.append(("heading", "Screening before any biologic (every result on record, oldest first)"))
-        for gate in result.screening:
-            used = f"; on record: {', '.join(e.text() for e in gate.history)}" if len(gate.history) > 1 else ""
-            b.append(("item", f"[{gate.state}] {gate.text}{used}"))
+        tag = f" ({notice.policy.tag})" if notice.policy and notice.policy.tag not in notice.text else ""
+        more = f" {notice.more}" if detail and notice.more else ""
+        b.append(("notice", notice.text + more + tag + (_flags if detail else _weak_flags)(notice.statement)))
+    b += _screening_blocks(result, detail)
     sections: dict[int, list[OptionAssessment]] = {}
     for o in result.options:
         sections.setdefault(o.section, []).append(o)
@@ -206,44 +377,40 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         not_offered += [o for o in sections[order] if o not in shown]
         if not shown:
             continue
-        b.append(("heading", sections[order][0].section_heading))
-        if sections[order][0].ranked and result.next_line:
+        first = sections[order][0]
+        b.append(("heading", first.section_heading + (f" ({first.section_policy.tag})" if first.section_policy else "")))
+        if first.ranked and result.next_line and detail:
             nl = result.next_line
             b.append(("line", f'Guideline: "{_short(nl.quote or nl.label)}"{_flags(nl)}'))
             if result.rationales:
                 b.append(("line", "Rationale: " + "; ".join(f"{r.label}{_flags(r)}" for r in result.rationales)))
-        for o in shown:
-            b += _option_blocks(o, detail)
-        if sections[order][0].ranked:
+        if detail:
+            for o in shown:
+                b += _option_blocks(o, detail)
+        else:
+            b += _compact_section(shown)
+        if first.ranked:
             for tie in result.ties:
-                b.append(("line", f"Tie: {tie} ({shown[0].band_policy.tag if shown[0].band_policy else ''})"))
+                b.append(("line", f"Tie: {tie}"))
     if not_offered:
         b.append(("heading", "Not offered"))
         for o in not_offered:
-            b.append(("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}"))
-            if detail:
-                b += _reason_details(o)
-    if result.shared_actions:
-        b.append(("heading", "Safety and care (once for all options above)"))
-        for action in result.shared_actions:
-            when = f" ({action.timing})" if action.timing else ""
-            b.append(("item", f"{action.text}{when}"))
-            if detail:
-                b += [("detail2", line) for line in _prov_lines(action.statement)]
-    if result.caveats:
+            b += _option_blocks(o, detail)
+    b += _actions_blocks(result, detail)
+    if detail and result.caveats:
         b.append(("heading", "Caveats stated by the guideline"))
         for caveat in result.caveats:
             b.append(("item", f'"{" ".join((caveat.quote or caveat.label).split())}"{_flags(caveat)}'))
-    if result.document_gaps:
+    if detail and result.document_gaps:
         b.append(("line", "Where the guideline is silent: " + "; ".join(f"{g['label']}" for g in result.document_gaps) + "."))
-    if result.policies:
+    if detail and result.policies:
         b.append(("line", "jdm-kg policies used (not guideline content): " + "; ".join(p.label for p in result.policies) + "."))
     if any(d.status == "computed" for o in result.options for d in o.doses):
         rounding = next((p for p in result.policies if "rounding" in p.label), None)
-        b.append(("line", "Doses: from unrounded weight and BSA, rounded half-up to 0.1 of the unit; vial and tablet sizes "
-                          "are the prescriber's decision" + (f" ({rounding.tag})" if rounding else "")))
+        b.append(("line", "Doses are from exact weight and BSA, rounded half-up to 0.1 unit; vial sizes are the prescriber's"
+                          + (f" ({rounding.tag})" if rounding else "")))
     if not detail:
-        b.append(("line", "Every reason with its quote and source: --details, or jdm-kg explain FILE [DRUG]."))
+        b.append(("line", "More (quotes, rationale, caveats, silences, policies used): --details, or jdm-kg explain FILE [DRUG]."))
     return b
 
 
@@ -256,15 +423,20 @@ _INDENT = {"title": "", "line": "", "notice": "! ", "heading": "", "item": "  ",
            "detail2": "          "}
 
 
-def render(blocks: list[_Block], markdown: bool = False) -> str:
-    """Blocks as plain text (one screen) or Markdown (headings and lists)."""
+def render(blocks: list[_Block], markdown: bool = False, width: int | None = None) -> str:
+    """Blocks as plain text (one screen) or Markdown (headings and lists). ``width`` wraps plain
+    text at that many columns, each continuation indented under its line's text (Markdown is
+    never wrapped)."""
     lines: list[str] = []
     for kind, text in blocks:
         if not markdown:
-            if kind == "heading":
-                lines.append(f"{text}:")
+            line = f"{text}:" if kind == "heading" else _INDENT[kind] + text
+            if width and len(line) > width:
+                indent = " " * (len(_INDENT.get(kind, "")) + 2)
+                lines += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=True,
+                                       break_on_hyphens=False)
             else:
-                lines.append(_INDENT[kind] + text)
+                lines.append(line)
             continue
         if kind == "title":
             lines.append(f"## {text}\n")
@@ -283,18 +455,20 @@ def render(blocks: list[_Block], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def result_text(result: PatientResult, detail: bool = False) -> str:
-    return render(result_blocks(result, detail))
+def result_text(result: PatientResult, detail: bool = False, width: int | None = None) -> str:
+    return render(result_blocks(result, detail), width=width)
 
 
 #: The title of a Markdown report.
 MARKDOWN_TITLE = "# jdm-kg recommendations"
 
 
-def results_text(results: list[PatientResult], markdown: bool = False, detail: bool = False, title: bool = True) -> str:
-    """The reports of ``results`` as text, or as one Markdown document (with its title unless ``title`` is False)."""
+def results_text(results: list[PatientResult], markdown: bool = False, detail: bool = False, title: bool = True,
+                 width: int | None = None) -> str:
+    """The reports of ``results`` as text (wrapped at ``width`` columns if given), or as one
+    Markdown document (with its title unless ``title`` is False)."""
     if not markdown:
-        return "\n\n".join(result_text(r, detail) for r in results)
+        return "\n\n".join(result_text(r, detail, width) for r in results)
     return (MARKDOWN_TITLE + "\n\n" if title else "") + "\n\n".join(
         render(result_blocks(r, detail), markdown=True) for r in results)
 

@@ -113,6 +113,7 @@ class ComputedDose:
     measures_used: tuple[str, ...] = ()
     uncapped_low: Decimal | None = None  # set when the worked-out range passed the regimen's maximum
     uncapped_high: Decimal | None = None
+    split_policy: str | None = None  # "jdm-kg policy: ..." behind the amount a day of a dose given over several days
 
     @property
     def per(self) -> str:
@@ -133,6 +134,8 @@ class ComputedDose:
         text = f"{span(self.low, self.high)} {self.unit} {self.per}"
         if self.per_day_low is not None:
             text += f", given as {span(self.per_day_low, self.per_day_high)} {self.unit} a day over {r.administration_days} days"
+            if self.split_policy:  # the guideline gives the course "over 2 days": the split is arithmetic
+                text += f" ({self.split_policy})"
         return text
 
     def summary(self) -> str:

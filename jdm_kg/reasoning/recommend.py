@@ -20,20 +20,21 @@ statement provenance, policies, gaps) is read once per guideline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from rdflib import RDF, RDFS, Graph, Literal, URIRef
+from rdflib import PROV, RDF, RDFS, SKOS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline, load_guideline, with_guideline
 from jdm_kg.knowledge.queries import Row
 from jdm_kg.reasoning.choose import query_engines
-from jdm_kg.reasoning.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose
+from jdm_kg.reasoning.dosing import ROUNDING_NOTE, BodyMeasures, ComputedDose, Regimen, compute_dose, reading
 from jdm_kg.reasoning.engines import EngineChoice, QueryEngine, RdflibEngine, as_engine, oxigraph_answered
 from jdm_kg.reasoning.validation import Issue, RecordRef, ValidationReport, set_aside_ill_typed, validate_graphs
 
@@ -69,14 +70,21 @@ POLICY_MEASURES = JDMG["policy-measurement-recency"]
 POLICY_MULTISYSTEM = JDMG["policy-multisystem-question"]
 POLICY_ROUNDING = JDMG["policy-dose-rounding"]
 POLICY_FAILURE = JDMG["policy-failure-reading"]
+POLICY_SPLIT = JDMG["policy-equal-daily-split"]
+POLICY_ROLES = JDMG["policy-option-roles"]
+POLICY_ILD = JDMG["policy-ild-counts-when-present"]
+POLICY_FEATURES_TIE = JDMG["policy-features-tie"]
+POLICY_YOUNG = JDMG["policy-young-child-caution"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
-               POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE)
+               POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE, POLICY_SPLIT, POLICY_ROLES, POLICY_ILD,
+               POLICY_FEATURES_TIE, POLICY_YOUNG)
 #: The settings this engine reads from the jdm:Policy nodes (columns of queries/policy.rq, each a
 #: jdm: property), with the policy that carries each in ontology/guideline.ttl. Each is a whole
 #: number of days or manifestations. `jdm-kg check` reads this and POLICY_IRIS: it reports a
 #: policy or setting that is missing, and a setting that is not a positive whole number.
 POLICY_SETTINGS = {"screeningMaxAgeDays": POLICY_SCREENING, "measurementMaxAgeDays": POLICY_MEASURES,
-                   "multiSystemMinManifestations": POLICY_MULTISYSTEM}
+                   "multiSystemMinManifestations": POLICY_MULTISYSTEM, "cautionAgeYears": POLICY_YOUNG,
+                   "cautionWeightKg": POLICY_YOUNG}
 #: The dose bases a dose is worked out from, each with the denominator its jdm:doseUnit must have
 #: ("mg/kg" for a dose per kg). The QC query queries/qc/dose-unit-basis.rq reports a regimen whose
 #: unit and basis disagree (a test keeps its pairs the same as these).
@@ -85,6 +93,7 @@ GAP_AFTER_POSITIVE = str(JDMG["gap-after-positive-screening"])
 #: The statement a report puts first when the guideline names no option for a feature.
 REFERRAL = str(JDMG["care-early-expert-consultation"])
 GAP_SWITCH_IN_CLASS = str(JDMG["gap-switch-within-class"])
+GAP_LOWER_AGE_WEIGHT = str(JDMG["gap-lower-age-weight"])
 
 REFRACTORY = str(JDMG.RefractoryMultiSystemDisease)
 
@@ -182,9 +191,12 @@ class Reason:
     statement: Provenance | None = None
     patient_fact: dict[str, str] | None = None
     policy: PolicyRef | None = None
+    more: str | None = None  # said after the text with --details (a gap's definition)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"direction": self.direction, "text": self.text}
+        if self.more:
+            out["more"] = self.more
         if self.patient_fact:
             out["patientFact"] = self.patient_fact
         if self.statement:
@@ -233,15 +245,45 @@ class Gate:
     policy: PolicyRef
     history: tuple[ScreeningEntry, ...] = ()
     result_date: str | None = None
+    need: str = ""  # what must happen first: "screen first", "retest", "blocked", "cleared by a clinician"; "" when passed
+    why: str = ""  # in a few words: "indeterminate", "negative 2025-03-01, 610 days old", "positive 2026-10-01"
+
+    @property
+    def words(self) -> str:
+        """The state next to an option: 'screen first: tuberculosis', 'retest: hepatitis B (indeterminate)',
+        'blocked: hepatitis B positive 2026-10-01'; '' when passed."""
+        if not self.need:
+            return ""
+        if self.need == "blocked":
+            return f"blocked: {self.condition_label} {self.why}".rstrip()
+        return f"{self.need}: {self.condition_label}" + (f" ({self.why})" if self.why else "")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"condition": self.condition_label, "state": self.state, "text": self.text}
+        if self.need:
+            out["needed"] = self.words
         if self.result_date:
             out["resultDate"] = self.result_date
         out["history"] = [e.as_dict() for e in self.history]
         out["statement"] = self.statement.statement
         out["policy"] = self.policy.as_dict()
         return out
+
+
+def gate_words(gates: list[Gate] | tuple[Gate, ...]) -> str:
+    """The words of gates that did not pass, those alike said once: 'screen first: hepatitis B,
+    hepatitis C, tuberculosis (no result on record); retest: ...'."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for g in gates:
+        if g.need:
+            grouped.setdefault((g.need, g.why), []).append(g.condition_label)
+    out = []
+    for (need, why), names in grouped.items():
+        if need == "blocked":
+            out.append("; ".join(f"blocked: {n} {why}".rstrip() for n in names))
+        else:
+            out.append(f"{need}: {', '.join(names)}" + (f" ({why})" if why else ""))
+    return "; ".join(out)
 
 
 @dataclass(frozen=True)
@@ -307,8 +349,11 @@ class Feature:
     label: str
     predominant: bool
     stated: bool
+    counts: str | None = None  # "jdm-kg policy: ..." when it ranks without being predominant (ILD present)
 
     def text(self) -> str:
+        if self.counts:
+            return f"{self.label} (present; it counts: {self.counts})"
         return f"{self.label} (predominant)" if self.predominant else self.label
 
 
@@ -329,6 +374,8 @@ class OptionAssessment:
     standing_iri: str | None = None
     standing_order: int | None = None
     summary: str = ""  # the one-line reason a report prints
+    brief: str = ""  # the reason in a few words, for the one-screen report ('particularly effective for ...')
+    notes: list[str] = field(default_factory=list)  # facts from the record said on the option's line (also in summary)
     summary_statement: Provenance | None = None  # the statement that one-line reason quotes
     derivation: str | None = None  # where the option itself is jdm-kg's reading of the guideline
     dose_statements: list[Provenance] = field(default_factory=list)  # the dosing statements behind the doses
@@ -340,6 +387,17 @@ class OptionAssessment:
     actions: list[Action] = field(default_factory=list)
     caveats: list[Provenance] = field(default_factory=list)
     gaps: list[dict[str, str]] = field(default_factory=list)
+    section_policy: PolicyRef | None = None  # the policy behind the report section, where jdm-kg wrote its heading
+    # ranked options: the best band order for each feature that counts (for the features-tie policy), and
+    # whether a sentence calls the option less effective for a feature that counts
+    feature_bands: dict[str, int] = field(default_factory=dict)
+    against_counting: bool = False
+
+    @property
+    def screening_state(self) -> str:
+        """What must happen first for this option, gate by gate, when not passed ('screen first:
+        tuberculosis; retest: hepatitis B (indeterminate ...)'); '' when every gate passed or none applies."""
+        return gate_words(self.gates)
 
     @property
     def reasons_for(self) -> list[Reason]:
@@ -366,11 +424,13 @@ class OptionAssessment:
             "standing": self.standing,
             "standingBand": self.standing_iri,
             "summary": self.summary,
+            "brief": self.brief,
             "derivation": self.derivation,
             "reasonsFor": [r.as_dict() for r in self.reasons_for],
             "reasonsAgainst": [r.as_dict() for r in self.reasons_against],
             "doses": [_dose_dict(d) for d in self.doses],
             "gates": [g.as_dict() for g in self.gates],
+            "screeningState": self.screening_state or None,
             "actions": [a.as_dict() for a in self.actions],
             "caveats": [{"statement": c.statement, "text": c.label, "quote": c.quote} for c in self.caveats],
             "gaps": self.gaps,
@@ -432,6 +492,11 @@ class PatientResult:
     document_gaps: list[dict[str, str]] = field(default_factory=list)
     policies: list[PolicyRef] = field(default_factory=list)
     ties: list[str] = field(default_factory=list)
+    age_years: Decimal | None = None  # at the record date: from the birth date (whole years), else as recorded
+    age_text: str | None = None  # "12 y", "18 mo"
+    sex: str | None = None
+    weight_recorded: Decimal | None = None  # the latest weight in kg, even one too old to dose from
+    held_back: bool = False  # every next-line biologic waits for a screening (said first)
 
     @property
     def blocked_by_validation(self) -> bool:
@@ -466,6 +531,8 @@ class PatientResult:
             "applicability": self.applicability,
             "jakInhibitorFailures": self.jak_failures,
             "issues": [i.__dict__ for i in self.issues],
+            "age": self.age_text,
+            "sex": self.sex,
             "features": [{"manifestation": f.label, "predominant": f.predominant} for f in self.features],
             "history": [e.as_dict() for e in self.history],
             "body": body,
@@ -539,6 +606,36 @@ class _GuidelineFacts:
         self.screening_max_age_days = int(settings["screeningMaxAgeDays"])
         self.measurement_max_age_days = int(settings["measurementMaxAgeDays"])
         self.multisystem_min = int(settings["multiSystemMinManifestations"])
+        self.caution_age_years = int(settings["cautionAgeYears"])
+        self.caution_weight_kg = int(settings["cautionWeightKg"])
+        # Readings the engine applies that the graph spells out (each under a jdm:Policy):
+        # manifestations that count when present (with the statement the policy rests on),
+        # the verb phrases of the preference levels, the quote's own words for whom a statement
+        # is for, the policy behind a report section, and gaps said when a screening is positive.
+        g = self.graph
+        self.counts_when_present: dict[str, PolicyRef] = {}
+        self.counts_reason: dict[str, Provenance] = {}
+        for policy_node, manifestation in sorted(g.subject_objects(JDM.countsWhenPresent)):
+            if str(policy_node) in self.policies:
+                self.counts_when_present[str(manifestation)] = self.policies[str(policy_node)]
+                source = g.value(policy_node, PROV.wasDerivedFrom)
+                if source is not None:
+                    self.counts_reason[str(manifestation)] = self.provenance(str(source))
+        self.verb_phrases = {str(level): sorted(str(p) for p in g.objects(level, JDM.verbPhrase))
+                             for level in g.subjects(RDF.type, JDM.PreferenceLevel)}
+        self.scope_text = {str(st): str(text) for st, text in g.subject_objects(JDM.scopeText)}
+        self.role_policy = {str(role): self.policies[str(policy)] for role, policy in g.subject_objects(JDM.underPolicy)
+                            if (role, RDF.type, JDM.OptionRole) in g and str(policy) in self.policies}
+        self.positive_gaps: list[tuple[dict[str, str], frozenset[str], frozenset[str]]] = []
+        for gap in sorted(set(g.subjects(JDM.saidWhenPositive, None))):
+            label, definition = g.value(gap, RDFS.label), g.value(gap, SKOS.definition)
+            self.positive_gaps.append((
+                {"gap": str(gap), "label": str(label or gap), "text": str(definition or "")},
+                frozenset(str(c) for c in g.objects(gap, JDM.saidWhenPositive)),
+                frozenset(str(o) for o in g.objects(gap, JDM.aboutOption))))
+        lower = [gap for gap in g.subjects(RDF.type, JDM.GuidelineGap) if str(gap) == GAP_LOWER_AGE_WEIGHT]
+        self.lower_bound_gap = ({"gap": str(lower[0]), "label": str(g.value(lower[0], RDFS.label)),
+                                 "text": str(g.value(lower[0], SKOS.definition))} if lower else None)
         self.bands = [
             _Band(str(r["band"]), str(r["label"]), int(r["order"]), _s(r, "side"), _s(r, "level"),  # type: ignore[call-overload]
                   _b(r, "needsPredominant"), _b(r, "isDefault"), str(r["policy"]))
@@ -766,40 +863,74 @@ def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date
         tail = (f"; the later {later[-1].text()} does not clear it" if later else "")
         text = (f"{label}: positive on {_iso(first.date)}{tail}: blocked until a clinician assesses it and "
                 f"records a clearance ({policy.tag}){_after_positive(facts)}")
-        return Gate(condition, label, "blocking", text, statement, policy, history, first.date.isoformat() if first.date else None)
+        return Gate(condition, label, "blocking", text, statement, policy, history,
+                    first.date.isoformat() if first.date else None, "blocked", f"positive {_iso(first.date)}")
     if not results:
         return Gate(condition, label, "required", f"{label}: no result on record: screen before starting", statement,
-                    policy, history)
+                    policy, history, None, "screen first", "no result on record")
     latest = results[-1]
     when = latest.date
-    cleared_note = ""
+    cleared_note = cleared_why = ""
     for p in positives:
         c = cleared(p)
         if c is not None:
             cleared_note = f"; positive {_iso(p.date)}, {c.text()}{_after_positive(facts)}"
+            cleared_why = f"positive {_iso(p.date)}"
     if latest.result_iri == str(JDM.Positive):  # a cleared positive is the latest result
         return Gate(condition, label, "cleared", f"{label}: cleared by a clinician, not by a negative test{cleared_note} "
-                    f"({policy.tag})", statement, policy, history, when.isoformat() if when else None)
+                    f"({policy.tag})", statement, policy, history, when.isoformat() if when else None,
+                    "cleared by a clinician", cleared_why)
     if latest.result_iri != str(JDM.Negative):
         return Gate(condition, label, "required",
                     f"{label}: {latest.text()}: retest before starting ({policy.tag})", statement, policy, history,
-                    when.isoformat() if when else None)
+                    when.isoformat() if when else None, "retest", latest.text())
     if when is None:
         return Gate(condition, label, "required",
-                    f"{label}: negative but undated: retest or record the date ({policy.tag})", statement, policy, history)
+                    f"{label}: negative but undated: retest or record the date ({policy.tag})", statement, policy, history,
+                    None, "retest", "negative, undated")
     age = (as_of - when).days
     if age > max_age:
         return Gate(condition, label, "required",
                     f"{label}: negative {when.isoformat()} is {age} days old, over {max_age}: retest before starting "
-                    f"({policy.tag})", statement, policy, history, when.isoformat())
+                    f"({policy.tag})", statement, policy, history, when.isoformat(), "retest",
+                    f"negative {when.isoformat()}, {age} days old")
     return Gate(condition, label, "cleared" if cleared_note else "passed",
                 f"{label}: negative {when.isoformat()}, within {max_age} days{cleared_note} ({policy.tag})",
-                statement, policy, history, when.isoformat())
+                statement, policy, history, when.isoformat(), "cleared by a clinician" if cleared_note else "", cleared_why)
+
+
+def _gaps_when_positive(option: OptionAssessment, screenings: dict[str, list[ScreeningEntry]],
+                        facts: _GuidelineFacts) -> None:
+    """Say on the option's line a gap the guideline leaves when a screening result is positive
+    (it gates only biologics: nothing on hepatitis for methotrexate or ciclosporin)."""
+    for gap, conditions, options in facts.positive_gaps:
+        if option.option not in options:
+            continue
+        positive = sorted({f"{facts.label(c)} positive {_iso(e.date)}" for c in conditions for e in screenings.get(c, [])
+                           if e.kind == "result" and e.result_iri == str(JDM.Positive)})
+        if positive:
+            option.summary += f"; guideline gap: {gap['label'].lower()} ({'; '.join(positive)} on record)"
+            option.notes.append(f"guideline gap: {gap['label'].lower()} ({'; '.join(positive)} on record)")
+            option.reasons.append(Reason("against", f"Guideline gap: {gap['label']}. {gap['text']}",
+                                         patient_fact={"screening": "; ".join(positive)}))
 
 
 def _after_positive(facts: _GuidelineFacts) -> str:
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_AFTER_POSITIVE), None)
     return f"; guideline gap: {gap['label'].lower()}" if gap else ""
+
+
+def _age(rows: list[Row], as_of: date) -> tuple[Decimal | None, str | None]:
+    """The age at the record date: whole years (months under 2) from the birth date, else the
+    age as recorded."""
+    row = rows[0] if rows else {}
+    birth = _date(row.get("birthDate"))
+    if birth is not None and birth <= as_of:
+        months = (as_of.year - birth.year) * 12 + as_of.month - birth.month - (1 if as_of.day < birth.day else 0)
+        years = months // 12
+        return Decimal(months) / Decimal(12), (f"{years} y" if years >= 2 else f"{months} mo")
+    age = _d(row, "ageYears")
+    return (age, f"{age} y") if age is not None else (None, None)
 
 
 def _as_of(rows: list[Row], today: date | None) -> date:
@@ -887,8 +1018,16 @@ def assess_patient(
     )
     if blocked:
         return result
+    result.age_years, result.age_text = _age(fact_rows, as_of)
+    result.sex = _s(fact_rows[0], "sex") if fact_rows else None
+    if fact_rows and _s(fact_rows[0], "weightUnit") == "kg":
+        result.weight_recorded = _d(fact_rows[0], "weightValue")
     result.body = _body_measures(fact_rows, as_of, facts.measurement_max_age_days, facts.policy(POLICY_MEASURES))
     result.features = _features(select("manifestations", patient=patient))
+    if any(f.predominant for f in result.features):  # ILD counts when present (jdm-kg policy)
+        result.features = [replace(f, counts=facts.counts_when_present[f.manifestation].tag)
+                           if not f.predominant and f.manifestation in facts.counts_when_present else f
+                           for f in result.features]
     result.history = _episodes(select("treatment-history", patient=patient), facts)
     if not applicable:  # say which JAK inhibitor episodes there are, if any, and why they do not count
         jak = [e for e in result.history if e.drug and (URIRef(e.drug), RDF.type, JDM.JAKInhibitor) in facts.graph]
@@ -926,11 +1065,16 @@ def assess_patient(
             for gate in blocking:
                 option.reasons.append(Reason("against", gate.text, gate.statement, policy=gate.policy))
         if option.status in ("offered", "conditional", "blocked") and result.body is not None:
-            option.doses = [compute_dose(r, result.body) for r in facts.regimens(candidate.option)]
+            split = facts.policy(POLICY_SPLIT).tag
+            option.doses = [replace(d, split_policy=split) if d.per_day_low is not None else d
+                            for d in (compute_dose(r, result.body) for r in facts.regimens(candidate.option))]
             option.dose_statements = [facts.provenance(r.statement) for r in facts.regimens(candidate.option) if r.statement]
+        option.section_policy = facts.role_policy.get(candidate.role)
+        if applicable and option.status in ("offered", "conditional"):
+            _gaps_when_positive(option, screenings, facts)
         result.options.append(option)
     result.screening = sorted(gates.values(), key=lambda g: g.condition_label)
-    _rank(result)
+    _rank(result, facts)
     _notices(result, facts)
     _shared(result, facts)
     return result
@@ -955,51 +1099,118 @@ def _option(candidate: _Candidate, facts: _GuidelineFacts, rows: list[Row], resu
     by_statement: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         by_statement.setdefault((str(row["statement"]), str(row["side"])), []).append(row)
-    matched: list[tuple[str, str, bool, str]] = []  # (side, level, predominant, text)
+    any_predominant = any(f.predominant for f in result.features)
+    matched: list[tuple[str, str, bool, str]] = []  # (side, level, counts, text)
+    truly: list[tuple[str, str, bool]] = []  # (side, level, a feature marked predominant), per matched
     said_by: dict[str, Provenance] = {}
+    brief_of: dict[str, str] = {}  # reason text -> the same in a few words
+    names_of: dict[str, str] = {}  # reason text -> the patient's features it matched
+    present_counts: dict[str, str] = {}  # manifestation -> label, for features that count only by a policy
+
+    def counts(row: Row) -> bool:  # ILD counts when present (jdm-kg policy), once some feature is predominant
+        return any_predominant and not _b(row, "predominant") and str(row["manifestation"]) in facts.counts_when_present
+
     for (statement, side), group in sorted(by_statement.items()):
         prov = facts.provenance(statement)
-        features = sorted({(str(r["manifestationLabel"]), _b(r, "predominant")) for r in group})
-        where = ", ".join(f"{m} ({'predominant' if p else 'present'})" for m, p in features)
-        predominant = any(p for _, p in features)
-        level_label = str(group[0]["levelLabel"])
-        fact = {"manifestation": "; ".join(m for m, _ in features),
+        level = str(group[0]["level"])
+        features = sorted({(str(r["manifestationLabel"]), _b(r, "predominant"), counts(r)) for r in group})
+        where = ", ".join(f"{m} ({'predominant' if p else 'present; counts when present' if c else 'present'})"
+                          for m, p, c in features)
+        predominant = any(p for _, p, _ in features)
+        counted = predominant or any(c for _, _, c in features)
+        fact = {"manifestation": "; ".join(m for m, _, _ in features),
                 "predominant": "yes" if predominant else "no"}
         said = f'"{" ".join(prov.quote.split())}"' if prov.quote and len(prov.quote) <= 90 else prov.label
-        if side == "for" and str(group[0]["level"]) == str(JDMG["level-comparison"]):
+        names = " and ".join(m for m, _, _ in features)
+        extra = ""  # (a feature that counts when present says so on the Features line and in the standing)
+        if side == "for" and level == str(JDMG["level-comparison"]):
             text = f"{said}: works better for {where}"
+            brief = f"works better for {names}{extra}"
         elif side == "for":
-            text = f"{said} ({level_label} {where})"
+            verb = _verb(facts, level, str(group[0]['levelLabel']), prov.quote)
+            text = f"{said} ({verb}; recorded: {where})"
+            brief = f"{verb} {facts.scope_text.get(statement) or 'for ' + names}{extra}"
         else:
             text = f"{said}: works less well for {where}"
+            brief = f"works less well for {names}"
+        brief_of[text] = brief
+        names_of[text] = names
         option.reasons.append(Reason(side, text, prov, fact))
-        matched.append((side, str(group[0]["level"]), predominant, text))
+        matched.append((side, level, counted, text))
+        truly.append((side, level, predominant))
         said_by[text] = prov
-    any_predominant = any(f.predominant for f in result.features)
+        for row in group:
+            if counts(row):
+                present_counts[str(row["manifestation"])] = str(row["manifestationLabel"])
+            if candidate.ranked and (_b(row, "predominant") or counts(row)):
+                if side == "against":
+                    option.against_counting = True
+                else:
+                    band = _band([(side, level, True, text)], facts, True)
+                    if not band.is_default:
+                        name = str(row["manifestationLabel"])
+                        option.feature_bands[name] = min(option.feature_bands.get(name, band.order), band.order)
+    for manifestation, name in sorted(present_counts.items()):
+        policy, heading = facts.counts_when_present[manifestation], facts.counts_reason.get(manifestation)
+        quoted = f'"{" ".join(heading.quote.split())}"' if heading and heading.quote else "its step 2 heading"
+        option.reasons.append(Reason("for", f"{name} is present, not predominant, and counts: the step 2 heading {quoted} "
+                                     "leaves out \"predominant\"", heading, {"manifestation": name, "predominant": "no"},
+                                     policy))
     if candidate.ranked:
         band = _band(matched, facts, any_predominant)
         option.standing, option.standing_iri, option.standing_order = band.label, band.iri, band.order
         option.band_policy = facts.policy(URIRef(band.policy))
+        if (any_predominant and band.needs_predominant and present_counts
+                and not any(p and _fits(band, side, True) and (band.level is None or lv == band.level)
+                            for side, lv, p in truly)):
+            # the band was reached through a feature that counts when present, not a predominant one
+            names = " and ".join(sorted(present_counts.values()))
+            option.standing = (band.label.replace("the predominant feature", f"{names}, which counts when present")
+                               if "the predominant feature" in band.label else f"{band.label} ({names}, which counts when present)")
         named = facts.named_for.get(candidate.option, [])
         others = [t for side, _, p, t in matched if side == "for" and not p] if any_predominant else []
         if band.is_default and others:
             option.summary = ("nothing about the predominant feature; for a feature present but not predominant "
                               "(so it does not rank): " + "; ".join(others))
+            option.brief = "; ".join(f"{brief_of[t]} ({names_of[t]} present, not predominant: does not rank)" for t in others)
         elif band.is_default and named:
-            features = sorted({m for side, _, m, _, _ in named if side == "for"})
-            option.summary = ("the guideline ties it to none of this patient's features (it names it for "
-                              + ", ".join(features) + ")") if features else "no feature-specific guidance"
+            features_named = sorted({_named_words(facts, n) for n in named if n[0] == "for"})
+            option.summary = ("the guideline ties it to none of this patient's features (it names it "
+                              + ", ".join(features_named) + ")") if features_named else "no feature-specific guidance"
         elif band.is_default:
             option.summary = "the guideline names it as a next-line bDMARD without tying it to any feature"
         else:
             option.summary = next((t for s, _, p, t in matched if _fits(band, s, p) and (p or not any_predominant)),
                                   matched[0][3])
+            option.brief = brief_of.get(option.summary, "")
         option.summary_statement = said_by.get(option.summary)
     else:
         _unranked(option, candidate, matched, facts, result)
+        positive = [t for s, _, _, t in matched if s == "for"]
+        if positive and option.summary.startswith(positive[0]):
+            option.brief = brief_of[positive[0]] + (f" (and {len(positive) - 1} more: --details)" if len(positive) > 1 else "")
+        elif not option.brief:
+            option.brief = option.summary
         if option.summary_statement is None:
             option.summary_statement = next((said_by[t] for t in said_by if option.summary.startswith(t)), None)
     return option
+
+
+def _verb(facts: _GuidelineFacts, level: str, level_label: str, quote: str | None) -> str:
+    """The words of the quote that give its level ('particularly useful', not the level's label
+    'particularly effective or useful for'); a level no verb calls for ('named among the
+    options for') by its label, without the trailing preposition."""
+    for phrase in facts.verb_phrases.get(level, []):
+        if quote and re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", quote, re.IGNORECASE):
+            return phrase.lower()
+    return re.sub(r"\s+(for|in)$", "", level_label)
+
+
+def _named_words(facts: _GuidelineFacts, named: tuple[str, str, str, str, str]) -> str:
+    """Whom a statement names an option for, in the quote's own words where the graph gives them
+    (jdm:scopeText: 'in refractory cases'), else 'for' and the manifestation's label."""
+    scope = facts.scope_text.get(named[4])
+    return f'"{scope}"' if scope else f"for {named[2]}"
 
 
 def _fits(band: _Band, side: str, predominant: bool) -> bool:
@@ -1031,6 +1242,7 @@ def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tup
     positive = [t for s, _, _, t in matched if s == "for"]
     named_rows = [n for n in facts.named_for.get(candidate.option, []) if n[0] == "for"]
     named = sorted({n[2] for n in named_rows})
+    named_words = sorted({_named_words(facts, n) for n in named_rows})
     refractory = sorted({n[4] for n in named_rows if n[3] == REFRACTORY})
     recorded = [f for f in result.features if f.manifestation != REFRACTORY]
     if positive:
@@ -1039,17 +1251,22 @@ def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tup
     if candidate.role == str(JDM.AdjunctiveTherapy) and candidate.role_from:
         # the sentence that makes it an adjunct ("... and as adjunctive therapy") speaks for it for anyone
         prov = facts.provenance(candidate.role_from)
-        option.summary = (f"as adjunctive therapy (the guideline names it for {' and '.join(named)}, "
-                          "neither recorded)")
+        level = facts.graph.value(URIRef(candidate.role_from), JDM.preferenceLevel)
+        verb = _verb(facts, str(level), "", prov.quote) if level is not None else ""
+        option.summary = (f"{verb + ' ' if verb else ''}as adjunctive therapy (the guideline names it for "
+                          f"{' and '.join(named)}, {'neither' if len(named) == 2 else 'not'} recorded)")
+        option.brief = option.summary
         option.reasons.append(Reason("for", f'"{_short_quote(prov.quote or prov.label)}": as adjunctive therapy', prov))
         option.summary_statement = prov
         return
     if refractory and len(recorded) >= facts.multisystem_min:
         policy = facts.policy(POLICY_MULTISYSTEM)
         option.status, option.status_policy = "conditional", policy
-        option.summary = (f"{len(recorded)} manifestations recorded, severe multi-system refractory disease not "
+        option.summary = (f"{len(recorded)} manifestations recorded, refractory disease not "
                           f"marked: if the disease is severe and multi-system, the guideline says to consider "
                           f"this approach ({policy.tag})")
+        option.brief = (f"{len(recorded)} manifestations, refractory disease not marked: the guideline says to consider it "
+                        f"for severe, multi-system disease ({policy.tag})")
         for statement in refractory:
             prov = facts.provenance(statement)
             option.reasons.append(Reason("for", f'If severe and multi-system: "{_short_quote(prov.quote or prov.label)}"',
@@ -1057,8 +1274,9 @@ def _unranked(option: OptionAssessment, candidate: _Candidate, matched: list[tup
         return
     policy = facts.policy(POLICY_MULTISYSTEM)
     option.status, option.status_policy = "not-indicated", policy
-    option.summary = ("the guideline names it for " + " and ".join(named) + f"; not recorded for this patient ({policy.tag})"
-                      if named else f"no feature of this patient is named for it ({policy.tag})")
+    option.summary = ("the guideline names it " + " and ".join(named_words) + "; this record shows "
+                      + ("neither" if len(named_words) == 2 else "none of these" if len(named_words) > 2 else "no such disease")
+                      + f" ({policy.tag})" if named_words else f"no feature of this patient is named for it ({policy.tag})")
 
 
 def _short_quote(quote: str) -> str:
@@ -1111,6 +1329,7 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
     if failed and gap:
         names = ", ".join(sorted({e.label for e in failed}))
         option.summary += f"; note: {names}, of the same class, already failed: {gap['label'].lower()} in the guideline"
+        option.notes.append(f"note: {names}, of the same class, already failed: {gap['label'].lower()} in the guideline")
         option.reasons.append(Reason("against", f"{names}, of the same class, already failed ({failed[-1].period}). "
                                      f"Guideline gap: {gap['text']}", patient_fact=failed[-1].as_dict()))
 
@@ -1125,25 +1344,62 @@ def _earlier_courses(option: OptionAssessment, candidate: _Candidate, history: l
     if earlier:
         said = "; ".join(f"{e.period}, {e.outcome_label}" for e in earlier)
         option.summary += f"; note: given before, {said}: find out how that course went"
+        option.notes.append(f"note: given before, {said}: find out how that course went")
         for e in earlier:
             option.reasons.append(Reason("against", f"Given before, not recorded as a failure: {e.text()}",
                                          patient_fact=e.as_dict()))
 
 
-def _rank(result: PatientResult) -> None:
+def _rank(result: PatientResult, facts: _GuidelineFacts | None = None) -> None:
     """Competition ranking (1, 1, 3) by band among the ranked options still in play; ties stay
-    ties and are named."""
+    ties and are named, each with why and the policy it rests on. With two features that count
+    and different best options for each, those best options tie (jdm-kg policy: the guideline
+    does not say which feature to treat first)."""
     ranked = [o for o in result.options if o.ranked and o.status in ("offered", "blocked")]
+    key = {o.option: o.standing_order or 0 for o in ranked}
+    lifted = _features_tie(ranked, key) if facts is not None and any(f.predominant for f in result.features) else {}
     for option in ranked:
-        option.rank = 1 + sum(1 for other in ranked if (other.standing_order or 0) < (option.standing_order or 0))
+        option.rank = 1 + sum(1 for other in ranked if key[other.option] < key[option.option])
     result.options.sort(key=lambda o: (o.section, o.rank is None, o.rank or 0, o.label))
-    by_rank: dict[int, list[str]] = {}
+    by_rank: dict[int, list[OptionAssessment]] = {}
     for option in ranked:
-        by_rank.setdefault(option.rank or 0, []).append(option.label)
-    result.ties = [
-        f"{', '.join(sorted(labels))} tie at #{rank}: nothing in the guideline separates them"
-        for rank, labels in sorted(by_rank.items()) if len(labels) > 1
-    ]
+        by_rank.setdefault(option.rank or 0, []).append(option)
+    result.ties = []
+    for rank, options in sorted(by_rank.items()):
+        if len(options) < 2:
+            continue
+        labels = ", ".join(sorted(o.label for o in options))
+        if lifted and all(o.option in lifted for o in options) and facts is not None:
+            why = "; ".join(f"{', '.join(sorted(o.label for o in options if lifted[o.option] == feature))} for {feature}"
+                            for feature in sorted(set(lifted.values())))
+            result.ties.append(f"{labels} tie at #{rank}: {why}; the guideline does not say which feature to treat first "
+                               f"({facts.policy(POLICY_FEATURES_TIE).tag})")
+        else:
+            tag = f" ({options[0].band_policy.tag})" if options[0].band_policy else ""
+            result.ties.append(f"{labels} tie at #{rank}: nothing in the guideline separates them{tag}")
+
+
+def _features_tie(ranked: list[OptionAssessment], key: dict[str, int]) -> dict[str, str]:
+    """Lift the best options for each feature that counts to the best rank of any of them when the
+    features' best options differ; returns option -> the feature it was best for (empty: no lift).
+    An option the guideline calls less effective for a feature that counts is never lifted."""
+    best: dict[str, int] = {}
+    for option in ranked:
+        for feature, order in option.feature_bands.items():
+            best[feature] = min(best.get(feature, order), order)
+    tops = {feature: [o for o in ranked if o.feature_bands.get(feature) == order and not o.against_counting]
+            for feature, order in best.items()}
+    tops = {f: options for f, options in tops.items() if options}
+    groups = {frozenset(o.option for o in options) for options in tops.values()}
+    if len(tops) < 2 or len(groups) < 2:
+        return {}
+    top = min(best[f] for f in tops)
+    lifted: dict[str, str] = {}
+    for feature in sorted(tops):
+        for option in tops[feature]:
+            key[option.option] = min(key[option.option], top)
+            lifted.setdefault(option.option, feature)
+    return lifted
 
 
 def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
@@ -1154,18 +1410,36 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
     predominant = [f for f in result.features if f.predominant]
     for feature in predominant:
         for gap in facts.feature_gaps.get(feature.manifestation, []):
-            result.notices.append(Reason("against", f"{feature.label} is predominant: {gap['label']}. {gap['text']} The next-line "
-                                         "bDMARDs are offered without a feature preference.",
-                                         patient_fact={"manifestation": feature.label, "predominant": "yes"}))
+            result.notices.append(Reason("against", f"{feature.label} is predominant: {gap['label']} (a guideline gap): the "
+                                         "next-line bDMARDs are offered without a feature preference.",
+                                         patient_fact={"manifestation": feature.label, "predominant": "yes"}, more=gap["text"]))
     for feature in result.features:
         if not feature.predominant:
             for gap in facts.feature_gaps.get(feature.manifestation, []):
                 result.notices.append(Reason("against", f"{feature.label} is recorded (not predominant): {gap['label']}.",
-                                             patient_fact={"manifestation": feature.label, "predominant": "no"}))
-    if result.notices:
-        referral = _referral(result)
-        if referral is not None:
-            result.notices.insert(0, Reason("for", f"Refer early: {referral.text}", referral.statement))
+                                             patient_fact={"manifestation": feature.label, "predominant": "no"},
+                                             more=gap["text"]))
+    referral = _referral(result)
+    held = _held_back(result)
+    if held is not None:  # no next-line biologic can start: said first, with the expert-centre step
+        pending = gate_words([g for g in result.screening if g.state in ("required", "blocking")])
+        others = [g for g in result.screening if g.state not in ("required", "blocking")]
+        by_state: dict[str, list[str]] = {}
+        for g in others:
+            by_state.setdefault(g.state, []).append(g.condition_label)
+        others_said = "".join(f"; {state}: {', '.join(names)}" for state, names in by_state.items())
+        step = f" Meanwhile: {referral.text[0].lower()}{referral.text[1:]}" if referral is not None else ""
+        gap = next((g for g in facts.document_gaps if g["gap"] == GAP_AFTER_POSITIVE), None)
+        if gap and any(g.state == "blocking" for g in result.screening):
+            step += f" Guideline gap: {gap['label'].lower()}."
+        result.held_back = True
+        result.notices.insert(0, Reason("against", f"No next-line biologic can start yet: {pending}{others_said} "
+                                        f"({held.tag}).{step}", referral.statement if referral else None, policy=held))
+    elif result.notices and referral is not None:
+        result.notices.insert(0, Reason("for", f"Refer early: {referral.text}", referral.statement))
+    caution = _young_child(result, facts)
+    if caution is not None:
+        result.notices.insert(1 if held is not None else 0, caution)
     for option in result.options:
         if option.ranked and option.status == "current" and option.status_policy:
             since = next((e.period for e in result.history if e.drug == option.option and e.current), "")
@@ -1173,6 +1447,36 @@ def _notices(result: PatientResult, facts: _GuidelineFacts) -> None:
                 "against", f"Already on {option.label}, a next-line bDMARD ({since}): the options below are the "
                 f"alternatives if it fails or is not tolerated ({option.status_policy.tag})", policy=option.status_policy))
 
+
+
+def _held_back(result: PatientResult) -> PolicyRef | None:
+    """The screening policy when every next-line biologic still in play waits for a screening
+    (one to do or repeat, or a positive result a clinician has not cleared); else None."""
+    in_play = [o for o in result.options if o.ranked and o.status in ("offered", "blocked")]
+    held = [g for o in in_play for g in o.gates if g.state in ("required", "blocking")]
+    if in_play and all(any(g.state in ("required", "blocking") for g in o.gates) for o in in_play):
+        return held[0].policy
+    return None
+
+
+def _young_child(result: PatientResult, facts: _GuidelineFacts) -> Reason | None:
+    """A caution first for a child under the policy's age or weight: the guideline gives no lower
+    bound (a gap), and the evidence behind its doses is from older patients."""
+    gap = facts.lower_bound_gap
+    if gap is None:
+        return None
+    policy = facts.policy(POLICY_YOUNG)
+    said = []
+    if result.age_years is not None and result.age_years < facts.caution_age_years:
+        said.append(f"under {facts.caution_age_years} years ({result.age_text})")
+    weight = result.body.weight_kg if result.body and result.body.weight_kg is not None else result.weight_recorded
+    if weight is not None and weight < facts.caution_weight_kg:
+        said.append(f"under {facts.caution_weight_kg} kg ({reading(weight)} kg)")
+    if not said:
+        return None
+    return Reason("against", f"Caution, {' and '.join(said)}: {gap['label'].lower()} in the guideline; the evidence "
+                  f"linked to its doses is from adults, or adults with some children ({policy.tag})",
+                  patient_fact={"age": result.age_text or "not recorded"}, policy=policy, more=gap["text"])
 
 
 def _referral(result: PatientResult) -> Action | None:
@@ -1188,13 +1492,20 @@ def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
     """Safety and care actions of the options offered, each once; caveats once; policies used."""
     seen: dict[str, Action] = {}
     caveats: dict[str, Provenance] = {}
+    carried_by: dict[str, set[bool]] = {}  # action statement -> whether each option carrying it is a next-line biologic
     for option in result.options:
         if option.status not in ("offered", "conditional", "blocked", "current"):
             continue
         for action in option.actions:
             seen.setdefault(action.statement.statement, action)
+            carried_by.setdefault(action.statement.statement, set()).add(option.ranked)
         for caveat in option.caveats:
             caveats.setdefault(caveat.statement, caveat)
+    if _held_back(result) is not None:
+        # no biologic can start yet: what assumes one is starting says "once a biologic starts"
+        for statement, action in seen.items():
+            if action.timing == "during treatment" and carried_by[statement] == {True}:
+                seen[statement] = replace(action, text=f"Once a biologic starts: {action.text[0].lower()}{action.text[1:]}")
     order = {"before starting": 0, "during treatment": 1}
     result.shared_actions = sorted(seen.values(), key=lambda a: (order.get(a.timing or "", 2), a.text))
     result.caveats = sorted(caveats.values(), key=lambda c: c.statement)
@@ -1206,6 +1517,19 @@ def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
                 used[policy.iri] = policy
         for gate in option.gates:
             used[gate.policy.iri] = gate.policy
+        if option.status in ("offered", "conditional", "blocked"):
+            for reason in option.reasons:
+                if reason.policy:
+                    used[reason.policy.iri] = reason.policy
+            if option.section_policy:
+                used[option.section_policy.iri] = option.section_policy
+            if any(d.split_policy for d in option.doses):
+                used[str(POLICY_SPLIT)] = facts.policy(POLICY_SPLIT)
+    for notice in result.notices:
+        if notice.policy:
+            used[notice.policy.iri] = notice.policy
+    if any("jdm-kg policy: " + facts.policy(POLICY_FEATURES_TIE).label in tie for tie in result.ties):
+        used[str(POLICY_FEATURES_TIE)] = facts.policy(POLICY_FEATURES_TIE)
     if result.applicable and "jdm-kg policy: " + facts.policy(POLICY_FAILURE).label in result.applicability:
         policy = facts.policy(POLICY_FAILURE)
         used[policy.iri] = policy

@@ -29,8 +29,8 @@ from datetime import date
 from typing import Any
 
 from jdm_kg.knowledge.guideline import Guideline
-from jdm_kg.outputs.fhir_output import drug_for_coding, medication_request
-from jdm_kg.outputs.report import explain_text, results_text
+from jdm_kg.outputs.fhir_output import checked, dosage_instruction, drug_for_coding, pending_first
+from jdm_kg.outputs.report import result_blocks, results_text
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
 from jdm_kg.service.problems import Problem
 
@@ -50,6 +50,8 @@ __all__ = [
 PATIENT_VIEW = "jdm-kg-patient-view"
 ORDER_SELECT = "jdm-kg-order-select"
 SUMMARY_LIMIT = 140
+#: The most lines a card's detail has: what a clinician reads in 20 seconds (the link has the rest).
+DETAIL_LINES = 15
 
 #: Prefetch templates (CDS Hooks "Prefetch Template"): key -> FHIR query; all but
 #: ``medicationRequests`` are required.
@@ -68,8 +70,8 @@ SERVICES: dict[str, dict[str, Any]] = {
         "id": PATIENT_VIEW,
         "title": "JDM: next line of treatment after JAK-inhibitor failure",
         "description": "When a juvenile dermatomyositis patient's chart opens and a JAK-inhibitor failure is "
-                       "recorded: the guideline's first next-line option for this child, its screening state, "
-                       "and the one-screen report.",
+                       "recorded: the guideline's first next-line option for this child (or the options that tie), "
+                       "what screening is pending, and a short detail with a link to the full report.",
         "prefetch": PREFETCH,
         "usageRequirements": "Prefetch is required: jdm-kg never queries the FHIR server. Body weight and height "
                              "(LOINC 29463-7, 8302-2) and TB / hepatitis screening observations are read.",
@@ -80,7 +82,7 @@ SERVICES: dict[str, dict[str, Any]] = {
         "title": "JDM: where the selected drug stands after JAK-inhibitor failure",
         "description": "When a MedicationRequest for one of the guideline's drugs is selected: its rank and reason "
                        "for this patient, its screening state, any earlier failure, and the guideline's dose for "
-                       "this child as a proposal.",
+                       "this child as an update of the selected draft order (never a second order).",
         "prefetch": PREFETCH,
         "usageRequirements": "Prefetch is required: jdm-kg never queries the FHIR server.",
     },
@@ -206,9 +208,9 @@ def _screening(option: OptionAssessment) -> tuple[str, str]:
     blocking = [g.condition_label for g in option.gates if g.state == "blocking"]
     required = [g.condition_label for g in option.gates if g.state == "required"]
     if blocking:
-        return "critical", "positive screening blocks: " + ", ".join(blocking)
+        return "critical", "blocked: " + ", ".join(f"{c} positive" for c in blocking)
     if required:
-        return "warning", "screen first: " + ", ".join(required)
+        return "warning", "; ".join(f"{g.need}: {g.condition_label}" for g in option.gates if g.state == "required")
     return "info", "screening passed" if option.gates else "no screening named"
 
 
@@ -218,6 +220,75 @@ def first_next_line(result: PatientResult) -> OptionAssessment | None:
     ranked = [o for o in result.options if o.ranked and o.rank is not None
               and o.status in ("offered", "conditional", "blocked")]
     return min(ranked, key=lambda o: (o.rank, 0 if o.is_offered else 1)) if ranked else None
+
+
+def first_group(result: PatientResult) -> list[OptionAssessment]:
+    """Every next-line option at the first rank still in play: one, or several that tie."""
+    first = first_next_line(result)
+    if first is None:
+        return []
+    return [o for o in result.options if o.ranked and o.rank == first.rank and o.status in ("offered", "conditional", "blocked")]
+
+
+def _names(options: list[OptionAssessment]) -> str:
+    labels = [o.label for o in options]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} or {labels[-1]}"
+
+
+def _gap_features(result: PatientResult) -> list[str]:
+    """Predominant features the guideline names no next-line option for (the notices say so)."""
+    return [f.label for f in result.features if f.predominant
+            and any(n.patient_fact and n.patient_fact.get("manifestation") == f.label and n.patient_fact.get("predominant") == "yes"
+                    for n in result.notices)]
+
+
+def card_summary(result: PatientResult) -> tuple[str, str]:
+    """(indicator, summary of fewer than 140 characters): the first option, or the options that tie
+    at the first rank (never one of them alone), a gap the guideline leaves for a predominant
+    feature, and what screening is pending."""
+    group = first_group(result)
+    if not group:
+        return "warning", _fit("JDM after JAK-inhibitor failure: no next-line option can be offered now")
+    indicator, words = _screening(group[0])
+    gaps = _gap_features(result)
+    lead = "JDM after JAK-inhibitor failure: "
+    if gaps:
+        who = f"no biologic named for {' and '.join(gaps)}: expert centre; {len(group)} bDMARDs tie"
+    elif len(group) == 1:
+        who = f"{group[0].label} first (#{group[0].rank})"
+    else:
+        who = f"{_names(group)} (tie, #{group[0].rank})"
+        if len(lead + who + "; " + words) >= SUMMARY_LIMIT:
+            who = f"{len(group)} bDMARDs tie at #{group[0].rank}"
+    text = f"{lead}{who}; {words}"
+    if len(text) >= SUMMARY_LIMIT:
+        text = f"JDM after JAKi failure: {who}; {words}"
+    return indicator, _fit(text)
+
+
+def card_detail(result: PatientResult, link: str, option: OptionAssessment | None = None) -> str:
+    """A card's detail: at most :data:`DETAIL_LINES` lines of Markdown a clinician reads in 20
+    seconds (what is pending first, the options with dose and state, ties, gaps), the last a link
+    to the full report. With ``option`` (order-select): that option's line first."""
+    blocks = result_blocks(result)
+    wanted: list[str] = []
+    for kind, text in blocks:
+        text = text.replace(": --details", ": in the full report")  # (a card's reader has the link, not the CLI)
+        if kind == "notice":
+            wanted.append(f"- **{text}**")
+        elif kind == "line" and text.startswith(("The guideline applies", "Pending before", "Screening before", "Tie: ")):
+            wanted.append(f"- {text}")
+        elif kind == "item" and not text.startswith("["):
+            wanted.append(f"- {text}")
+    if option is not None:
+        mine = [w for w in wanted if f" {option.label}" in w.split(":", 1)[0] or w.startswith(f"- {option.label}")]
+        wanted = mine + [w for w in wanted if w not in mine]
+    room = DETAIL_LINES - 1
+    if len(wanted) > room:
+        cut = len(wanted) - (room - 1)
+        wanted = wanted[: room - 1] + [f"- ... {cut} more line(s): the full report"]
+    return "\n".join(wanted + [f"[Full report for this patient: every reason with its quote, the screening history, "
+                                f"caveats and policies]({link})"])
 
 
 def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
@@ -248,19 +319,14 @@ def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[
         return [_blocked_card(result, base_url, link)] if _concerns(result) else []
     if not result.applicable:
         return []
-    first = first_next_line(result)
-    if first is None:
-        indicator, summary = "warning", "JDM after JAK-inhibitor failure: no next-line option can be offered now"
-    else:
-        indicator, words = _screening(first)
-        summary = f"JDM after JAK-inhibitor failure: {first.label} ranks first (#{first.rank}); {words}"
+    indicator, summary = card_summary(result)
     return [{
         "uuid": str(uuid.uuid4()),
-        "summary": _fit(summary),
+        "summary": summary,
         "indicator": indicator,
-        "detail": results_text([result], markdown=True),
+        "detail": card_detail(result, link),
         "source": _source(result, base_url),
-        "links": [{"label": "Explanation for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+        "links": [{"label": "Full report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
     }]
 
 
@@ -301,11 +367,12 @@ def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guid
     if not result.applicable:
         return []
     cards = []
-    for drug in drugs:
-        option = next((o for o in result.options if o.option == drug), None)
+    for order in orders:
+        drug = _ordered_drug(order, guideline)
+        option = next((o for o in result.options if o.option == drug), None) if drug else None
         if option is None:
             continue  # not a drug this guideline ranks or proposes: no card
-        cards.append(_order_card(option, result, guideline, base_url, link))
+        cards.append(_order_card(option, result, order, base_url, link))
     return cards
 
 
@@ -320,41 +387,67 @@ _STATUS_WORDS = {
 }
 
 
-def _order_card(option: OptionAssessment, result: PatientResult, guideline: Guideline, base_url: str,
+def _order_card(option: OptionAssessment, result: PatientResult, order: dict[str, Any], base_url: str,
                 link: str) -> dict[str, Any]:
     indicator, words = _screening(option)
     if option.status in ("excluded", "current", "not-indicated", "not-applicable") and indicator == "info":
         indicator = "warning"
     if option.status == "blocked":
         indicator = "critical"
-    where = f"#{option.rank} of the next-line options ({option.standing})" if option.rank is not None \
-        else _STATUS_WORDS.get(option.status, option.status)
-    summary = f"{option.label}: {where}; {words}" if option.is_offered else f"{option.label}: {where}"
-    detail = explain_text(result, option.option)
+    if option.rank is not None:
+        tied = [o.label for o in result.options if o.ranked and o.rank == option.rank and o is not option
+                and o.status in ("offered", "conditional", "blocked")]
+        where = f"#{option.rank}" + (f" tied with {', '.join(tied)}" if tied else "") + f" ({option.standing})"
+    else:
+        where = _STATUS_WORDS.get(option.status, option.status)
+    summary = f"{option.label}: {where}; {words}" if option.is_offered or option.status == "blocked" else f"{option.label}: {where}"
+    if len(summary) >= SUMMARY_LIMIT and option.rank is not None:
+        summary = f"{option.label}: #{option.rank}" + (" (tie)" if "tied" in where else "") + f"; {words}"
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(summary),
         "indicator": indicator,
-        "detail": detail,
+        "detail": card_detail(result, link, option),
         "source": _source(result, base_url),
-        "links": [{"label": "Explanation for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+        "links": [{"label": "Full report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
     }
     suggestions: list[dict[str, Any]] = []
     if option.is_offered:
-        for dose in option.doses:
-            if dose.status != "computed":
-                continue
-            request = medication_request(option, dose, result, guideline)
+        first = pending_first(option)
+        computed = [d for d in option.doses if d.status == "computed"]
+        if len(computed) == 1 and isinstance(order.get("id"), str):
+            dose = computed[0]
+            updated = _updated_order(order, dose, first, result)
+            waiting = ", ".join(g.condition_label for g in option.gates if g.state in ("required", "blocking"))
+            label = (f"After {waiting} screening: set {dose.regimen.drug_label} to {dose.amount()} (the guideline's dose)"
+                     if first else f"Set {dose.regimen.drug_label} to {dose.amount()}, the guideline's dose for this child")
             suggestions.append({
-                "label": _fit(f"Propose {dose.regimen.drug_label} {dose.amount()} (the guideline's dose for this child)"),
+                "label": _fit(label),
                 "uuid": str(uuid.uuid4()),
-                "isRecommended": not suggestions,
-                "actions": [{"type": "create", "description": _fit(dose.summary(), 300), "resource": request}],
+                "isRecommended": not first,
+                "actions": [{"type": "update", "description": _fit(f"Update the draft order {order['resourceType']}/"
+                                                                   f"{order['id']}: {dose.summary()}", 300),
+                             "resource": updated}],
             })
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     return card
+
+
+def _updated_order(order: dict[str, Any], dose: Any, first: str, result: PatientResult) -> dict[str, Any]:
+    """The selected draft MedicationRequest, whole, with the guideline's dose for this child in
+    ``dosageInstruction`` (text, doseAndRate, timing) and what must happen first in a note: an
+    ``update`` of the order being signed (its id kept), never a second order."""
+    updated = json.loads(json.dumps(order))  # the whole resource, as CDS Hooks' update requires
+    updated["dosageInstruction"] = [dosage_instruction(dose)]
+    notes = list(updated.get("note") or [])
+    if first:
+        notes.append({"text": f"Not to be started before screening: {first}. jdm-kg (decision support, not a prescription)."})
+    notes.append({"text": f"Dose from guideline {result.guideline_version} via jdm-kg ({dose.regimen.label}); "
+                          "the prescriber decides."})
+    updated["note"] = notes
+    return checked(updated)
 
 
 def check_feedback(body: Any) -> int:

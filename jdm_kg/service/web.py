@@ -25,6 +25,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from jdm_kg.knowledge.guideline import JDM, JDMG
+from jdm_kg.outputs.report import dose_evidence
+from jdm_kg.reasoning.dosing import reading
 from jdm_kg.reasoning.recommend import PatientResult
 from jdm_kg.service.core import Core
 from jdm_kg.service.problems import Problem
@@ -159,6 +161,12 @@ def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(_TEMPLATES.get_template(name).render(**context), status_code=status)
 
 
+def _tied(result: PatientResult, option: Any) -> bool:
+    """Whether another ranked option in play shares this option's rank."""
+    return option.rank is not None and any(
+        o is not option and o.ranked and o.rank == option.rank and o.status in ("offered", "blocked") for o in result.options)
+
+
 def _sections(result: PatientResult) -> list[tuple[str, list[Any]]]:
     sections: dict[str, list[Any]] = {}
     for option in result.options:
@@ -176,7 +184,7 @@ def web_routes(core: Core) -> list[Route]:
 
     def results_page(results: list[PatientResult], source: str, issues: list[Any]) -> Response:
         return _page("results.html", results=results, sections=_sections, source=source, issues=issues,
-                     version=core.guideline.version)
+                     version=core.guideline.version, reading=reading, dose_evidence=dose_evidence, tied=_tied)
 
     async def index(request: Request) -> Response:
         if request.method == "GET":
