@@ -432,6 +432,16 @@ class PatientResult:
     document_gaps: list[dict[str, str]] = field(default_factory=list)
     policies: list[PolicyRef] = field(default_factory=list)
     ties: list[str] = field(default_factory=list)
+    #: Hypothetical facts this result assumes (``recommend --assume``; empty: the record as written),
+    #: each ``{"assume": "FACT=VALUE", "text": ...}`` (see :mod:`jdm_kg.reasoning.whatif`).
+    assumptions: list[dict[str, Any]] = field(default_factory=list)
+    #: The shortest what-if of each option not offered or not first, where asked for (report
+    #: details, web page): option IRI -> a :class:`~jdm_kg.reasoning.whatif.WhatIf`, or why none.
+    whatif: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hypothetical(self) -> bool:
+        return bool(self.assumptions)
 
     @property
     def blocked_by_validation(self) -> bool:
@@ -456,7 +466,9 @@ class PatientResult:
         sections: dict[str, list[str]] = {}
         for o in self.options:
             sections.setdefault(o.section_heading, []).append(o.option)
+        hypothetical: dict[str, Any] = {"hypothetical": True, "assumptions": self.assumptions} if self.assumptions else {}
         return {
+            **hypothetical,
             "source": self.source,
             "patientId": self.record.patient_id,
             "patient": str(self.record.node),
