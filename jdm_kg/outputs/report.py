@@ -128,7 +128,15 @@ _NOT_OFFERED = {
 }
 
 
-def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+def _whatif_block(result: PatientResult | None, o: OptionAssessment) -> list[_Block]:
+    """Under an option not offered or not first (``--details``): its shortest what-if."""
+    from jdm_kg.outputs.whatif_report import shortest_line
+
+    line = shortest_line(result, o.option) if result is not None and o.status not in ("excluded", "current") else None
+    return [("detail", line)] if line else []
+
+
+def _option_blocks(o: OptionAssessment, detail: bool, result: PatientResult | None = None) -> list[_Block]:
     blocks: list[_Block] = []
     label = f"{o.label} ({o.derivation})" if o.derivation else o.label
     if o.ranked:
@@ -144,6 +152,7 @@ def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
     if dose:
         blocks.append(("sub", ("dose once cleared: " if o.status == "blocked" else "dose: ") + dose))
     if detail:
+        blocks += _whatif_block(result, o)
         blocks += _reason_details(o)
     return blocks
 
@@ -163,8 +172,12 @@ def _reason_details(o: OptionAssessment) -> list[_Block]:
 
 def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     """The report for one patient, as blocks (see :func:`render`)."""
-    b: list[_Block] = [("title", f"Patient {result.record.patient_id} ({result.source}); guideline "
+    from jdm_kg.outputs.whatif_report import hypothetical_lines
+
+    mark = "HYPOTHETICAL: " if result.assumptions else ""
+    b: list[_Block] = [("title", f"{mark}Patient {result.record.patient_id} ({result.source}); guideline "
                                  f"{result.guideline_version}; as of {result.as_of}")]
+    b += [("notice", line) for line in hypothetical_lines(result)]
     for issue in result.issues:
         b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
     b.append(("line", result.applicability))
@@ -210,7 +223,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
             if result.rationales:
                 b.append(("line", "Rationale: " + "; ".join(f"{r.label}{_flags(r)}" for r in result.rationales)))
         for o in shown:
-            b += _option_blocks(o, detail)
+            b += _option_blocks(o, detail, result)
         if sections[order][0].ranked:
             for tie in result.ties:
                 b.append(("line", f"Tie: {tie} ({shown[0].band_policy.tag if shown[0].band_policy else ''})"))
@@ -219,6 +232,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         for o in not_offered:
             b.append(("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}"))
             if detail:
+                b += _whatif_block(result, o)
                 b += _reason_details(o)
     if result.shared_actions:
         b.append(("heading", "Safety and care (once for all options above)"))
@@ -369,6 +383,10 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, JDM.forPatient, patient))
         g.add((run, JDM.status, Literal("applicable" if result.applicable else "not applicable")))
         g.add((run, JDM.text, Literal(result.applicability)))
+        if result.assumptions:  # recommend --assume: a hypothetical run, with what it assumed
+            g.add((run, JDM.hypothetical, Literal(True)))
+            for assumption in result.assumptions:
+                g.add((run, JDM.assumption, Literal(f"{assumption['assume']}: {assumption['text']}")))
         g.add((guideline.version_iri, RDF.type, PROV.Entity))
         g.add((patient, JDM.patientId, Literal(result.record.patient_id)))
         measures = _measurement_nodes(g, patient, result, str(run))
