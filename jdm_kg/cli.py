@@ -233,6 +233,7 @@ def _names_in_help(parser: argparse.ArgumentParser) -> None:
         return plain()
 
     parser.format_help = format_help  # type: ignore[method-assign]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # (the names list keeps its lines)
 
 
 def _rendered(outcome: FileOutcome, args: argparse.Namespace, mode: str, fmt: str, stream: bool) -> str | None:
@@ -684,7 +685,8 @@ def _announce(args: argparse.Namespace) -> None:
         return
     fmt = getattr(args, "format", "text")
     if fmt == "markdown":  # a Markdown document: its title, then the guideline as its first paragraph
-        print(f"{MARKDOWN_TITLE}\n\n{guideline_line()}\n")
+        title = "# jdm-kg: what would change the answer" if args.command == "whatif" else MARKDOWN_TITLE
+        print(f"{title}\n\n{guideline_line()}\n")
     else:
         print(guideline_line(), file=sys.stderr if fmt in _MACHINE_FORMATS or args.command == "serve" else sys.stdout)
     note = _installed_mismatch()

@@ -93,7 +93,9 @@ __all__ = [
     "what_if",
     "what_if_file",
     "shortest",
+    "shortest_lines",
     "standing_of",
+    "resolve_option",
 ]
 
 Triple = tuple[Node, Node, Node]
@@ -148,17 +150,23 @@ class Vocabulary:
             for iri in iris:
                 names.setdefault((kind, iri), []).append(name)
 
+        alt = URIRef("http://www.w3.org/2004/02/skos/core#altLabel")
+        self._plain: dict[str, dict[str, Term]] = {}
+
         def terms(kind: str, shortest: bool = False) -> dict[str, Term]:
             out = {}
+            plain: dict[str, Term] = self._plain.setdefault(kind, {})
             for iri, term in index.terms.items():
-                if not index.is_a(iri, str(JDM[kind])) or not iri.startswith("https://w3id.org/jdm-kg/"):
+                if not index.is_a(iri, str(JDM[kind])):
                     continue
-                own = normalise(term.local)
-                known = sorted(names.get((str(JDM[kind]), iri), []), key=lambda n: (len(n), n))
-                name = (known[0] if shortest and known else own).replace(" ", "-")
-                labels = [str(v) for v in graph.objects(URIRef(iri), URIRef("http://www.w3.org/2004/02/skos/core#altLabel"))]
-                short = min([term.label, *labels], key=lambda n: (len(n), n)) if shortest else term.label
+                labels = [term.label, *(str(v) for v in graph.objects(URIRef(iri), alt))]
+                short = min(labels, key=lambda n: (len(n), n)) if shortest else term.label
+                # a test by its shortest label (HBsAg -> hbsag); anything else by its own name, split at
+                # its capitals (InterstitialLungDisease -> interstitial-lung-disease)
+                name = _plain(short) if shortest else normalise(term.local).replace(" ", "-")
                 out[iri] = Term(iri, term.label, name, short)
+                for variant in (name, *labels, term.local):
+                    plain.setdefault(_plain(variant), out[iri])
             return dict(sorted(out.items(), key=lambda item: item[1].name))
 
         self.conditions = terms("ScreenedCondition")
@@ -178,12 +186,22 @@ class Vocabulary:
         return [t for i, t in self.tests.items() if self.test_for.get(i) == condition]
 
     def find(self, text: str, kind: str, table: dict[str, Term]) -> Term | None:
+        """The term of ``table`` that ``text`` names: its --assume name, a label, an alternative
+        label or its own name, case and punctuation aside."""
+        found = self._plain.get(kind, {}).get(_plain(text))
+        if found is not None and found.iri in table:
+            return found
         term = self.index.named(text, (str(JDM[kind]),))
         return table.get(term.iri) if term is not None else None
 
     def fact_names(self) -> list[str]:
         return (["predominant", "present", "weight", "height"] + [t.name for t in self.conditions.values()]
                 + [t.name for t in self.tests.values()] + [t.name for t in self.drugs.values()])
+
+
+def _plain(text: str) -> str:
+    """``text`` lower case, every run of other characters one dash: ``"anti-HBc"`` -> ``anti-hbc``."""
+    return re.sub(r"[^0-9a-z]+", "-", str(text).lower()).strip("-")
 
 
 @cache
@@ -1060,6 +1078,22 @@ def shortest(report: WhatIfReport, option: str, target: str | None = None) -> Wh
     :func:`what_if` for that option and target, then this."""
     found = report.option(option)
     return found.shortest(target) if found else None
+
+
+def resolve_option(name: str, guideline: Guideline) -> str:
+    """The option (next line, adjunct, escalation) that ``name`` names: its IRI, its local name
+    (``rituximab``) or a label; an :class:`InputError` with the nearest ones otherwise."""
+    options = {c.option: c.label for c in _facts(guideline).candidates}
+    wanted = _plain(name)
+    for iri, label in options.items():
+        if name == iri or wanted in (_plain(iri.rsplit("/", 1)[-1]), _plain(label)):
+            return iri
+    drugs = vocabulary(guideline)
+    term = drugs.find(name, "Drug", drugs.drugs)
+    if term is not None and term.iri in options:
+        return term.iri
+    names = sorted(iri.rsplit("/", 1)[-1] for iri in options)
+    raise InputError("option", f"{name!r} is not an option this guideline presents; " + _near(wanted, names))
 
 
 # --------------------------------------------------------------------------------------

@@ -166,6 +166,23 @@ def _sections(result: PatientResult) -> list[tuple[str, list[Any]]]:
     return list(sections.items())
 
 
+def _recommend_with_whatif(core: Core, graph: Graph, source: str) -> tuple[Any, list[PatientResult]]:
+    """The recommendation, and under each option not offered or not first its shortest what-if."""
+    from jdm_kg.reasoning.whatif import shortest_lines
+
+    report, results = core.recommend(graph, source)
+    shortest_lines(graph, results, core.guideline, source, core.config.today)
+    return report, results
+
+
+def _whatif_line(result: PatientResult, option: Any) -> str | None:
+    """The page's line under an option: its shortest what-if (none for a drug that failed or is
+    being given: no record change would offer it)."""
+    from jdm_kg.outputs.whatif_report import shortest_line
+
+    return None if option.status in ("excluded", "current") else shortest_line(result, option.option)
+
+
 def web_routes(core: Core) -> list[Route]:
     choices = _choices(core)
 
@@ -176,7 +193,7 @@ def web_routes(core: Core) -> list[Route]:
 
     def results_page(results: list[PatientResult], source: str, issues: list[Any]) -> Response:
         return _page("results.html", results=results, sections=_sections, source=source, issues=issues,
-                     version=core.guideline.version)
+                     version=core.guideline.version, whatif=_whatif_line)
 
     async def index(request: Request) -> Response:
         if request.method == "GET":
@@ -197,7 +214,7 @@ def web_routes(core: Core) -> list[Route]:
                 if errors:
                     return form_page(422, errors, {k: form.getlist(k) for k in form})
                 source = "web form"
-            report, results = await core.run(lambda: core.recommend(graph, source))
+            report, results = await core.run(lambda: _recommend_with_whatif(core, graph, source))
         except Problem as problem:
             return form_page(400 if problem.kind == "invalid-input" else 422, [problem.detail])
         finally:
