@@ -106,7 +106,7 @@ def test_changes_no_record_can_make_are_never_proposed():
     report = what_if_file(VIGNETTES / "v13-infliximab-failed-skin.ttl")[1][0]
     infliximab = _option(report, "infliximab")
     assert infliximab.status == "excluded" and infliximab.lines == []
-    assert "a failure that happened is not undone" in infliximab.unmet["offered"]
+    assert "a failure that happened stays on record" in infliximab.unmet["offered"] and list(infliximab.unmet) == ["offered"]
     for applied in report.candidates:
         assert applied.change.kind in ("result", "clearance", "predominant", "present", "weight", "height", "outcome")
         assert not applied.removed or applied.change.kind in ("predominant", "weight", "height", "outcome")
@@ -149,6 +149,24 @@ def test_the_same_answer_every_run_and_the_baseline_is_recommends(ild):
     for before, after in zip(base.result.options, unchanged.options):
         assert (before.option, before.summary, standing_of(before, guideline)) == \
                (after.option, after.summary, standing_of(after, guideline))
+
+
+def test_record_x_and_this_changes_to_y_for_other_reports():
+    """The functions the pending-screening and cannot-tell lines call."""
+    from jdm_kg.reasoning.whatif import outcome_if, shortest_change
+
+    graph, _, result, _, guideline = _loaded(EX / "calcinosis-predominant.ttl")
+    rituximab = "https://w3id.org/jdm-kg/guideline/rituximab"
+    line = shortest_change(graph, result, rituximab, "ready", guideline)
+    assert line.assume == ["igra=negative"] and line.after.endswith("screening complete")
+    assert shortest_change(graph, result, rituximab, "offered", guideline) is None  # offered already
+    abatacept = "https://w3id.org/jdm-kg/guideline/abatacept"
+    assert shortest_change(graph, result, abatacept, "first", guideline) is None  # #1 in a tie is #1
+    skin_graph, _, skin, _, _ = _loaded(EX / "skin-predominant.ttl")
+    assert "ties it to no feature" in shortest_change(skin_graph, skin, abatacept, "first", guideline)
+    changed = outcome_if(graph, result, ["tuberculosis=positive"], guideline)
+    assert {o.status for o in changed.options if o.ranked} == {"blocked"} and changed.hypothetical
+    assert {o.status for o in result.options if o.ranked} == {"offered"}  # the record's own result is untouched
 
 
 def _loaded(path):

@@ -94,6 +94,8 @@ __all__ = [
     "what_if_file",
     "shortest",
     "shortest_lines",
+    "shortest_change",
+    "outcome_if",
     "standing_of",
     "resolve_option",
 ]
@@ -456,7 +458,7 @@ def apply(change: Change, record: _Record) -> Applied:
             words = (f"the disease were judged severe, multi-system and refractory (recorded as "
                      f"'{record.label(feature)}')")
         else:
-            words = f"{record.label(feature)} were found and recorded (not predominant)"
+            words = f"the patient also had {record.label(feature)} (not recorded now; not predominant)"
         return Applied(change, tuple(added), (), words, False)
     if change.kind == "predominant":
         chosen = set(change.features)
@@ -475,18 +477,19 @@ def apply(change: Change, record: _Record) -> Applied:
             finding = BNode()
             added += [(p, JDM.hasManifestation, finding), (finding, JDM.manifestation, URIRef(feature)),
                       (finding, JDM.predominant, Literal(True))]
-        names = [record.label(f) + ("" if f in recorded else " (not recorded now)") for f in
-                 sorted(chosen, key=record.label)]
+        new = sorted(chosen - recorded, key=record.label)
+        names = [record.label(f) for f in sorted(chosen, key=record.label)]
         now = [record.label(f) for f in before]
+        also = (f"the patient also had {_and([record.label(f) for f in new])} (not recorded now) and " if new else "")
+        it = "it" if len(names) == 1 and new else _and(names)
+        plural = "s" if len(names) > 1 else ""
         if not now:
-            words = f"{_and(names)} were judged the predominant feature{'s' if len(names) > 1 else ''}"
+            words = f"{also}{it} were judged the predominant feature{plural}"
         elif set(before) < chosen:
-            extra = [record.label(f) + ("" if f in recorded else " (not recorded now)") for f in
-                     sorted(chosen - set(before), key=record.label)]
-            words = f"{_and(extra)} were judged predominant as well as {_and(now)}"
+            words = f"{also}{_and([record.label(f) for f in sorted(chosen - set(before), key=record.label)])} were judged " \
+                    f"predominant as well as {_and(now)}"
         else:
-            words = (f"{_and(names)} were judged the predominant feature{'s' if len(names) > 1 else ''} instead of "
-                     f"{_and(now)}")
+            words = f"{also}{it} were judged the predominant feature{plural} instead of {_and(now)}"
         return Applied(change, tuple(added), tuple(removed), words, False)
     if change.kind == "outcome":
         assert change.drug and change.outcome
@@ -522,13 +525,13 @@ def apply(change: Change, record: _Record) -> Applied:
         entry = BNode()
         added += [(p, link, entry), (entry, JDM.value, value), (entry, JDM.unit, Literal(unit)), (entry, JDM.date, when)]
         last = (f" (the last, {old} {unit}, is from {measured.isoformat()})" if old is not None and measured
-                else f" (the last, {old} {unit}, is undated)" if old is not None else f" (none on record)")
+                else f" (the last, {old} {unit}, is undated)" if old is not None else " (none on record)")
         if change.amount is not None:
             words = f"a {label} of {change.amount} {unit} is recorded ({as_of.isoformat()}){last}"
         elif change.value == "current":
-            words = f"the {label} is measured again and recorded unchanged ({as_of.isoformat()}){last}"
+            words = f"the last {label} ({old} {unit}) is taken as measured on {as_of.isoformat()}"
         else:
-            words = f"a current {label} is recorded{last}"
+            words = f"a current {label} is measured and recorded{last}"
         return Applied(change, tuple(added), tuple(removed), words, True)
     raise ValueError(f"unknown change kind {change.kind!r}")
 
@@ -601,14 +604,16 @@ def _record_triples(graph: Graph, patient: Node, guideline: Guideline) -> list[T
 
 def assess_variants(guideline: Guideline, record_triples: Sequence[Triple], record: RecordRef,
                     variants: Sequence[tuple[Sequence[Triple], Sequence[Triple]]], issues: list[Issue],
-                    source: str, today: date | None = None) -> list[PatientResult]:
+                    source: str, today: date | None = None, store: Any = None) -> list[PatientResult]:
     """The assessment of ``record`` (its triples: ``record_triples``) under each variant
     ``(added, removed)`` of its facts: :func:`~jdm_kg.reasoning.recommend.assess_patient`, the
     same function ``recommend`` runs, over the compiled guideline loaded once (an Oxigraph store
     that shares the process's guideline quads) and every variant at once (each a patient of its
     own, each per-patient query run once for all of them). Not validated again: a variant differs
-    from the validated record only by facts built from the guideline's own terms."""
-    store = group_store(guideline)
+    from the validated record only by facts built from the guideline's own terms. ``store``: an
+    Oxigraph store of :func:`~jdm_kg.reasoning.engines.group_store` to add the variants to (one
+    search's levels share one), else a new one."""
+    store = store or group_store(guideline)
     nodes: list[URIRef] = []
     graphs: list[list[Triple]] = []
     patient = record.node
@@ -668,20 +673,25 @@ class Standing:
 
 
 def standing_of(option: OptionAssessment, guideline: Guideline) -> Standing:
-    default = next(b.iri for b in _facts(guideline).bands if b.is_default)
+    default = _default_band(guideline)
     doses = [d for d in option.doses if d.status != "not-given"]
     return Standing(option.status, option.rank, option.standing_iri, option.standing_iri in (None, default),
                     all(g.state in PASSING for g in option.gates),
                     all(d.status == "computed" for d in doses) if doses else None)
 
 
+@cache
+def _default_band(guideline: Guideline) -> str:
+    return next(b.iri for b in _facts(guideline).bands if b.is_default)
+
+
 def _facts(guideline: Guideline) -> Any:
     return guideline_facts(guideline, oxigraph_store(guideline).guideline_view)
 
 
-def standing_text(option: OptionAssessment, result: PatientResult) -> str:
+def standing_text(option: OptionAssessment, result: PatientResult, dose: bool = True) -> str:
     """An option's standing in words: ``offered, #1 preferred for the predominant feature;
-    screening complete``."""
+    screening complete`` (``dose``: and why a dose cannot be worked out, if so)."""
     if option.status == "not-applicable":
         return "not offered: the guideline does not apply"
     if option.status == "excluded":
@@ -702,10 +712,11 @@ def standing_text(option: OptionAssessment, result: PatientResult) -> str:
     else:
         text = "offered (to consider)"
     if option.gates and option.status == "offered":
-        pending = [f"{g.condition_label} ({g.state})" for g in option.gates if g.state not in PASSING]
+        pending = [g.condition_label + ("" if g.state == "required" else f" ({g.state})")
+                   for g in option.gates if g.state not in PASSING]
         text += "; screening still needed: " + ", ".join(pending) if pending else "; screening complete"
     missing = [d for d in option.doses if d.status == "missing-data"]
-    if missing:
+    if missing and dose:
         text += "; dose not worked out (" + "; ".join(dict.fromkeys(n for d in missing for n in d.notes)) + ")"
     return text
 
@@ -870,6 +881,7 @@ class Baseline:
         self.vocab = vocabulary(self.guideline)
         self._record: _Record | None = None
         self._single: dict[Change, Applied] = {}
+        self._store: Any = None
 
     def facts(self) -> _Record:
         if self._record is None:
@@ -878,9 +890,11 @@ class Baseline:
 
     def assess(self, variants: Sequence[Sequence[Applied]]) -> list[PatientResult]:
         """The assessment under each variant (a list of applied changes, applied together)."""
+        if self._store is None:
+            self._store = group_store(self.guideline)
         return assess_variants(self.guideline, self.triples, self.record,
                                [([t for a in v for t in a.added], [t for a in v for t in a.removed]) for v in variants],
-                               self.result.issues, self.source, self.today)
+                               self.result.issues, self.source, self.today, self._store)
 
     def applied(self, changes: Sequence[Change]) -> list[Applied]:
         """``changes`` on this record, in order, each seeing the ones before it (as ``--assume``)."""
@@ -920,10 +934,8 @@ def candidates(base: Baseline) -> list[Change]:
     missing = [d for o in result.options for d in o.doses if d.status == "missing-data"]
     if missing and result.body is not None:
         for what, problem in (("weight", result.body.weight_problem), ("height", result.body.height_problem)):
-            if problem:
-                unit = _MEASURES[what][0]
-                old = record.measure(what)[1]
-                out.append(Change(what, what, "current" if old is not None else f"<{unit}>"))
+            if problem:  # (the value is the clinician's to measure: the search tries the last one, never says it)
+                out.append(Change(what, what, f"<{_MEASURES[what][0]}>"))
     recorded = [m for _, m, _ in record.findings if m in vocab.features]
     now = set(record.predominant())
     for feature in sorted(set(recorded), key=lambda f: vocab.features[f].name):
@@ -955,11 +967,17 @@ def _consistent(changes: Sequence[Change]) -> bool:
 
 
 def _targets(option: OptionAssessment, standing: Standing, applicable: bool, wanted: Sequence[str]) -> list[str]:
+    """The targets ``option`` does not meet now and a change might: of a record the guideline does
+    not apply to, only that it applies; of a drug that failed or is being given, only "offered"
+    (said once: nothing a record can change would offer it); "first" only of an option not ranked
+    #1 now (a tie at #1 is #1, as the report says)."""
     if not applicable:
         return ["applies"] if "applies" in wanted and not option.status == "excluded" else []
+    if option.status in ("excluded", "current"):
+        return ["offered"] if "offered" in wanted else []
     out = []
     for target in wanted:
-        if target == "first" and not option.ranked:
+        if target == "first" and (not option.ranked or option.rank == 1):
             continue
         if target == "ready" and not option.gates:
             continue
@@ -974,9 +992,9 @@ def _targets(option: OptionAssessment, standing: Standing, applicable: bool, wan
 
 def _unmet_reason(option: OptionAssessment, target: str, depth: int, base: Baseline) -> str:
     if option.status == "excluded":
-        return f"{option.summary}: a failure that happened is not undone (no change is proposed)"
+        return f"{option.summary}: a failure that happened stays on record, so no change is proposed"
     if option.status == "current":
-        return f"{option.summary}: nothing to change"
+        return f"{option.summary}: nothing to change (the options above are the alternatives if it fails)"
     if not base.result.applicable:
         return ("the guideline does not apply to this record, and no change a record can make would apply it (a "
                 "treatment failure is never assumed; only an ongoing JAK inhibitor course can be recorded as failed)")
@@ -984,7 +1002,11 @@ def _unmet_reason(option: OptionAssessment, target: str, depth: int, base: Basel
     if target == "first":
         named = [n for n in _facts(base.guideline).named_for.get(option.option, []) if n[0] == "for"]
         if not named:
-            text += " (the guideline ties it to no feature: it never ranks above the others)"
+            text += " (the guideline ties it to no feature, so no feature of the patient ranks it above the others)"
+    if target == "ready":
+        needed = [g.condition_label for g in option.gates if g.state not in PASSING]
+        text += (f": {len(needed)} screenings are still needed ({_and(needed)}), one result or more each; "
+                 f"--depth {min(MAX_DEPTH, depth + 1)} looks further") if len(needed) > depth else ""
     if target == "dose":
         text += " (see the dose line: what is missing)"
     return text
@@ -1054,7 +1076,8 @@ def what_if(base: Baseline, option: str | None = None, depth: int = 2,
             changes = tuple(applied[i] for i in combo)
             what = next(o for o in report.options if o.option == name)
             reached_in_order = tuple(t for t in TARGETS if t in reached)
-            words = standing_text(after, changed) + ("; its dose can be worked out" if "dose" in reached else "")
+            words = (standing_text(after, changed, dose=False)
+                     + ("; its dose can be worked out" if "dose" in reached else ""))
             what.lines.append(WhatIf(name, before.label, reached_in_order, changes,
                                      what.before, words, standing_of(after, guideline),
                                      tuple(_because(before, after, changed, guideline))))
@@ -1078,6 +1101,37 @@ def shortest(report: WhatIfReport, option: str, target: str | None = None) -> Wh
     :func:`what_if` for that option and target, then this."""
     found = report.option(option)
     return found.shortest(target) if found else None
+
+
+def shortest_change(graph: Graph, result: PatientResult, option: str, target: str = "ready",
+                    guideline: Guideline | None = None, depth: int = 2, today: date | None = None,
+                    source: str | None = None) -> WhatIf | str | None:
+    """"Record X and this changes to Y" for one option of one assessed record (``result``, whose
+    patient graph is ``graph``): the shortest what-if that makes ``option`` meet ``target``
+    (:data:`TARGETS`; e.g. "ready" for a screening still pending, "offered" for a blocked option),
+    searched for that option and target alone; the reason none is found (a string); or None when
+    the option meets the target already. ``line.condition`` is the X, ``line.after`` the Y,
+    ``line.because`` the statement or policy, ``line.assume`` the ``--assume`` arguments."""
+    guideline = guideline or load_guideline()
+    base = Baseline(graph, result.record, result, source or result.source, guideline, today)
+    found = what_if(base, option, depth, targets=(target,)).option(option)
+    if found is None:
+        return None
+    line = found.shortest(target)
+    return line if line is not None else found.unmet.get(target)
+
+
+def outcome_if(graph: Graph, result: PatientResult, specs: Sequence[str], guideline: Guideline | None = None,
+               today: date | None = None) -> PatientResult:
+    """The assessment of ``result``'s record if the facts ``specs`` (``--assume`` FACT=VALUE) were
+    recorded: for saying what each reading of a datum that cannot be read would change (compare
+    its options with ``result``'s, e.g. with :func:`standing_of`)."""
+    guideline = guideline or load_guideline()
+    base = Baseline(graph, result.record, result, result.source, guideline, today)
+    applied = base.applied(parse_assumptions(specs, guideline))
+    (changed,) = base.assess([applied])
+    changed.assumptions = [a.as_dict() for a in applied]
+    return changed
 
 
 def resolve_option(name: str, guideline: Guideline) -> str:
