@@ -16,8 +16,10 @@ from jdm_kg.reasoning.whatif import OptionWhatIf, WhatIf, WhatIfReport
 __all__ = ["whatif_text", "whatif_json", "option_lines", "hypothetical_lines", "shortest_line"]
 
 
-def _assume(line: WhatIf) -> str:
-    return "[--assume " + " ".join(line.assume) + "]"
+def _assume(line: WhatIf, already: list[str] | None = None) -> str:
+    """The ``--assume`` arguments that show the line's result (with those the answer itself
+    assumed, if any: a what-if of a hypothetical record)."""
+    return "[" + " ".join(f"--assume {spec}" for spec in [*(already or []), *line.assume]) + "]"
 
 
 def _why(line: WhatIf) -> str:
@@ -44,14 +46,14 @@ def _shared(report: WhatIfReport) -> list[tuple[tuple[str, ...], list[WhatIf]]]:
 
 
 def option_lines(option: OptionWhatIf, skip: set[tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
-                 indent: str = "  ") -> list[str]:
+                 indent: str = "  ", already: list[str] | None = None) -> list[str]:
     """One option's what-if lines (those not in ``skip``: printed above) and the targets no
     change reaches, each with what it would take."""
     out = []
     for line in option.lines:
         if skip and (line.specs, line.targets) in skip:
             continue
-        out.append(f"{indent}{_targets(line)} {line.condition} -> {line.after}{_why(line)} {_assume(line)}")
+        out.append(f"{indent}{_targets(line)} {line.condition} -> {line.after}{_why(line)} {_assume(line, already)}")
     for target, why in option.unmet.items():
         out.append(f"{indent}[{HEADINGS[target]}] {why}")
     return out
@@ -74,6 +76,7 @@ def whatif_text(report: WhatIfReport, markdown: bool = False) -> str:
     lines.append(intro + ("\n" if markdown else ""))
     lines += [("> " if markdown else "! ") + note for note in report.notes]
     bullet, sub = ("- ", "  - ") if markdown else ("  ", "    ")
+    already = [a["assume"] for a in result.assumptions]
     shared = _shared(report)
     skip = {(specs, lines_[0].targets) for specs, lines_ in shared}
     if shared:
@@ -81,13 +84,13 @@ def whatif_text(report: WhatIfReport, markdown: bool = False) -> str:
         for _, group in shared:
             first = group[0]
             common = len({line.because for line in group}) == 1
-            lines.append(f"{bullet}{first.condition}{_why(first) if common else ''} {_assume(first)}")
+            lines.append(f"{bullet}{first.condition}{_why(first) if common else ''} {_assume(first, already)}")
             for line in group:
                 lines.append(f"{sub}-> {line.label}: {line.after}{'' if common else _why(line)}")
     if report.options:
         lines.append("\n### Option by option\n" if markdown else "Option by option:")
     for option in report.options:
-        own = option_lines(option, skip, indent=sub)
+        own = option_lines(option, skip, indent=sub, already=already)
         moved = any((line.specs, line.targets) in skip for line in option.lines)
         tail = ""
         if not own:
