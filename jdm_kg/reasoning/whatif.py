@@ -108,8 +108,6 @@ Triple = tuple[Node, Node, Node]
 #: ready (offered, every screening gate passed or cleared), dose (every dose the guideline gives
 #: can be worked out).
 TARGETS = ("applies", "offered", "first", "ready", "dose")
-TARGET_WORDS = {"applies": "for the guideline to apply", "offered": "to be offered", "first": "to rank first",
-                "ready": "to be ready to start", "dose": "for its dose to be worked out"}
 UNMET = {"applies": "makes the guideline apply", "offered": "gets it offered", "first": "ranks it first",
          "ready": "makes it ready to start", "dose": "lets its dose be worked out"}
 #: The deepest search allowed (changes of at most this many facts).
