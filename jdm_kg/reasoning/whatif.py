@@ -700,6 +700,8 @@ def standing_text(option: OptionAssessment, result: PatientResult, dose: bool = 
         return "not indicated"
     if option.status == "conditional":
         return "to consider only if the disease is severe and multi-system"
+    if option.status not in ("offered", "blocked"):  # a status of another kind: said as the report says it
+        return option.status.replace("-", " ")
     if option.ranked:
         ties = sorted(o.label for o in result.options if o.rank == option.rank and o is not option and o.ranked
                       and o.status in ("offered", "blocked"))
