@@ -36,6 +36,7 @@ from jdm_kg.inputs.loading import load_patient_file
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
 from jdm_kg.reasoning.engines import EngineChoice
 from jdm_kg.reasoning.recommend import PatientResult, recommend_graphs
+from jdm_kg.reasoning.whatif import Change, apply_assumptions, shortest_lines
 from jdm_kg.reasoning.validation import (
     RecordRef,
     ValidationReport,
@@ -114,23 +115,28 @@ def _guideline_subjects(guideline: Guideline) -> frozenset[Node]:
 
 def process_files(
     paths: Sequence[str], mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib",
-    predominant: tuple[str, ...] = (),
+    predominant: tuple[str, ...] = (), assume: tuple[Change, ...] = (), whatif: bool = False,
 ) -> list[FileOutcome]:
     """Validate (``mode="validate"``) or validate and recommend (``"recommend"``) ``paths``.
 
     Files are read one by one (an unusable one gives an outcome with its error), then
     processed in groups (:func:`disjoint_groups`); with ``keep_shacl`` each file on its own,
     so its SHACL report graph is its own. ``predominant``: manifestations marked predominant in
-    every record (``--predominant``).
+    every record (``--predominant``). ``assume``: hypothetical facts added to every record before
+    it is validated (``--assume``; each result lists them). ``whatif``: each result gets the
+    shortest what-if of each option not offered or not first (``--details``).
     """
     guideline = load_guideline()
     outcomes: dict[str, list[FileOutcome]] = {}
     loaded: list[tuple[str, Graph]] = []
     notes: dict[str, list[str]] = {}
+    assumed: dict[str, dict[Node, list[Any]]] = {}
     for path in paths:
         try:
             with captured_messages() as notes[path]:
                 graph = load_patient_file(path, predominant)
+            if assume:
+                assumed[path] = apply_assumptions(graph, assume, path, guideline)
             records = patients_in(graph)
             if not records:
                 raise _no_patient(path)
@@ -143,17 +149,20 @@ def process_files(
                 chunk = [(path, set_aside_ill_typed(_graph(triples))) for triples in slices[start:start + GROUP_SIZE]]
                 slices[start:start + GROUP_SIZE] = [[] for _ in chunk]
                 for group in disjoint_groups(chunk, guideline):
-                    for outcome in _process_group([chunk[i] for i in group], guideline, mode, keep_shacl, engine):
+                    for outcome in _process_group([chunk[i] for i in group], guideline, mode, keep_shacl, engine,
+                                                  whatif):
                         outcomes.setdefault(path, []).append(outcome)
         except Exception as err:  # one file's failure is its own (InputError: exit 2; anything else: a bug)
             outcomes[path] = [_failed(path, "reading", err)]
     groups = [[i] for i in range(len(loaded))] if keep_shacl else disjoint_groups(loaded, guideline)
     for group in groups:
-        for outcome in _process_group([loaded[i] for i in group], guideline, mode, keep_shacl, engine):
+        for outcome in _process_group([loaded[i] for i in group], guideline, mode, keep_shacl, engine, whatif):
             outcomes.setdefault(outcome.path, []).append(outcome)
     merged = {path: _merged(parts) for path, parts in outcomes.items()}
     for path, outcome in merged.items():
         outcome.notes = list(dict.fromkeys(notes.get(path, []) + outcome.notes))
+        for result in outcome.results:  # a hypothetical result says what it assumed
+            result.assumptions = [a.as_dict() for a in assumed.get(path, {}).get(result.record.node, [])]
     return [merged[p] for p in paths]
 
 
@@ -219,14 +228,14 @@ def _merged(parts: list[FileOutcome]) -> FileOutcome:
 
 
 def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode: str, keep_shacl: bool,
-                   engine: EngineChoice) -> list[FileOutcome]:
+                   engine: EngineChoice, whatif: bool = False) -> list[FileOutcome]:
     """Validate (and recommend) the files of one group together; if that fails, each half of the
     group again (and so on down to single files), so that only the file at fault gets the error;
     the others' results are the same in any grouping."""
     def halves() -> list[FileOutcome]:
         middle = len(sources) // 2
         return [outcome for half in (sources[:middle], sources[middle:])
-                for outcome in _process_group(half, guideline, mode, keep_shacl, engine)]
+                for outcome in _process_group(half, guideline, mode, keep_shacl, engine, whatif)]
 
     try:
         with captured_messages() as notes:
@@ -234,6 +243,9 @@ def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode:
                 done = [(report, []) for report in validate_graphs(sources, guideline, keep_shacl=keep_shacl)]
             else:
                 done = recommend_graphs(sources, guideline, engine=engine, keep_shacl=keep_shacl)  # type: ignore[misc]
+                if whatif:
+                    for (path, graph), (_, results) in zip(sources, done):
+                        shortest_lines(graph, results, guideline, path)
     except ServerError:
         raise  # not about a file (a SPARQL server that fails): the run stops with that error
     except Exception as err:
@@ -250,12 +262,12 @@ def _process_group(sources: list[tuple[str, Graph]], guideline: Guideline, mode:
 
 
 def process_file(path: str, mode: str, keep_shacl: bool = False, engine: EngineChoice = "rdflib",
-                 predominant: tuple[str, ...] = ()) -> FileOutcome:
+                 predominant: tuple[str, ...] = (), assume: tuple[Change, ...] = (), whatif: bool = False) -> FileOutcome:
     """:func:`process_files` for one file."""
-    return process_files([path], mode, keep_shacl, engine, predominant)[0]
+    return process_files([path], mode, keep_shacl, engine, predominant, assume, whatif)[0]
 
 
-def _work(args: tuple[list[str], str, bool, str, tuple[str, ...]]) -> list[FileOutcome]:
+def _work(args: tuple[Any, ...]) -> list[FileOutcome]:
     return process_files(*args)
 
 
@@ -285,7 +297,8 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool = False,
               progress: bool = False, engine: EngineChoice = "rdflib",
-              predominant: tuple[str, ...] = ()) -> Iterator[FileOutcome]:
+              predominant: tuple[str, ...] = (), assume: tuple[Change, ...] = (),
+              whatif: bool = False) -> Iterator[FileOutcome]:
     """Yield one :class:`FileOutcome` per file, in the order given.
 
     Files go to the workers in groups of :data:`GROUP_SIZE` (one SHACL run and one store load
@@ -293,7 +306,8 @@ def run_batch(paths: Sequence[str], mode: str, jobs: int = 1, keep_shacl: bool =
     """
     jobs = (os.cpu_count() or 1) if jobs <= 0 else jobs
     total = len(paths)
-    tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine, predominant) for i in range(0, total, GROUP_SIZE)]
+    tasks = [(list(paths[i:i + GROUP_SIZE]), mode, keep_shacl, engine, predominant, assume, whatif)
+             for i in range(0, total, GROUP_SIZE)]
     bar = _ProgressBar(total) if progress else None
     try:
         if jobs == 1 or len(tasks) < 2:

@@ -193,8 +193,10 @@ def _run(
         _say(f"error: {problem}")
     progress = getattr(args, "progress", None)
     show = sys.stderr.isatty() and len(files) > 1 if progress is None else progress
+    details = getattr(args, "details", False) and fmt in ("text", "markdown") and mode == "recommend"
     batch = run_batch(files, mode, jobs=getattr(args, "jobs", 1), keep_shacl=fmt == "turtle", progress=show,
-                      engine=_engine(args), predominant=_predominant(args))
+                      engine=_engine(args), predominant=_predominant(args), assume=_assumptions(args),
+                      whatif=details)
     for outcome in batch:
         for note in outcome.notes:
             _say(f"note: {outcome.path}: {note}")
@@ -239,6 +241,54 @@ def _predominant(args: argparse.Namespace) -> tuple[str, ...]:
 
     names = tuple(n.strip() for value in getattr(args, "predominant", None) or [] for n in value.split(",") if n.strip())
     return tuple(str(f) for f in resolve_features(names)) if names else ()
+
+
+def _assumptions(args: argparse.Namespace) -> tuple[Any, ...]:
+    """--assume FACT=VALUE (repeatable), checked against the guideline's terms (exit 2 with the
+    nearest names for one it does not know)."""
+    specs = getattr(args, "assume", None) or []
+    if not specs:
+        return ()
+    from jdm_kg.reasoning.whatif import parse_assumptions
+
+    return parse_assumptions(specs)
+
+
+def assume_help() -> str:
+    """The names and values ``--assume`` takes, from the guideline's terms (for --help)."""
+    from jdm_kg.reasoning.whatif import vocabulary
+
+    vocab = vocabulary(load_guideline())
+    names = lambda table: ", ".join(t.name for t in table.values())  # noqa: E731
+    results = names(vocab.results)
+    return "\n".join([
+        "--assume FACT=VALUE: re-run with a hypothetical fact (repeat for several); the result is marked "
+        "HYPOTHETICAL and lists what it assumes. Each is recorded on the record's date; nothing on record is erased.",
+        f"  CONDITION=RESULT|cleared  CONDITION: {names(vocab.conditions)}; RESULT: {results}; cleared: a "
+        "clinician's clearance of the positive results on record",
+        f"  TEST=RESULT               TEST: {names(vocab.tests)}",
+        f"  predominant=FEATURE[,FEATURE]  exactly these predominant (one not recorded is added); FEATURE: "
+        f"{names(vocab.features)}",
+        "  present=FEATURE[,FEATURE]      recorded as well, not predominant",
+        f"  DRUG=OUTCOME              the ongoing course of DRUG ends so; OUTCOME: {names(vocab.outcomes)}",
+        "  weight=KG, height=CM      a measurement on the record's date (current: the last one, measured again)",
+        "e.g. --assume hepatitis-b=negative --assume predominant=interstitial-lung-disease",
+    ])
+
+
+def _names_in_help(parser: argparse.ArgumentParser) -> None:
+    """List the --assume names in ``parser``'s --help (read from the guideline only when asked)."""
+    plain = parser.format_help
+
+    def format_help() -> str:
+        try:
+            parser.epilog = assume_help()
+        except InputError:  # a broken guideline: the help still prints
+            parser.epilog = "(the guideline could not be read to list the --assume names: run jdm-kg check)"
+        return plain()
+
+    parser.format_help = format_help  # type: ignore[method-assign]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # (the names list keeps its lines)
 
 
 def _rendered(outcome: FileOutcome, args: argparse.Namespace, mode: str, fmt: str, stream: bool) -> str | None:
@@ -295,6 +345,10 @@ def _recommend_all(args: argparse.Namespace, paths: Sequence[str]) -> tuple[int,
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
+    if args.assume:  # (checked before any file is read: a typo is one clear error)
+        changes = _assumptions(args)
+        _say("note: HYPOTHETICAL: every result below assumes " + ", ".join(c.spec for c in changes)
+             + " (--assume); it is not the record as written")
     code, outcomes = _run(args, "recommend", args.files, stream=True)
     results = [r for o in outcomes for r in o.results]
     if args.format == "markdown":
@@ -303,6 +357,11 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(dumps_json(results_json(results)))
     elif args.format == "turtle":
+        from jdm_kg.outputs.whatif_report import hypothetical_lines
+
+        for result in results:  # (the runs say so too: jdm:hypothetical, jdm:assumption)
+            for line in hypothetical_lines(result):
+                print(f"# {result.record.patient_id}: {line}")
         print(results_graph(results, load_guideline()).serialize(format="turtle"))
     elif args.format == "fhir":
         from jdm_kg.outputs.fhir_output import results_bundle
@@ -350,11 +409,72 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             print(f"Patient {result.record.patient_id}: {label} is not a treatment option this guideline offers "
                   f"(its role in the guideline: {role_label or 'none'}).")
             continue
+        whatif = _explain_whatif(args, result, drug) if drug and result.options else None
         if args.format == "json":
-            print(dumps_json([o for o in results_json([result])[0]["options"] if not drug or o["option"] == drug]))
+            options = [o for o in results_json([result])[0]["options"] if not drug or o["option"] == drug]
+            for option in options:
+                if whatif is not None:
+                    found = whatif.option(option["option"])
+                    option["whatIf"] = found.as_dict() if found else None
+            print(dumps_json(options))
         else:
             print(explain_text(result, drug))
+            if whatif is not None:
+                print(_explain_whatif_text(whatif, drug))  # type: ignore[arg-type]
     return code
+
+
+def _explain_whatif(args: argparse.Namespace, result: PatientResult, drug: str) -> Any:
+    """What would change the answer for ``drug`` (``explain FILE DRUG`` ends with it)."""
+    from jdm_kg.reasoning.whatif import what_if_file
+
+    if result.blocked_by_validation:
+        return None
+    _, reports = what_if_file(args.patient, drug, args.depth, result.record.patient_id, _predominant(args))
+    return reports[0] if reports else None
+
+
+def _explain_whatif_text(report: Any, drug: str) -> str:
+    from jdm_kg.outputs.whatif_report import option_lines
+
+    found = report.option(drug)
+    lines = [f"", f"What would change it (changes of at most {report.depth} facts, each checked by assessing the "
+                  "changed record again; jdm-kg whatif FILE for every option):"]
+    body = option_lines(found) if found else []
+    lines += body or ["  nothing: " + (found.before if found else "not assessed")]
+    return "\n".join(lines)
+
+
+def _cmd_whatif(args: argparse.Namespace) -> int:
+    from jdm_kg.outputs.whatif_report import whatif_json, whatif_text
+    from jdm_kg.reasoning.whatif import what_if_file
+
+    option = _resolve_drug(args.option) if args.option else None
+    if option is not None:
+        graph = load_guideline().graph
+        if (URIRef(option), JDM.role, None) not in graph or option not in _presented_options():
+            label = graph.value(URIRef(option), RDFS.label)
+            raise InputError("OPTION", f"{label or option} is not a treatment option this guideline offers, so no change "
+                                       "would offer it; name one of: " + ", ".join(sorted(_presented_options().values())))
+    report, reports = what_if_file(args.patient, option, args.depth, args.patient_id, _predominant(args),
+                                   assume=_assumptions(args))
+    for issue in report.issues:
+        _say(issue.line(report.source))
+    if args.format == "json":
+        print(dumps_json(whatif_json(reports)))
+    else:
+        print("\n\n".join(whatif_text(r, markdown=args.format == "markdown") for r in reports))
+    return EXIT_OK if report.conforms else EXIT_VIOLATIONS
+
+
+def _presented_options() -> dict[str, str]:
+    """The options a report presents (next line, adjuncts, escalation): IRI -> label."""
+    from jdm_kg.reasoning.engines import oxigraph_store
+    from jdm_kg.reasoning.recommend import guideline_facts
+
+    guideline = load_guideline()
+    facts = guideline_facts(guideline, oxigraph_store(guideline).guideline_view)
+    return {c.option: c.label for c in facts.candidates}
 
 
 def _local_answer(data: Graph, query: Any, bindings: dict[str, Any], label: str, own: bool) -> Any:
@@ -634,7 +754,8 @@ def _announce(args: argparse.Namespace) -> None:
         return
     fmt = getattr(args, "format", "text")
     if fmt == "markdown":  # a Markdown document: its title, then the guideline as its first paragraph
-        print(f"{MARKDOWN_TITLE}\n\n{guideline_line()}\n")
+        title = "# jdm-kg: what would change the answer" if args.command == "whatif" else MARKDOWN_TITLE
+        print(f"{title}\n\n{guideline_line()}\n")
     else:
         print(guideline_line(), file=sys.stderr if fmt in _MACHINE_FORMATS or args.command == "serve" else sys.stdout)
     note = _installed_mismatch()
@@ -820,6 +941,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mark these manifestations predominant in every record of the run (e.g. SkinDisease or "
                             "'skin disease'); for EHR data, which cannot say which feature is predominant")
 
+    def assume_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--assume", action="append", metavar="FACT=VALUE",
+                       help="a hypothetical fact (repeatable): the result is marked HYPOTHETICAL and lists it; the "
+                            "names and values are listed below")
+        _names_in_help(p)
+
+    def depth_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--depth", type=int, default=2, metavar="N",
+                       help="what-if: changes of at most N facts (default 2, at most 4)")
+
     def batch_options(p: argparse.ArgumentParser, queries: bool = True) -> None:
         predominant_option(p)
         p.add_argument("--summary", action="store_true",
@@ -859,9 +990,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "--summary")
     p.add_argument("--details", action="store_true",
                    help="text/markdown: every reason with its quote, source and evidence, the rationale, caveats, the "
-                        "guideline's silences and the policies used (without it the report fits one screen)")
+                        "guideline's silences and the policies used, and under each option not offered or not first "
+                        "its shortest what-if (without it the report fits one screen)")
     p.add_argument("--width", type=_positive_width, metavar="COLUMNS",
                    help="text: wrap at COLUMNS (default: the terminal's width; no wrapping into a file or a pipe)")
+    assume_option(p)
     batch_options(p)
     p.set_defaults(func=_cmd_recommend)
 
@@ -870,9 +1003,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("drug", metavar="DRUG", nargs="?", help="one drug or option (e.g. rituximab)")
     p.add_argument("--patient-id", help="the record to explain, when the file holds several")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    depth_option(p)
     predominant_option(p)
     engine_options(p)
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser(
+        "whatif", help="what would change the answer: per option, the smallest changes of the patient's facts",
+        description="For each option (or the one named), the smallest sets of changes to the patient's facts that "
+                    "would make it offered, rank first, ready to start (screening) or dosable; each found by assessing "
+                    "the changed record again, never guessed. Only facts the guideline's conditions read are changed "
+                    "(screening results, clearances, which feature predominates or is present, the outcome of an "
+                    "ongoing course, current measurements); never an age or a failure that happened. A change that "
+                    "needs a clinician's judgement is worded as one. Try a line with jdm-kg recommend FILE --assume "
+                    "FACT=VALUE. Exit codes: 0 ok, 1 the record has violations, 2 unusable input or usage.")
+    p.add_argument("patient", metavar="PATIENT", help="patient file")
+    p.add_argument("option", metavar="OPTION", nargs="?", help="one option (e.g. rituximab)")
+    p.add_argument("--patient-id", help="the record, when the file holds several")
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    depth_option(p)
+    assume_option(p)
+    predominant_option(p)
+    p.set_defaults(func=_cmd_whatif)
 
     p = sub.add_parser("query", help="run a SPARQL query (bundled name or file) with bound parameters")
     p.add_argument("query", metavar="QUERY", nargs="?",

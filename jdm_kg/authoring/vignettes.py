@@ -14,7 +14,9 @@ A vignette file (Turtle or JSON-LD) holds one or more patient records and, for e
         jdm:expectGate [ jdm:assessedOption jdmg:rituximab ; jdm:screenedFor jdmg:Tuberculosis ;
                          jdm:status "passed" ] ;
         jdm:expectDose [ jdm:assessedOption jdmg:infliximab ; jdm:status "computed" ;
-                         jdm:amountLow 105.0 ; jdm:amountHigh 175.0 ; jdm:amountUnit "mg" ] .
+                         jdm:amountLow 105.0 ; jdm:amountHigh 175.0 ; jdm:amountUnit "mg" ] ;
+        jdm:expectWhatIf [ jdm:assessedOption jdmg:rituximab ; jdm:whatIfTarget "first" ;
+                           jdm:assume "predominant=muscle-weakness" ] .
 
 :func:`run_vignettes` checks each expectation and returns the differences in words.
 """
@@ -186,6 +188,37 @@ def _check(graph: Graph, vignette: Node, valid: bool, result: PatientResult | No
     return diffs
 
 
+def _check_whatif(graph: Graph, vignette: Node, result: PatientResult, path: Path, guideline: Guideline) -> list[str]:
+    """The expected what-if lines (``jdm:expectWhatIf``: one of the smallest sets of changes that
+    makes the option meet the target is exactly these ``jdm:assume`` facts) and the targets no
+    change of at most two facts meets (``jdm:expectNoWhatIf``)."""
+    wanted = list(graph.objects(vignette, JDM.expectWhatIf))
+    none = list(graph.objects(vignette, JDM.expectNoWhatIf))
+    if not wanted and not none or result.blocked_by_validation:
+        return []
+    from jdm_kg.reasoning.whatif import TARGETS, Baseline, what_if
+
+    report = what_if(Baseline(graph, result.record, result, str(path), guideline))
+    options = {o.option: o for o in result.options}
+    diffs = []
+    for node, expect in [(n, True) for n in wanted] + [(n, False) for n in none]:
+        iri, target = graph.value(node, JDM.assessedOption), str(graph.value(node, JDM.whatIfTarget))
+        label = _label(options, iri)
+        if target not in TARGETS:
+            diffs.append(f"{label}: what-if target {target!r} is not one of {', '.join(TARGETS)}")
+            continue
+        found = report.option(str(iri))
+        lines = [w for w in found.lines if target in w.targets] if found else []
+        got = "; ".join(" ".join(sorted(w.assume)) for w in lines) or "none"
+        if expect:
+            specs = sorted(str(a) for a in graph.objects(node, JDM.assume))
+            if not any(sorted(w.assume) == specs for w in lines):
+                diffs.append(f"{label}: expected a what-if making it {target} with {' '.join(specs)}; got {got}")
+        elif lines:
+            diffs.append(f"{label}: expected no what-if making it {target}; got {got}")
+    return diffs
+
+
 def _check_dose(graph: Graph, node: Node, options: dict[str, OptionAssessment]) -> list[str]:
     iri = graph.value(node, JDM.assessedOption)
     option = options.get(str(iri))
@@ -239,6 +272,7 @@ def run_vignettes(paths: list[str | Path], guideline: Guideline | None = None) -
                 outcome.result = result
                 valid = not result.blocked_by_validation
                 outcome.differences += _check(graph, vignette, valid, result)
+                outcome.differences += _check_whatif(graph, vignette, result, path, guideline)
             results.append(outcome)
     return results
 

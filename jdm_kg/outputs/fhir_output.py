@@ -389,6 +389,14 @@ def _patient_entry(result: PatientResult) -> dict[str, Any]:
     return {"fullUrl": f"urn:uuid:{patient_id}", "resource": patient}
 
 
+def _hypothetical(result: PatientResult) -> list[str]:
+    """The note a hypothetical result (``--assume``) carries first."""
+    if not result.assumptions:
+        return []
+    return ["HYPOTHETICAL: not the record as written, but what jdm-kg would say " + " and ".join(
+        f"if {a['text']} (--assume {a['assume']})" for a in result.assumptions) + ". No medication is proposed from it."]
+
+
 def results_bundle(results: list[PatientResult], issues: list[Issue] | None = None, source: str = "",
                    guideline: Guideline | None = None) -> dict[str, Any]:
     """A ``collection`` Bundle with, per patient, a GuidanceResponse, its RequestGroup and the
@@ -406,15 +414,18 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         actions = []
         for option in result.options:
             refs = []
-            if option.status == "offered" and option.ranked:  # the next line only: adjuncts and the escalation
-                for dose in option.doses:                          # are to consider, not to order from here
+            # the next line only (adjuncts and the escalation are to consider, not to order from here); a
+            # hypothetical result (--assume) proposes nothing
+            if option.status == "offered" and option.ranked and not result.assumptions:
+                for dose in option.doses:
                     if dose.status == "computed":
                         request = medication_request(option, dose, result, guideline)
                         request["subject"] = subject  # the Bundle's Patient entry
                         proposals.append(request)
                         refs.append(f"urn:uuid:{request['id']}")
             actions.append(_action(option, refs))
-        group_id = _id("requestgroup", str(result.record.node), result.guideline_version, result.source)
+        assumed = [a["assume"] for a in result.assumptions]  # (a hypothetical result never takes the real one's id)
+        group_id = _id("requestgroup", str(result.record.node), result.guideline_version, result.source, *assumed)
         group: dict[str, Any] = {
             "resourceType": "RequestGroup",
             "id": group_id,
@@ -423,7 +434,7 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             "intent": "proposal",
             "subject": subject,
             "authoredOn": result.as_of.isoformat(),
-            "note": [{"text": result.applicability}],
+            "note": [{"text": t} for t in [*_hypothetical(result), result.applicability]],
         }
         related = {"type": "derived-from", "label": f"guideline {result.guideline_version}",
                    "display": "Next line of treatment after JAK inhibitor failure in juvenile dermatomyositis",
@@ -435,13 +446,15 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         group = checked(group)
         response: dict[str, Any] = {
             "resourceType": "GuidanceResponse",
-            "id": _id("guidance", str(result.record.node), result.guideline_version, result.source),
+            "id": _id("guidance", str(result.record.node), result.guideline_version, result.source, *assumed),
             "moduleCanonical": plan_definition_canonical(result.guideline_version),
-            "status": "data-required" if result.blocked_by_validation else "success",
+            # a hypothetical result (--assume) holds only once the assumed facts are recorded: data-required
+            "status": "data-required" if result.blocked_by_validation or result.assumptions else "success",
             "subject": subject,
             "occurrenceDateTime": result.as_of.isoformat(),
             "reasonCode": [{"text": result.applicability}],
-            "note": [{"text": f"jdm-kg, guideline {result.guideline_version}; as of {result.as_of.isoformat()}"}],
+            "note": [{"text": t} for t in [*_hypothetical(result), f"jdm-kg, guideline {result.guideline_version}; "
+                                                                   f"as of {result.as_of.isoformat()}"]],
             "result": {"reference": f"urn:uuid:{group_id}"},
             "evaluationMessage": [{"reference": f"urn:uuid:{outcome['id']}"}],
         }
@@ -452,7 +465,8 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
         entries.extend({"fullUrl": f"urn:uuid:{p['id']}", "resource": p} for p in proposals)
     bundle = {
         "resourceType": "Bundle",
-        "id": _id("bundle", source, *(str(r.record.node) for r in results)),
+        "id": _id("bundle", source, *(str(r.record.node) for r in results),
+                  *(a["assume"] for r in results for a in r.assumptions)),
         "type": "collection",
         "entry": entries,
     }

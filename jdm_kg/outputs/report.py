@@ -147,6 +147,14 @@ _NOT_OFFERED = {
 }
 
 
+def _whatif_block(result: PatientResult | None, o: OptionAssessment) -> list[_Block]:
+    """Under an option not offered or not first (``--details``): its shortest what-if."""
+    from jdm_kg.outputs.whatif_report import shortest_line
+
+    line = shortest_line(result, o.option) if result is not None and o.status not in ("excluded", "current") else None
+    return [("detail", line)] if line else []
+
+
 def _option_label(o: OptionAssessment, detail: bool) -> str:
     """The option's name; where the option itself is jdm-kg's reading, the derivation (in full
     with --details, its first clause on one screen)."""
@@ -239,12 +247,12 @@ def _compact_section(options: list[OptionAssessment]) -> list[_Block]:
     return blocks
 
 
-def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+def _option_blocks(o: OptionAssessment, detail: bool, result: PatientResult | None = None) -> list[_Block]:
     """What the report says of one option: under "Not offered" when it is not offered, else in its
-    section (on one screen, or with every reason when ``detail``)."""
+    section (on one screen, or with every reason and its shortest what-if when ``detail``)."""
     if o.status not in ("offered", "conditional", "blocked"):
         return [("item", f"{o.label} ({_NOT_OFFERED.get(o.status, o.status)}): {o.summary}")] + (
-            _reason_details(o) if detail else [])
+            _whatif_block(result, o) + _reason_details(o) if detail else [])
     if not detail:
         return _compact_option(o)
     blocks: list[_Block] = []
@@ -262,6 +270,7 @@ def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
     if sub:
         blocks.append(("sub", sub))
     if detail:
+        blocks += _whatif_block(result, o)
         blocks += _reason_details(o)
     return blocks
 
@@ -337,10 +346,16 @@ def _actions_blocks(result: PatientResult, detail: bool) -> list[_Block]:
 def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     """The report for one patient, as blocks (see :func:`render`). On one screen: the patient,
     applicability, what is pending, the options with dose and state, ties and gaps; ``detail``
-    adds the quotes, rationale, caveats, the guideline's silences and the policies used."""
+    adds the quotes, rationale, caveats, the guideline's silences, the policies used and, under
+    each option not offered or not first, its shortest what-if. A result under ``--assume`` is
+    marked HYPOTHETICAL first, with its assumptions."""
+    from jdm_kg.outputs.whatif_report import hypothetical_lines
+
     who = _who(result)
-    b: list[_Block] = [("title", f"Patient {result.record.patient_id}{', ' + who if who else ''} ({result.source}); "
-                                 f"guideline {result.guideline_version}; as of {result.as_of}")]
+    mark = "HYPOTHETICAL: " if result.assumptions else ""
+    b: list[_Block] = [("title", f"{mark}Patient {result.record.patient_id}{', ' + who if who else ''} "
+                                 f"({result.source}); guideline {result.guideline_version}; as of {result.as_of}")]
+    b += [("notice", line) for line in hypothetical_lines(result)]
     for issue in result.issues:
         b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
     b.append(("line", result.applicability))
@@ -386,7 +401,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
                 b.append(("line", "Rationale: " + "; ".join(f"{r.label}{_flags(r)}" for r in result.rationales)))
         if detail:
             for o in shown:
-                b += _option_blocks(o, detail)
+                b += _option_blocks(o, detail, result)
         else:
             b += _compact_section(shown)
         if first.ranked:
@@ -395,7 +410,7 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     if not_offered:
         b.append(("heading", "Not offered"))
         for o in not_offered:
-            b += _option_blocks(o, detail)
+            b += _option_blocks(o, detail, result)
     b += _actions_blocks(result, detail)
     if detail and result.caveats:
         b.append(("heading", "Caveats stated by the guideline"))
@@ -546,6 +561,10 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, JDM.forPatient, patient))
         g.add((run, JDM.status, Literal("applicable" if result.applicable else "not applicable")))
         g.add((run, JDM.text, Literal(result.applicability)))
+        if result.assumptions:  # recommend --assume: a hypothetical run, with what it assumed
+            g.add((run, JDM.hypothetical, Literal(True)))
+            for assumption in result.assumptions:
+                g.add((run, JDM.assumption, Literal(f"{assumption['assume']}: {assumption['text']}")))
         g.add((guideline.version_iri, RDF.type, PROV.Entity))
         g.add((patient, JDM.patientId, Literal(result.record.patient_id)))
         measures = _measurement_nodes(g, patient, result, str(run))

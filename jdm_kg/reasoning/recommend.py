@@ -497,6 +497,16 @@ class PatientResult:
     sex: str | None = None
     weight_recorded: Decimal | None = None  # the latest weight in kg, even one too old to dose from
     held_back: bool = False  # every next-line biologic waits for a screening (said first)
+    #: Hypothetical facts this result assumes (``recommend --assume``; empty: the record as written),
+    #: each ``{"assume": "FACT=VALUE", "text": ...}`` (see :mod:`jdm_kg.reasoning.whatif`).
+    assumptions: list[dict[str, Any]] = field(default_factory=list)
+    #: The shortest what-if of each option not offered or not first, where asked for (report
+    #: details, web page): option IRI -> a :class:`~jdm_kg.reasoning.whatif.WhatIf`, or why none.
+    whatif: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hypothetical(self) -> bool:
+        return bool(self.assumptions)
 
     @property
     def blocked_by_validation(self) -> bool:
@@ -521,7 +531,9 @@ class PatientResult:
         sections: dict[str, list[str]] = {}
         for o in self.options:
             sections.setdefault(o.section_heading, []).append(o.option)
+        hypothetical: dict[str, Any] = {"hypothetical": True, "assumptions": self.assumptions} if self.assumptions else {}
         return {
+            **hypothetical,
             "source": self.source,
             "patientId": self.record.patient_id,
             "patient": str(self.record.node),

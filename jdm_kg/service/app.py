@@ -4,7 +4,7 @@ Routes (the OpenAPI document at ``/openapi.json`` describes each):
 
 - ``GET /health``, ``GET /guideline``
 - ``POST /validate``, ``POST /recommend`` (Turtle, JSON-LD or FHIR in; JSON, FHIR, Markdown or
-  PROV-O Turtle out, by ``Accept``)
+  PROV-O Turtle out, by ``Accept``), ``POST /whatif`` (what would change the answer: JSON or Markdown)
 - ``GET /cds-services``, ``POST /cds-services/{id}``, ``POST /cds-services/{id}/feedback``
 - ``GET|POST /sparql`` (read-only)
 - ``GET /`` and ``POST /`` (the web page), ``GET /report/{token}``, ``/static``, ``/docs``
@@ -56,6 +56,10 @@ _HERE = Path(__file__).parent
 _DEFAULT_URL = "http://127.0.0.1:8080"  # links, when no --audience (the service's public URL) is given
 RECOMMEND_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/turtle"]
 VALIDATE_TYPES = ["application/json", "application/fhir+json", "text/markdown", "text/plain", "text/turtle"]
+WHATIF_TYPES = ["application/json", "text/markdown"]
+#: The deepest what-if the service searches (changes of at most this many facts): a bound on the
+#: work one request can ask for, under the same time limit as /recommend.
+WHATIF_MAX_DEPTH = 3
 
 
 def _rid(request: Request) -> str | None:
@@ -151,6 +155,33 @@ def create_app(config: ServiceConfig | None = None) -> Any:
             return JSONResponse({"validation": validation_json(report), "results": results_json(results)})
 
         return await core.run(work, exclusive=False)
+
+    async def whatif(request: Request) -> Response:
+        """What would change the answer (jdm-kg whatif): per option, the smallest changes."""
+        from jdm_kg.errors import InputError
+        from jdm_kg.reasoning.whatif import resolve_option
+
+        chosen = _accept(request, WHATIF_TYPES)
+        try:
+            depth = int(request.query_params.get("depth", "2"))
+        except ValueError:
+            raise Problem("bad-request", "depth must be a whole number from 1 to "
+                                         f"{WHATIF_MAX_DEPTH}") from None
+        if not 1 <= depth <= WHATIF_MAX_DEPTH:
+            raise Problem("bad-request", f"depth {depth}: give 1 to {WHATIF_MAX_DEPTH} (changes of at most that many "
+                                         "facts; the service's limit)")
+        name = request.query_params.get("option")
+        try:
+            option = resolve_option(name[:200], core.guideline) if name else None
+        except InputError as err:
+            raise Problem("bad-request", err.problem) from None
+        body = await request.body()
+        source = _source(request)
+        report, found = await core.whatif(body, media_type(request.headers.get("content-type")), source, option, depth,
+                                          chosen == "text/markdown", request)
+        if chosen == "text/markdown":
+            return Response((found if found else validation_text(report)) + "\n", media_type=chosen)
+        return JSONResponse({"validation": validation_json(report), "whatIf": found})
 
     # ------------------------------------------------------------------ CDS Hooks
     discovery_document = cds_hooks.discovery(core.guideline)
@@ -265,6 +296,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
         Route("/guideline", guideline, methods=["GET"]),
         Route("/validate", validate, methods=["POST"]),
         Route("/recommend", recommend, methods=["POST"]),
+        Route("/whatif", whatif, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/cds-services", discovery, methods=["GET"]),
         Route("/cds-services/{service_id}", cds_service, methods=["POST"]),

@@ -136,11 +136,12 @@ class Core:
 
     # ------------------------------------------------------------------ requests
     async def evaluate(self, body: bytes, media_type: str, source: str, request: Any = None,
-                       lines: bool = True) -> tuple[ValidationReport, list[PatientResult]]:
-        """Parse and recommend (``lines``: give messages the body's line numbers), remembering the answer for the same bytes read the same way on the
+                       lines: bool = True, whatif: bool = False) -> tuple[ValidationReport, list[PatientResult]]:
+        """Parse and recommend (``lines``: give messages the body's line numbers; ``whatif``: each
+        option not offered or not first carries its shortest what-if), remembering the answer for the same bytes read the same way on the
         same day (results are deterministic: a chart opened again gets the same cards without a
         second evaluation). At most ``result_cache`` answers are kept, least recently used first out."""
-        key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body, b"%d" % lines,
+        key = hashlib.sha256(b"\0".join([media_type.encode(), source.encode(), body, b"%d%d" % (lines, whatif),
                                           (self.config.today or date.today()).isoformat().encode()])).digest()
         with self._reports_lock:
             hit = self._results.get(key)
@@ -149,7 +150,7 @@ class Core:
                 self.cache_hits += 1
                 return hit
         answer: tuple[ValidationReport, list[PatientResult]] = await self.do(
-            ("recommend", body, media_type, source, lines), request)
+            ("recommend", body, media_type, source, lines, whatif), request)
         if self.config.result_cache > 0:
             with self._reports_lock:
                 self._results[key] = answer
@@ -157,12 +158,20 @@ class Core:
                     self._results.popitem(last=False)
         return answer
 
-    async def evaluate_graph(self, graph: Graph, source: str,
-                             request: Any = None) -> tuple[ValidationReport, list[PatientResult]]:
+    async def evaluate_graph(self, graph: Graph, source: str, request: Any = None,
+                             whatif: bool = False) -> tuple[ValidationReport, list[PatientResult]]:
         """:meth:`evaluate` for a graph built here (the web form's record), sent as N-Triples (whose
         line numbers mean nothing to the person who filled in the form, so messages carry none)."""
         body = graph.serialize(format="nt", encoding="utf-8")
-        return await self.evaluate(body, "application/n-triples", source, request, lines=False)
+        return await self.evaluate(body, "application/n-triples", source, request, lines=False, whatif=whatif)
+
+    async def whatif(self, body: bytes, media_type: str, source: str, option: str | None, depth: int,
+                     markdown: bool, request: Any = None) -> tuple[ValidationReport, Any]:
+        """What would change the answer (see :meth:`Evaluator.whatif`), within the same limits as
+        :meth:`evaluate`."""
+        answer: tuple[ValidationReport, Any] = await self.do(
+            ("whatif", body, media_type, source, option, depth, markdown), request)
+        return answer
 
     async def validate(self, body: bytes, media_type: str, source: str, request: Any = None) -> ValidationReport:
         report: ValidationReport = await self.do(("validate", body, media_type, source, True), request)

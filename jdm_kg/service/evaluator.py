@@ -110,10 +110,26 @@ class Evaluator:
         except InputError as err:
             raise Problem("unprocessable", str(err)) from None
 
+    def whatif(self, body: bytes, media_type: str, source: str, option: str | None, depth: int,
+               markdown: bool) -> tuple[ValidationReport, Any]:
+        """(validation report, the what-if answer as Markdown text or as JSON-ready data)."""
+        from jdm_kg.outputs.whatif_report import whatif_json, whatif_text
+        from jdm_kg.reasoning.whatif import Baseline, what_if
+
+        graph = self.parse(body, media_type, source)
+        report, results = self.recommend(graph, source, body.decode("utf-8"))
+        found = [what_if(Baseline(graph, r.record, r, source, self.guideline, self.config.today), option, depth)
+                 for r in results]
+        if markdown:
+            return report, "\n\n".join(whatif_text(r, markdown=True) for r in found) if found else None
+        return report, whatif_json(found)
+
     def do(self, job: tuple[Any, ...]) -> Any:
         """One job, as the service sends it to a worker:
 
-        - ``("recommend", body, media_type, source, lines)`` -> (validation report, results);
+        - ``("recommend", body, media_type, source, lines, whatif)`` -> (validation report, results;
+          ``whatif``: each result carries the shortest what-if of its options not offered or not first);
+        - ``("whatif", body, media_type, source, option, depth, markdown)`` -> see :meth:`whatif`;
         - ``("validate", body, media_type, source, lines)`` -> validation report
           (``lines``: messages carry the body's line numbers);
         - ``("sparql", query_text, accept)`` -> (media type, answer bytes, truncated?).
@@ -121,10 +137,19 @@ class Evaluator:
         A request the service refuses raises :class:`Problem`.
         """
         kind = job[0]
-        if kind in ("recommend", "validate"):
+        if kind == "recommend":
             graph = self.parse(job[1], job[2], job[3])  # (refuses a body that is not UTF-8)
-            text = job[1].decode("utf-8") if job[4] else ""
-            return (self.recommend if kind == "recommend" else self.validate)(graph, job[3], text)
+            answer = self.recommend(graph, job[3], job[1].decode("utf-8") if job[4] else "")
+            if job[5]:
+                from jdm_kg.reasoning.whatif import shortest_lines
+
+                shortest_lines(graph, answer[1], self.guideline, job[3], self.config.today)
+            return answer
+        if kind == "validate":
+            graph = self.parse(job[1], job[2], job[3])
+            return self.validate(graph, job[3], job[1].decode("utf-8") if job[4] else "")
+        if kind == "whatif":
+            return self.whatif(*job[1:])
         if kind == "sparql":
             return self.sparql.answer(job[1], job[2])
         raise ValueError(f"unknown job {kind!r}")

@@ -57,6 +57,24 @@ def openapi_document(guideline_version: str) -> dict[str, Any]:
                         "text/markdown": {"schema": {"type": "string"}},
                         "text/turtle": {"schema": {"type": "string"}}}},
                     **_problems(400, 406, 413, 415, 422, 503)}}},
+            "/whatif": {"post": {
+                "summary": "What would change the answer: per option, the smallest changes of the patient's facts",
+                "description": "For each option (or the one named), the smallest sets of at most `depth` changed facts "
+                               "(screening results, a clinician's clearance, which feature predominates or is present, "
+                               "the outcome of an ongoing course, current measurements) that would make it offered, "
+                               "rank first, ready to start or dosable; each found by assessing the changed record "
+                               "again (jdm-kg whatif). Same limits as /recommend; depth at most 3.",
+                "parameters": [
+                    {"name": "option", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "one option: its name (rituximab) or IRI"},
+                    {"name": "depth", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
+                     "description": "changes of at most this many facts"}],
+                "requestBody": _PATIENT_BODY, "responses": {
+                    "200": {"description": "what-if lines per patient and option", "content": {
+                        "application/json": {"schema": {"type": "object", "required": ["validation", "whatIf"]}},
+                        "text/markdown": {"schema": {"type": "string"}}}},
+                    **_problems(400, 406, 413, 415, 422, 503)}}},
             "/cds-services": {"get": {"summary": "CDS Hooks discovery", "responses": {
                 "200": {"description": "services", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/cds-services/{service_id}": {"post": {

@@ -174,6 +174,14 @@ def _sections(result: PatientResult) -> list[tuple[str, list[Any]]]:
     return list(sections.items())
 
 
+def _whatif_line(result: PatientResult, option: Any) -> str | None:
+    """The page's line under an option: its shortest what-if (none for a drug that failed or is
+    being given: no record change would offer it)."""
+    from jdm_kg.outputs.whatif_report import shortest_line
+
+    return None if option.status in ("excluded", "current") else shortest_line(result, option.option)
+
+
 def web_routes(core: Core) -> list[Route]:
     choices = _choices(core)
 
@@ -184,7 +192,8 @@ def web_routes(core: Core) -> list[Route]:
 
     def results_page(results: list[PatientResult], source: str, issues: list[Any]) -> Response:
         return _page("results.html", results=results, sections=_sections, source=source, issues=issues,
-                     version=core.guideline.version, reading=reading, dose_evidence=dose_evidence, tied=_tied)
+                     version=core.guideline.version, reading=reading, dose_evidence=dose_evidence, tied=_tied,
+                     whatif=_whatif_line)
 
     async def index(request: Request) -> Response:
         if request.method == "GET":
@@ -199,13 +208,13 @@ def web_routes(core: Core) -> list[Route]:
                 body = await upload.read()
                 name = Path(upload.filename).name[:100]
                 source = name
-                report, results = await core.evaluate(body, _UPLOAD_TYPES[suffix], source, request)
+                report, results = await core.evaluate(body, _UPLOAD_TYPES[suffix], source, request, whatif=True)
             else:
                 graph, errors = form_graph(form, choices, core.config.today or date.today())
                 if errors:
                     return form_page(422, errors, {k: form.getlist(k) for k in form})
                 source = "web form"
-                report, results = await core.evaluate_graph(graph, source, request)
+                report, results = await core.evaluate_graph(graph, source, request, whatif=True)
         except Problem as problem:
             return form_page(400 if problem.kind == "invalid-input" else 422, [problem.detail])
         finally:
