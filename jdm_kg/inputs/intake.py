@@ -337,6 +337,11 @@ def _review_outcome(graph: Graph, index: TermIndex, episode: Node) -> None:
 
 def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features: tuple[URIRef, ...]) -> None:
     findings = [f for f in graph.objects(patient, JDM.hasManifestation) if not isinstance(f, Literal)]
+    if features:  # the run says which predominate: a reader's inference (a note, a severity) gives way
+        for finding in findings:
+            if graph.value(finding, JDM.predominanceBasis) is not None and graph.value(finding, JDM.manifestation) not in features:
+                graph.remove((finding, JDM.predominant, None))
+                graph.remove((finding, JDM.predominanceBasis, None))
     for feature in features:
         chosen = [f for f in findings if graph.value(f, JDM.manifestation) == feature]
         label = index.terms[str(feature)].label if str(feature) in index.terms else _local(str(feature))
@@ -345,6 +350,7 @@ def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features:
                 f"--predominant {_local(str(feature))}: the record has no {label} manifestation; not applied")))
         for finding in chosen:
             graph.set((finding, JDM.predominant, Literal(True)))
+            graph.remove((finding, JDM.predominanceBasis, None))
     if len(findings) == 1 and graph.value(findings[0], JDM.predominant) is None:
         manifestation = graph.value(findings[0], JDM.manifestation)
         if isinstance(manifestation, URIRef) and index.is_a(str(manifestation), MANIFESTATION[0]):
