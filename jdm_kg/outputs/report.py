@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,14 @@ from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline
 from jdm_kg.reasoning.dosing import ComputedDose, reading as _reading, span
-from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenance
+from jdm_kg.reasoning.recommend import (
+    APPLIES,
+    CANNOT_TELL,
+    CANNOT_TELL_STATUS,
+    OptionAssessment,
+    PatientResult,
+    Provenance,
+)
 from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.version import __version__
 
@@ -125,10 +133,14 @@ _NOT_OFFERED = {
     "current": "already on",
     "not-indicated": "not indicated",
     "not-applicable": "not applicable",
+    CANNOT_TELL_STATUS: "cannot tell",
 }
 
 
 def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
+    if o.status == CANNOT_TELL_STATUS and o.if_applies:  # what it would be, marked as conditional on the data needed
+        blocks = _option_blocks(replace(o, status=o.if_applies), detail)
+        return [("item", "if so: " + blocks[0][1]), *blocks[1:]]
     blocks: list[_Block] = []
     label = f"{o.label} ({o.derivation})" if o.derivation else o.label
     if o.ranked:
@@ -165,10 +177,15 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     """The report for one patient, as blocks (see :func:`render`)."""
     b: list[_Block] = [("title", f"Patient {result.record.patient_id} ({result.source}); guideline "
                                  f"{result.guideline_version}; as of {result.as_of}")]
+    if result.state == CANNOT_TELL:  # said first: the answer hangs on these data
+        b.append(("notice", result.applicability))
+        for needed in result.data_needed:
+            b.append(("notice", f"Needed: {needed.text()}"))
     for issue in result.issues:
         b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
-    b.append(("line", result.applicability))
-    if not result.applicable:
+    if result.state != CANNOT_TELL:
+        b.append(("line", result.applicability))
+    if result.state not in (APPLIES, CANNOT_TELL):
         return b
     if result.features:
         none = "" if any(f.predominant for f in result.features) else (
@@ -199,11 +216,14 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         sections.setdefault(o.section, []).append(o)
     not_offered = []
     for order in sorted(sections):
-        shown = [o for o in sections[order] if o.status in ("offered", "conditional", "blocked")]
+        shown = [o for o in sections[order] if o.status in ("offered", "conditional", "blocked") or o.if_applies]
         not_offered += [o for o in sections[order] if o not in shown]
         if not shown:
             continue
-        b.append(("heading", sections[order][0].section_heading))
+        heading = sections[order][0].section_heading
+        if result.state == CANNOT_TELL:
+            heading += ": only if the data needed (above) settle it; cannot tell yet"
+        b.append(("heading", heading))
         if sections[order][0].ranked and result.next_line:
             nl = result.next_line
             b.append(("line", f'Guideline: "{_short(nl.quote or nl.label)}"{_flags(nl)}'))
@@ -367,7 +387,7 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, PROV.used, guideline.version_iri))
         g.add((run, PROV.used, patient))
         g.add((run, JDM.forPatient, patient))
-        g.add((run, JDM.status, Literal("applicable" if result.applicable else "not applicable")))
+        g.add((run, JDM.status, Literal({APPLIES: "applicable", CANNOT_TELL: "cannot tell"}.get(result.state, "not applicable"))))
         g.add((run, JDM.text, Literal(result.applicability)))
         g.add((guideline.version_iri, RDF.type, PROV.Entity))
         g.add((patient, JDM.patientId, Literal(result.record.patient_id)))
@@ -423,6 +443,8 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
     """Why and why not, option by option, with the quote and source behind every reason and the
     jdm-kg policy behind every rule."""
     lines = [f"Patient {result.record.patient_id}: {result.applicability}"]
+    for needed in result.data_needed:
+        lines.append(f"! Needed: {needed.text()}")
     for notice in result.notices:
         lines.append(f"! {notice.text}")
     for option in result.options:
@@ -436,6 +458,9 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
             "current": "ALREADY ON IT",
             "not-indicated": f"NOT INDICATED for this patient ({option.role})",
             "not-applicable": "not offered (guideline does not apply)",
+            CANNOT_TELL_STATUS: (f"CANNOT TELL: {option.if_applies.upper()} only if the data needed settle it"
+                                 + (f" (rank {option.rank}: {option.standing})" if option.rank else "")
+                                 if option.if_applies else "CANNOT TELL (the record contradicts itself)"),
         }[option.status]
         lines.append("")
         policies = [p.tag for p in (option.band_policy, option.status_policy) if p and option.status != "not-applicable"]

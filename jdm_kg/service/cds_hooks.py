@@ -241,11 +241,27 @@ def _concerns(result: PatientResult) -> bool:
         i.severity == "violation" and i.field.split(".", 1)[0] == "diagnosis" for i in result.issues)
 
 
+def _cannot_tell_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
+    """A warning card for 'cannot tell': what to record, never an empty answer."""
+    first = result.data_needed[0].question if result.data_needed else "see the report"
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"JDM guideline: cannot tell yet. {first}"),
+        "indicator": "warning",
+        "detail": results_text([result], markdown=True),
+        "source": _source(result, base_url),
+        "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }
+
+
 def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
-    """One card when the guideline applies; none when it does not. A record that failed
-    validation gets a warning card with its problems when it concerns the guideline."""
+    """One card when the guideline applies; a warning card saying what to record when jdm-kg
+    cannot tell; none when it does not apply. A record that failed validation gets a warning
+    card with its problems when it concerns the guideline."""
     if result.blocked_by_validation:
         return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if result.cannot_tell:
+        return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
         return []
     first = first_next_line(result)
@@ -298,6 +314,8 @@ def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guid
         return []  # no selected order is one of the guideline's drugs
     if result.blocked_by_validation:
         return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if result.cannot_tell:
+        return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
         return []
     cards = []
@@ -317,13 +335,14 @@ _STATUS_WORDS = {
     "current": "already being given",
     "not-indicated": "not indicated",
     "not-applicable": "not applicable",
+    "cannot-tell": "cannot tell (the record contradicts itself)",
 }
 
 
 def _order_card(option: OptionAssessment, result: PatientResult, guideline: Guideline, base_url: str,
                 link: str) -> dict[str, Any]:
     indicator, words = _screening(option)
-    if option.status in ("excluded", "current", "not-indicated", "not-applicable") and indicator == "info":
+    if option.status in ("excluded", "current", "not-indicated", "not-applicable", "cannot-tell") and indicator == "info":
         indicator = "warning"
     if option.status == "blocked":
         indicator = "critical"
