@@ -32,7 +32,9 @@ elements (:data:`ADMINISTRATIVE`) aside.
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -296,6 +298,23 @@ class _Importer:
         for target in [record] if record else self.records:
             target.notes.append(f"{where}: {text}")
 
+    def day(self, record: _Record, where: str, element: str, value: Any, end: bool = False) -> date | None:
+        """The date of a FHIR date or dateTime; a partial one (``2025-04``, ``2025``: FHIR allows
+        them) is read as the first day it can mean, or for an end the last, with a note."""
+        found = _day(value)
+        if found is not None or not isinstance(value, str):
+            return found
+        match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value)
+        if match is None:
+            return None
+        year, month = int(match[1]), int(match[2] or (12 if end else 1))
+        if not 1 <= month <= 12:
+            return None
+        found = date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+        record.notes.append(f"{where} {element}: {value!r} has no day: read as {found} (the {'last' if end else 'first'} "
+                            "day it can mean)")
+        return found
+
     def subject(self, resource: Any, where: str) -> _Record | None:
         ref = getattr(getattr(resource, "subject", None) or getattr(resource, "patient", None), "reference", None)
         if ref is None:
@@ -467,7 +486,8 @@ class _Importer:
         if resource.status in ("entered-in-error", "cancelled"):
             self.note(record, f"{where} status", f"{resource.status}; not used")
             return
-        when = _day(resource.effectiveDateTime) or _day(getattr(resource.effectivePeriod, "start", None))
+        when = (self.day(record, where, "effectiveDateTime", resource.effectiveDateTime)
+                or self.day(record, where, "effectivePeriod.start", getattr(resource.effectivePeriod, "start", None)))
         concept, why, name = self.codes.find(resource.code, _kind("BodyMeasure", "ScreeningTest"))
         if concept is None:  # a code (a related match) for the condition a test is for; never by name
             concept, _ = self.codes.lookup(resource.code, _kind("ScreenedCondition"))
@@ -593,12 +613,14 @@ class _Importer:
                 self.add(episode, JDM.drugCode, Literal(code))
         if resource.get_resource_type() == "MedicationStatement":
             period = resource.effectivePeriod
-            start = _day(getattr(period, "start", None)) or _day(resource.effectiveDateTime)
-            end = _day(getattr(period, "end", None))
+            start = (self.day(record, where, "effectivePeriod.start", getattr(period, "start", None))
+                     or self.day(record, where, "effectiveDateTime", resource.effectiveDateTime))
+            end = self.day(record, where, "effectivePeriod.end", getattr(period, "end", None), end=True)
             self.use(where, "effectivePeriod", "effectiveDateTime")
         else:
-            start = _day(resource.authoredOn)
-            end = _day(getattr(getattr(resource.dispenseRequest, "validityPeriod", None), "end", None))
+            start = self.day(record, where, "authoredOn", resource.authoredOn)
+            end = self.day(record, where, "dispenseRequest.validityPeriod.end",
+                           getattr(getattr(resource.dispenseRequest, "validityPeriod", None), "end", None), end=True)
             self.use(where, "authoredOn")
             if end:
                 self.use(where, "dispenseRequest")
@@ -637,7 +659,6 @@ class _Importer:
         policy = self.codes.policy_tag(str(JDMG["policy-latest-valid-measure"]))
         today = self.record_date or date.today()
         for record in self.records:
-            self.predominance(record)
             for values, prop, label, unit in ((record.weights, JDM.bodyWeight, "body weight", "kg"),
                                               (record.heights, JDM.bodyHeight, "body height", "cm")):
                 if not values:
@@ -816,6 +837,8 @@ def fhir_import(text: str, source: str, guideline: Guideline | None = None) -> t
             importer.operation_outcome(resource, where)
         elif kind not in _READ:
             importer.note(None, where, f"{kind} resources are not read by jdm-kg; not used")
+    for record in importer.records:  # before the account of unread elements: it reads notes and severities
+        importer.predominance(record)
     used_meds = medications.get("(used)", set())
     for entry, resource, kind, where in named:
         record = importer.records[0] if len(importer.records) == 1 else None

@@ -147,7 +147,7 @@ def _option_blocks(o: OptionAssessment, detail: bool) -> list[_Block]:
         head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
         if o.status == "blocked":
             blocking = ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
-            head += f" - BLOCKED by {blocking} screening ({o.gates[0].policy.tag})"
+            head += f" - BLOCKED by {blocking} screening ({next(g for g in o.gates if g.state == 'blocking').policy.tag})"
         blocks.append(("item", head + ": " + o.summary + _flags(o.summary_statement)))
     else:
         word = "consider only if" if o.status == "conditional" else "to consider"

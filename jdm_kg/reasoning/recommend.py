@@ -889,7 +889,8 @@ def _gate_tests(condition: str, label: str, entries: list[ScreeningEntry], as_of
         sub = _gate(condition, name, sorted(mine + clearances, key=lambda e: (e.date is not None, e.date or date.min)),
                     as_of, facts, statement)
         states.append(sub.state)
-        parts.append(sub.text)
+        latest = mine[-1] if mine else None
+        parts.append(f"{name} negative {_iso(latest.date)}" if sub.state == "passed" and latest else sub.text)
     unknown = [e for e in results if e.test_iri is None]
     if not results:
         return replace(whole, text=f"{label}: no result on record: screen before starting "
@@ -904,7 +905,8 @@ def _gate_tests(condition: str, label: str, entries: list[ScreeningEntry], as_of
         words.append("test unknown, counted as neither: " + ", ".join(e.text() for e in unread))
     state = "required" if missing or "required" in states else (
         "cleared" if "cleared" in states or whole.state == "cleared" else "passed")
-    text = f"{label}: " + "; ".join(words) + f" ({policy.tag})"
+    within = f", within {facts.screening_max_age_days} days" if state == "passed" else ""
+    text = f"{label}: " + "; ".join(words) + f"{within} ({facts.policy(POLICY_SCREENING).tag}; {policy.tag})"
     dated = [e.date for e in results if e.date]
     return Gate(condition, label, state, text, statement, policy, whole.history,
                 max(dated).isoformat() if dated and state != "required" else whole.result_date)
@@ -1161,8 +1163,8 @@ def _conditional(result: PatientResult, facts: _GuidelineFacts) -> None:
             option.status_policy = policy
     if first:
         ranks = (f"{first[0]} ranks first" if len(first) == 1 else f"{', '.join(first[:-1])} and {first[-1]} tie first")
-        result.data_needed = [replace(d, changes=f"{d.changes} and {ranks}.") if d.datum != "manifestations"
-                              else d for d in result.data_needed]
+        result.data_needed = [replace(d, changes=f"{d.changes} and {ranks}; if not, it does not apply.")
+                              if d.datum != "manifestations" else d for d in result.data_needed]
     result.data_needed = [d if d.changes.endswith(".") else replace(d, changes=d.changes + ".") for d in result.data_needed]
     if policy.iri not in {p.iri for p in result.policies}:
         result.policies = sorted([*result.policies, policy], key=lambda p: p.label)
@@ -1338,7 +1340,7 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
     if option.status not in OFFERED_STATUSES or not candidate.classes:
         return
     failed = [e for e in history if e.failure and e.drug and e.drug != candidate.option
-              and facts.classes.get(e.drug, frozenset()) & set(candidate.classes)]
+              and any((URIRef(e.drug), RDF.type, URIRef(c)) in facts.graph for c in candidate.classes)]
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_SWITCH_IN_CLASS), None)
     if failed and gap:
         names = ", ".join(sorted({e.label for e in failed}))

@@ -52,13 +52,18 @@ ORDER_SELECT = "jdm-kg-order-select"
 SUMMARY_LIMIT = 140
 
 #: Prefetch templates (CDS Hooks "Prefetch Template"): key -> FHIR query; all but
-#: ``medicationRequests`` are required.
+#: ``medicationRequests`` are required. The medication searches ``_include`` the Medication a
+#: statement or order points to (``medicationReference``), so that the service reads the same
+#: drug as ``jdm-kg recommend`` reads from the same chart exported as a file (``_include`` is
+#: outside the spec's RECOMMENDED subset, which the spec's own PractitionerRole example also
+#: leaves; a client that cannot honour it sends the statement alone, and the report then says the
+#: drug was read from the reference's display).
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}",
-    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
 }
 REQUIRED_PREFETCH = ("patient", "conditions", "observations", "medicationStatements")
 
@@ -144,7 +149,9 @@ def check_request(service_id: str, body: Any) -> dict[str, Any]:
 
 
 def _resources(value: Any, key: str) -> list[tuple[str | None, dict[str, Any]]]:
-    """The resources in one prefetch value: a resource, or a (searchset) Bundle of them."""
+    """The resources in one prefetch value: a resource, or a (searchset) Bundle of them (matches,
+    ``_include``d Medications, and any OperationOutcome the client sent: the spec asks services
+    to check for them, and the importer names each issue in a note)."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise Problem("bad-request", f"prefetch {key!r} is not a FHIR resource (an object with resourceType)")
     if value["resourceType"] != "Bundle":
@@ -154,9 +161,7 @@ def _resources(value: Any, key: str) -> list[tuple[str | None, dict[str, Any]]]:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Problem("bad-request", f"prefetch {key!r} entry {i} has no resource")
-        if resource["resourceType"] == "OperationOutcome":  # a search's warnings: not patient data
-            continue
-        out.append((entry.get("fullUrl"), resource))
+        out.append((entry.get("fullUrl"), resource))  # an OperationOutcome too: the importer says what it reports
     return out
 
 
