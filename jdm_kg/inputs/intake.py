@@ -90,9 +90,11 @@ class TermIndex:
             term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
             self.kinds.setdefault(iri, set()).add(kind)
             for name in (str(row["name"]), term.local):
-                key = normalise(name)
-                if key:
-                    self.names.setdefault((kind, key), set()).add(iri)
+                # a name with capitals inside a word (a brand: MabThera, RoActemra) is indexed split at
+                # them and whole, for it is written both ways ("MabThera", "MABTHERA 500 MG")
+                for key in {normalise(name), " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())}:
+                    if key:
+                        self.names.setdefault((kind, key), set()).add(iri)
             hidden = row.get("hidden")
             key = (kind, normalise(str(row["name"])))
             if hidden is not None and bool(hidden.toPython()):
