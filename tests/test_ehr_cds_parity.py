@@ -141,3 +141,25 @@ def test_the_markdown_of_a_cannot_tell_result_says_it_first():
     body = text.split("\n## ", 1)[1].splitlines()
     assert body[2].startswith("> **Cannot tell whether the guideline applies")
     assert body[4].startswith("> **Needed: Did tofacitinib fail?")
+
+
+def test_order_select_for_a_guideline_drug_when_jdm_kg_cannot_tell_is_a_warning_card(ehr):
+    request = _hook("25-contained-unknown-medication-cannot-tell")
+    order = {"resourceType": "MedicationRequest", "id": "draft-1", "status": "draft", "intent": "order",
+             "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                       "code": "121191", "display": "rituximab"}]},
+             "subject": {"reference": f"Patient/{request['context']['patientId']}"}}
+    request.update(hook="order-select")
+    request["context"].update(selections=["MedicationRequest/draft-1"],
+                              draftOrders={"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]})
+    body = ehr.post("/cds-services/jdm-kg-order-select", json=request).json()
+    [card] = body["cards"]
+    assert card["indicator"] == "warning" and "suggestions" not in card  # no dose proposed on an unsettled datum
+    assert "cannot tell yet" in card["summary"]
+
+
+def test_the_web_page_says_cannot_tell_and_what_is_needed(ehr):
+    page = ehr.post("/", files={"file": ("unknown.json", (EHR / "25-contained-unknown-medication-cannot-tell.json").read_bytes())})
+    assert page.status_code == 200
+    assert 'class="applicability cannot-tell"' in page.text
+    assert "<strong>Needed:</strong> Is &#39;Jyseleca 200 mg tablet&#39; a JAK inhibitor" in page.text

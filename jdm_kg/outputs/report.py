@@ -209,7 +209,8 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     if result.screening:
         b.append(("heading", "Screening before any biologic (every result on record, oldest first)"))
         for gate in result.screening:
-            used = f"; on record: {', '.join(e.text() for e in gate.history)}" if len(gate.history) > 1 else ""
+            used = (f"; on record: {', '.join(e.text() for e in gate.history)}"  # which tests, when the record says
+                    if len(gate.history) > 1 or any(e.test for e in gate.history) else "")
             b.append(("item", f"[{gate.state}] {gate.text}{used}"))
     sections: dict[int, list[OptionAssessment]] = {}
     for o in result.options:
