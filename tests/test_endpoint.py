@@ -360,7 +360,7 @@ def test_loading_an_edited_file_again_leaves_one_copy_of_the_patient(loaded, tmp
     first = _load(loaded, path)
     assert first.returncode == 0, first.stderr
     graph = "urn:jdm-kg:patient:https://example.org/load-test/P-RELOAD"
-    assert f"{path}: record P-RELOAD: 41 triples -> graph <{graph}>\n" in first.stdout
+    assert f"{path}: record P-RELOAD: 47 triples -> graph <{graph}>\n" in first.stdout
     assert first.stdout.endswith("1 of 1 patient record(s) loaded from 1 file(s)\n")
     _patient(tmp_path, "reload.ttl", "P-RELOAD", weight="36.5")  # the weight corrected in the same file
     second = _load(loaded, path)
@@ -400,13 +400,13 @@ def test_an_invalid_record_is_reported_and_not_loaded_unless_allowed(loaded, tmp
             "entered in grams or pounds? Record weight in kg. (value: 35000)") in proc.stderr
     assert (f"{bad}: record P-GRAMS: not loaded: 1 violation(s) above; the server holds no copy of it; correct them "
             "and load the file again, or load the record as it is with --allow-invalid") in proc.stderr
-    assert "Traceback" not in proc.stderr and f"{good}: record P-GOOD: 41 triples -> graph" in proc.stdout
+    assert "Traceback" not in proc.stderr and f"{good}: record P-GOOD: 47 triples -> graph" in proc.stdout
     assert "1 of 2 patient record(s) loaded from 2 file(s); 1 not loaded (see above)" in proc.stdout
     assert _weights(loaded, "P-GRAMS") == [] and _weights(loaded, "P-GOOD") == ["35"]
 
     allowed = _load(loaded, bad, "--allow-invalid")
     assert allowed.returncode == 1, allowed.stderr
-    assert "record P-GRAMS: 41 triples -> graph <urn:jdm-kg:patient:https://example.org/load-test/P-GRAMS>; " \
+    assert "record P-GRAMS: 47 triples -> graph <urn:jdm-kg:patient:https://example.org/load-test/P-GRAMS>; " \
            "loaded with 1 violation(s) (--allow-invalid)" in allowed.stdout
     assert "violation: record P-GRAMS" in allowed.stderr and _weights(loaded, "P-GRAMS") == ["35000"]
 
