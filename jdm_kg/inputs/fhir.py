@@ -663,6 +663,9 @@ class _Importer:
                                               (record.heights, JDM.bodyHeight, "body height", "cm")):
                 if not values:
                     continue
+                if len(values) == 1:  # nothing to choose from: validation judges the one there is
+                    self.add(record.node, prop, values[0][1])
+                    continue
                 values.sort(key=lambda v: (v[0] is not None, v[0] or date.min))
                 low, high = _bounds()[str(prop)]
 

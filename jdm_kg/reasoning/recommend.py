@@ -582,6 +582,7 @@ class _GuidelineFacts:
         self._provenance: dict[str, Provenance] = {}
         self._per_option: dict[tuple[str, str], Any] = {}
         self._labels: dict[str, str] = {}
+        self._types: dict[tuple[str, str], bool] = {}
         self.policies: dict[str, PolicyRef] = {}
         settings: dict[str, Decimal] = {}
         for row in self.select("policy"):
@@ -638,6 +639,13 @@ class _GuidelineFacts:
 
     def policy(self, iri: URIRef) -> PolicyRef:
         return self.policies[str(iri)]
+
+    def is_a(self, iri: str, cls: URIRef) -> bool:
+        """Whether the guideline graph types ``iri`` as ``cls`` (a JAK inhibitor, a drug), remembered."""
+        key = (iri, str(cls))
+        if key not in self._types:
+            self._types[key] = (URIRef(iri), RDF.type, cls) in self.graph
+        return self._types[key]
 
     def source(self, iri: str) -> dict[str, str]:
         rows = self.select("source", source=URIRef(iri))
@@ -938,8 +946,8 @@ def _episodes(rows: list[Row], facts: _GuidelineFacts) -> list[Episode]:
             end=_date(row.get("endDate")),
             node=str(row["episode"]) if isinstance(row.get("episode"), URIRef) else None,
             outcome_text=_s(row, "outcomeText"),
-            jak=_b(row, "jak"),
-            known=_b(row, "known"),
+            jak=drug is not None and facts.is_a(drug, JDM.JAKInhibitor),
+            known=drug is not None and facts.is_a(drug, JDM.Drug),
         ))
     out.sort(key=lambda e: (e.start is not None, e.start or date.min, e.end or date.max, e.label, e.outcome_label))
     return out
@@ -1340,7 +1348,7 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
     if option.status not in OFFERED_STATUSES or not candidate.classes:
         return
     failed = [e for e in history if e.failure and e.drug and e.drug != candidate.option
-              and any((URIRef(e.drug), RDF.type, URIRef(c)) in facts.graph for c in candidate.classes)]
+              and any(facts.is_a(e.drug, URIRef(c)) for c in candidate.classes)]
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_SWITCH_IN_CLASS), None)
     if failed and gap:
         names = ", ".join(sorted({e.label for e in failed}))
