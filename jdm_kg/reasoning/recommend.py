@@ -613,7 +613,6 @@ class _GuidelineFacts:
                        _s(r, "roleFrom"))
             for r in self.select("candidate-options")
         ]
-        self.classes = {c.option: frozenset(c.classes) for c in self.candidates}  # option -> its bDMARD classes
         # option -> (side, level label, manifestation label, manifestation, statement)
         self.named_for: dict[str, list[tuple[str, str, str, str, str]]] = {}
         for r in self.select("option-statements"):
