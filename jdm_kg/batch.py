@@ -377,6 +377,7 @@ class Summary:
     invalid_reasons: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)
     not_applicable: int = 0
+    cannot_tell: int = 0
     first_options: Counter[str] = field(default_factory=Counter)
     blocked_options: Counter[str] = field(default_factory=Counter)
 
@@ -401,7 +402,9 @@ class Summary:
         for result in outcome.results:
             if result.blocked_by_validation:
                 continue
-            if not result.applicable:
+            if result.cannot_tell:
+                self.cannot_tell += 1
+            elif not result.applicable:
                 self.not_applicable += 1
             for option in result.options:
                 if option.rank == 1 and option.status == "offered":
@@ -414,6 +417,7 @@ class Summary:
             "files": self.files, "unusableFiles": len(self.unusable), "records": self.records,
             "valid": self.valid, "invalid": self.invalid, "invalidByReason": dict(_ranked(self.invalid_reasons)),
             "warnings": dict(_ranked(self.warnings)), "notApplicable": self.not_applicable,
+            "cannotTell": self.cannot_tell,
             "rankedFirst": dict(_ranked(self.first_options)), "blocked": dict(_ranked(self.blocked_options)),
         }
 
@@ -427,6 +431,7 @@ class Summary:
                 lines += [f"  {n:6d}  {reason}" for reason, n in _ranked(counter, 15)]
         if mode == "recommend":
             lines.append(f"guideline does not apply: {self.not_applicable}")
+            lines.append(f"cannot tell (data needed): {self.cannot_tell}")
             if self.first_options:
                 lines.append("ranked first and offered (records):")
                 lines += [f"  {n:6d}  {label}" for label, n in _ranked(self.first_options)]

@@ -4,7 +4,10 @@ with its expected outcome as data in ``<name>.expect.json``.
 
 An expectation names: whether the record conforms and the violations (field, words, entry);
 whether the guideline applies and the JAK inhibitor failures found; the treatment episodes,
-manifestations and screening results in the graph; the import notes; and "nothing dropped":
+manifestations and screening results in the graph; the import notes; and, where given, the
+three-valued applicability (applies, does-not-apply, cannot-tell) with the data needed, the
+options ranked first (for "cannot tell": those that would be), the screening gates, doses and
+words of the text report (which weight, which predominance reading, which test); and "nothing dropped":
 every fact in the file (FHIR: each element of each resource other than the record-keeping ones
 in :data:`jdm_kg.inputs.fhir.ADMINISTRATIVE`; JSON-LD: each key of each object) is either used in the
 record or named in a message. Nothing here depends on how options are ranked.
@@ -54,12 +57,15 @@ def _local(node) -> str | None:
 
 def test_the_ehr_corpus_is_varied_like_real_exports():
     bundles = [json.loads(p.read_text(encoding="utf-8")) for p in BUNDLES]
-    assert len(bundles) >= 20
-    assert {b["type"] for b in bundles} >= {"searchset", "transaction"}
+    assert len(bundles) >= 33
+    assert {b["type"] for b in bundles} >= {"searchset", "transaction", "collection", "document"}
     text = "\n".join(p.read_text(encoding="utf-8") for p in BUNDLES)
     for shape in ("[lb_av]", '"g"', "[in_i]", "valueCodeableConcept", "interpretation", "effectivePeriod",
                   "MedicationRequest", "contained", "http://www.whocc.no/atc", "http://www.nlm.nih.gov/research/umls/rxnorm",
-                  "http://hl7.org/fhir/sid/icd-10-cm", '"statusReason"', "prednisolone", "hydroxychloroquine"):
+                  "http://hl7.org/fhir/sid/icd-10-cm", '"statusReason"', "prednisolone", "hydroxychloroquine",
+                  '"link"', '"mode": "include"', '"mode": "outcome"', '"OperationOutcome"', '"Composition"', '"hasMember"',
+                  '"severity"', '"note"', "71775-1", "71774-4", '"entered-in-error"', '"stopped"', '"completed"',
+                  "Non-reactive", "Olumiant"):
         assert shape in text, shape
     assert len(RECORDS) >= 5
     for folder, cases in (("ehr", BUNDLES), ("jsonld", RECORDS)):  # every record has its expectation, and no more
@@ -86,7 +92,8 @@ def _check_outcome(path: Path, graph, expect: dict) -> None:
     if "jak_failures" in expect:
         failed = sorted(
             _local(graph.value(e, JDM.drug)) for e in episodes
-            if (graph.value(e, JDM.drug), RDF.type, JDM.JAKInhibitor) in guideline.graph
+            if graph.value(e, JDM.drug) is not None  # (None would match any subject)
+            and (graph.value(e, JDM.drug), RDF.type, JDM.JAKInhibitor) in guideline.graph
             and (graph.value(e, JDM.outcome), RDF.type, JDM.TreatmentFailure) in guideline.graph
         )
         assert failed == sorted(expect["jak_failures"])
@@ -116,6 +123,49 @@ def _check_outcome(path: Path, graph, expect: dict) -> None:
     for words in expect.get("notes", []):
         assert sum(words in n for n in notes) == 1, (words, notes)
     assert len(notes) == len(expect.get("notes", [])), notes  # every note is expected: none is noise, none is missing
+    if expect["conforms"]:
+        _check_answer(path, results[0], expect)
+
+
+def _check_answer(path: Path, result, expect: dict) -> None:
+    """The answer itself: applicability in three values and the data needed, the options ranked
+    first (for "cannot tell": those that would be), the screening gates, doses, report words."""
+    from jdm_kg.outputs.report import results_text
+
+    if "applicability" in expect:
+        assert result.state == expect["applicability"], result.applicability
+        assert result.as_dict()["applicability"] == expect["applicability"]
+    needed = " ".join(d.text() for d in result.data_needed)
+    for words in expect.get("data_needed", []):
+        assert words in needed, (words, needed)
+    assert bool(result.data_needed) == bool(expect.get("data_needed")), needed
+    if "first" in expect:
+        first = sorted(_local(o.option) for o in result.options if o.ranked and o.rank == 1)
+        assert first == expect["first"], [(o.rank, o.label, o.status) for o in result.options]
+    if "gates" in expect:
+        assert {_local(g.condition): g.state for g in result.screening} == expect["gates"], [g.text for g in result.screening]
+    for option, words in expect.get("doses", {}).items():
+        doses = [d.summary() for o in result.options if _local(o.option) == option for d in o.doses]
+        assert any(words in d for d in doses), (option, words, doses)
+    text = results_text([result]) + "\n" + results_text([result], detail=True)  # one screen, or --details
+    for words in expect.get("report", []):
+        assert words in text, (words, text)
+    if result.state == "cannot-tell":  # nothing is offered: every option that would be is marked conditional
+        assert not any(o.is_offered for o in result.options)
+        assert any(o.if_applies for o in result.options)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.stem)
+def test_every_resource_of_every_bundle_is_strict_fhir_r4(bundle):
+    """Each bundle and each of its resources parses with fhir.resources (R4B models, which read
+    R4 JSON for these resources) in pydantic's strict mode: the corpus is valid FHIR."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    document = json.loads(bundle.read_text(encoding="utf-8"))
+    get_fhir_model_class("Bundle").model_validate(document, strict=True)
+    for entry in document["entry"]:
+        resource = entry["resource"]
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource, strict=True)
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.stem)
@@ -171,13 +221,16 @@ def _json_facts(node) -> int:
 @pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
 def test_nothing_in_a_jsonld_record_is_dropped_without_a_message(record):
     """Facts in (each key of each object) = facts used ((entry, field) pairs in the graph; a
-    drug read as drugText counts as its drug) + facts reported (violations naming a field the
-    graph does not have), less the predominant flags the reader added and said so."""
+    drug read as drugText, an outcome kept as outcomeText, count as their field) + facts reported
+    (violations, or notes of a word set aside, naming a field the graph does not have), less the
+    predominant flags the reader added and said so."""
     graph = load_patient_file(record)
-    names = {JDM.drugText: JDM.drug}
-    own = {JDM.inputIssue, JDM.importNote, JDM.issuePath, JDM.issueText, JDM.issueValue}
+    names = {JDM.drugText: JDM.drug, JDM.outcomeText: JDM.outcome}  # a name kept in words counts as its field
+    own = {JDM.inputIssue, JDM.inputNote, JDM.importNote, JDM.issuePath, JDM.issueText, JDM.issueValue,
+           JDM.predominanceBasis}
     used = {(s, names.get(p, p)) for s, p, _ in graph if str(p).startswith(str(JDM)) and p not in own}
-    reported = {(s, graph.value(i, JDM.issuePath)) for s, i in graph.subject_objects(JDM.inputIssue)} - used
+    reported = {(s, graph.value(i, JDM.issuePath)) for kind in (JDM.inputIssue, JDM.inputNote)  # violations and
+                for s, i in graph.subject_objects(kind)} - used  # notes (a word set aside) naming the field
     added = sum("taken as predominant" in str(n) for n in graph.objects(None, JDM.importNote))
     facts_in = _json_facts(json.loads(record.read_text(encoding="utf-8")))
     assert len(used) - added + len(reported) == facts_in, (sorted(used), sorted(reported))

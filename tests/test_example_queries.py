@@ -110,7 +110,8 @@ def test_dose_regimens(g):
 
 def test_treatment_options(g):
     got = {r["optionLabel"]: r for r in rows("treatment-options", g)}
-    assert len(got) == 13
+    assert len(got) == 14
+    assert (got["etanercept"]["roleLabel"], got["etanercept"]["codes"]) == ("", "RxNorm 214555; WHO ATC L04AB01")  # known, no role
     assert {o for o, r in got.items() if r["roleLabel"] == "next-line bDMARD"} == {
         "abatacept", "adalimumab", "infliximab", "rituximab", "tocilizumab"}
     assert got["tofacitinib"]["codes"] == "RxNorm 1357536; WHO ATC L04AA29; WHO ATC L04AF01"
@@ -145,9 +146,14 @@ def test_gaps_by_subject(g):
             ("Nothing on switching within a drug class", "", "")} <= about
 
 
+def by_label_of(rows_: list[dict]) -> set[str]:
+    return {r["label"] for r in rows_}
+
+
 def test_policies(g):
     got = rows("policies", g)
-    assert len({r["policy"] for r in got}) == 16
+    assert len({r["policy"] for r in got}) == 22  # issue 20 added six (cannot tell, contradictions, hepatitis B, ...), issue 21 five
+    assert "hepatitis B screening is HBsAg and anti-HBc" in by_label_of(got)
     by_label = {r["label"]: r for r in got}
     young = {(r["setting"].rsplit("#", 1)[-1], r["value"]) for r in got if r["label"] == "caution under 2 years or 10 kg"}
     assert young == {("cautionAgeYears", "2"), ("cautionWeightKg", "10")}

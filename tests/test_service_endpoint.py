@@ -15,8 +15,9 @@ def test_cards_from_a_sparql_server_are_the_embedded_ones(server):  # noqa: F811
     shared = client(endpoint=server["query"], update=server["update"], today=AS_OF, result_cache=0)
     embedded = client()
     request = hook_request("patient-view", "muscle-predominant.json")
-    on_server = shared.post("/cds-services/jdm-kg-patient-view", json=request).json()["cards"]
-    local = embedded.post("/cds-services/jdm-kg-patient-view", json=request).json()["cards"]
+    answers = [c.post("/cds-services/jdm-kg-patient-view", json=request) for c in (shared, embedded)]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    on_server, local = (a.json()["cards"] for a in answers)
     def said(card):  # (the detail's last line links to the report page kept by each service: its token differs)
         return card["summary"], card["indicator"], card["detail"].splitlines()[:-1]
 

@@ -249,7 +249,7 @@ def test_vocabulary_page_lists_the_instances_of_small_classes(guideline, page):
                  "less suitable for the predominant feature"):
         assert band in bands
     assert "4: " in bands
-    assert "13: " in _row(page, "TreatmentOption") and 'href="drugs.html#rituximab"' in _row(page, "TreatmentOption")
+    assert "14: " in _row(page, "TreatmentOption") and 'href="drugs.html#rituximab"' in _row(page, "TreatmentOption")
     assert "26 (over 20: not listed)" in _row(page, "GuidelineStatement")
     assert "<em>none</em>" in _row(page, "Patient")
     for cls in guideline.asserted.subjects(RDF.type, OWL.Class):

@@ -200,7 +200,8 @@ def _option_fields(option: OptionAssessment) -> dict[str, str]:
 def _summary(result: PatientResult) -> Summary:
     """What a clinician reads in ``result``'s report: whether the guideline applies, and each
     option's lines (:func:`_option_fields`)."""
-    out: Summary = {"": {"guideline": "applies" if result.applicable else "does not apply"}}
+    out: Summary = {"": {"guideline": "applies" if result.applicable else (
+        "cannot tell" if result.cannot_tell else "does not apply")}}
     for option in result.options:
         out[option.label] = _option_fields(option)
     return out

@@ -32,7 +32,9 @@ elements (:data:`ADMINISTRATIVE`) aside.
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -40,16 +42,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
+from rdflib import RDF, RDFS, XSD, BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.guideline_source import default_guideline, guideline_rows
+from jdm_kg.inputs.intake import normalise
 from jdm_kg.namespaces import JDM, JDMG
 
 if TYPE_CHECKING:
     from jdm_kg.knowledge.guideline import Guideline
-from jdm_kg.inputs.intake import add_issue
 
 __all__ = ["fhir_to_graph", "fhir_import", "ImportAccount", "PREDOMINANT_EXTENSION", "CodeMap", "ADMINISTRATIVE"]
 
@@ -67,7 +69,18 @@ _MEASURES = {
                                                   "[in_i]": Decimal("2.54")}),
 }
 
-_READ = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Medication")
+_READ = ("Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "Medication",
+         "OperationOutcome")
+
+#: Medication statuses whose entry is set aside (MedicationStatement and MedicationRequest
+#: status codes of FHIR R4), with what each says.
+_SET_ASIDE = {
+    "entered-in-error": "recorded in error",
+    "cancelled": "cancelled before it was taken",
+    "not-taken": "not taken",
+    "draft": "a draft order, not given",
+    "intended": "intended, not yet taken",
+}
 
 
 #: Record-keeping elements: who recorded what, when, in which encounter, and the resource's own
@@ -110,6 +123,17 @@ class CodeMap:
             self.concepts.setdefault(f"{concept.iri} {concept.kind}", replace(concept, usable=True))
         self.names = term_index(guideline)
         self._curie_prefixes(guideline)
+        graph = guideline.graph
+        #: severity grade IRI -> rank (higher is more severe), for the severity policy
+        self.severity_rank = {str(s): int(r) for s, r in graph.subject_objects(JDM.severityRank)}
+        self.policy_labels = {str(p): str(graph.value(p, RDFS.label)) for p in graph.subjects(RDF.type, JDM.Policy)}
+        self.phrases: dict[str, dict[str, list[str]]] = {}  # policy -> kind ("cue", "negation") -> phrases
+        for row in guideline_rows(guideline, "policy-phrases"):
+            self.phrases.setdefault(str(row["policy"]), {}).setdefault(str(row["kind"]), []).append(str(row["phrase"]))
+
+    def policy_tag(self, iri: str) -> str:
+        """``jdm-kg policy: <label>`` for a policy of the graph."""
+        return f"jdm-kg policy: {self.policy_labels.get(iri, iri.rsplit('/', 1)[-1])}"
 
     def _curie_prefixes(self, guideline: Guideline) -> None:
         """A CURIE prefix is the IRI prefix's last segment: .../obo/HP_ -> HP, .../obo/MONDO_ -> MONDO."""
@@ -161,9 +185,10 @@ class CodeMap:
         names = [getattr(codeable, "text", None)] + [c.display for c in getattr(codeable, "coding", None) or []]
         for name in [str(n) for n in names if n]:
             exact = self.names.named(name, kinds)
-            if exact is not None:  # the graph's own label ("Inadequate response"): nothing to say
-                kind = next(k for k in kinds if self.names.is_a(exact.iri, k))
-                return self.concepts.get(f"{exact.iri} {kind}") or _Concept(exact.iri, exact.label, kind, True), ""
+            if exact is not None:  # one of the graph's names ("Inadequate response"): nothing to say,
+                kind = next(k for k in kinds if self.names.is_a(exact.iri, k))  # but for a hidden label
+                concept = self.concepts.get(f"{exact.iri} {kind}") or _Concept(exact.iri, exact.label, kind, True)
+                return concept, name if self.names.is_hidden(name, kinds) else ""
             if not set(kinds) & _IN_WORDS:
                 continue
             found = self.names.mentioned(name, kinds)
@@ -221,6 +246,7 @@ class _Record:
     notes: list[str] = field(default_factory=list)
     weights: list[tuple[date | None, Node, str]] = field(default_factory=list)
     heights: list[tuple[date | None, Node, str]] = field(default_factory=list)
+    findings: list[tuple[Node, Any, str]] = field(default_factory=list)  # (finding, Condition, where)
 
 
 @dataclass
@@ -246,6 +272,7 @@ class _Importer:
         self.records: list[_Record] = []  # one per Patient resource
         self.patients: dict[str, _Record] = {}  # reference ("Patient/1", fullUrl) -> record
         self.account = ImportAccount()
+        self.record_date: date | None = None
 
     # ---------------------------------------------------------------- helpers
     def node_for(self, entry: dict[str, Any]) -> Node:
@@ -270,6 +297,23 @@ class _Importer:
             text += "; not used"  # the whole resource: every element it has is in this note
         for target in [record] if record else self.records:
             target.notes.append(f"{where}: {text}")
+
+    def day(self, record: _Record, where: str, element: str, value: Any, end: bool = False) -> date | None:
+        """The date of a FHIR date or dateTime; a partial one (``2025-04``, ``2025``: FHIR allows
+        them) is read as the first day it can mean, or for an end the last, with a note."""
+        found = _day(value)
+        if found is not None or not isinstance(value, str):
+            return found
+        match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value)
+        if match is None:
+            return None
+        year, month = int(match[1]), int(match[2] or (12 if end else 1))
+        if not 1 <= month <= 12:
+            return None
+        found = date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+        record.notes.append(f"{where} {element}: {value!r} has no day: read as {found} (the {'last' if end else 'first'} "
+                            "day it can mean)")
+        return found
 
     def subject(self, resource: Any, where: str) -> _Record | None:
         ref = getattr(getattr(resource, "subject", None) or getattr(resource, "patient", None), "reference", None)
@@ -303,6 +347,7 @@ class _Importer:
             self.use(where, "gender")
         if record_date:
             self.add(node, JDM.recordDate, Literal(record_date, datatype=XSD.date))
+            self.record_date = record_date
 
     def condition(self, resource: Any, entry: dict[str, Any], where: str) -> None:
         record = self.subject(resource, where)
@@ -341,6 +386,98 @@ class _Importer:
             self.note(record, f"{where} extension", f"{', '.join(others)} not read by jdm-kg", ("extension",))
         else:
             self.use(where, "extension")
+        record.findings.append((finding, resource, where))
+
+    # ---------------------------------------------------------------- predominance
+    def predominance(self, record: _Record) -> None:
+        """When the record marks no manifestation predominant: a Condition's note that calls it
+        predominant, else the one most severe Condition.severity (each a jdm-kg policy, said in
+        a note); otherwise the notes and severities are named as not used."""
+        found = record.findings
+        if any(self.graph.value(f, JDM.predominant) is not None for f, _, _ in found):
+            for _, resource, where in found:
+                for element in ("note", "severity"):
+                    if getattr(resource, element, None):
+                        self.note(record, f"{where} {element}", "not read: the record marks the predominant "
+                                  "manifestation itself; not used", (element,))
+            return
+        note_policy = str(JDMG["policy-predominance-from-note"])
+        by_note = [(f, r, w, text) for f, r, w in found for text in [self._predominance_note(r, note_policy)] if text]
+        for finding, resource, where, text in by_note:
+            self._mark(finding, note_policy)
+            self.use(where, "note")
+            label = self._label(finding)
+            record.notes.append(f"{where} note: {_quote(text)} calls {label} predominant: taken as predominant "
+                                f"({self.codes.policy_tag(note_policy)})")
+        marked = {f for f, _, _, _ in by_note}
+        for finding, resource, where in found:
+            if resource.note and finding not in marked:
+                self.note(record, f"{where} note", f"{_quote(resource.note[0].text or '')} calls no manifestation "
+                          "predominant; not used", ("note",))
+        if by_note:
+            for _, resource, where in found:
+                if resource.severity:
+                    self.note(record, f"{where} severity", "not read: a note marks the predominant manifestation; "
+                              "not used", ("severity",))
+            return
+        graded = []
+        for finding, resource, where in found:
+            if not resource.severity:
+                continue
+            grade, why, _ = self.codes.find(resource.severity, _kind("SeverityGrade"))
+            if grade is None:
+                self.note(record, f"{where} severity", f"{why}; not used", ("severity",))
+                continue
+            self.use(where, "severity")
+            graded.append((self.codes.severity_rank.get(grade.iri, 0), finding, where, grade.label))
+        if not graded:
+            return
+        policy = str(JDMG["policy-predominance-from-severity"])
+        top = max(rank for rank, _, _, _ in graded)
+        at_top = [g for g in graded if g[0] == top]
+        if len(at_top) == 1:
+            _, finding, where, grade = at_top[0]
+            self._mark(finding, policy)
+            record.notes.append(f"{where} severity: {grade}, the most severe manifestation recorded "
+                                f"({self._label(finding)}): taken as predominant ({self.codes.policy_tag(policy)})")
+        else:
+            names = ", ".join(sorted(self._label(f) for _, f, _, _ in at_top))
+            record.notes.append(f"Condition severity: {names} are all {at_top[0][3]}: severity does not single out "
+                                f"one manifestation, none is taken as predominant ({self.codes.policy_tag(policy)})")
+
+    def _predominance_note(self, resource: Any, policy: str) -> str | None:
+        """The text of a note on ``resource`` that calls it predominant (a cue phrase of the
+        policy, not just after a negation phrase), or None."""
+        phrases = self.codes.phrases.get(policy, {})
+        cues = [normalise(p).split() for p in phrases.get("cue", [])]
+        negations = [normalise(p).split() for p in phrases.get("negation", [])]
+        for annotation in resource.note or []:
+            words = normalise(str(annotation.text or "")).split()
+            for cue in cues:
+                for i in range(len(words) - len(cue) + 1):
+                    if words[i:i + len(cue)] != cue:
+                        continue
+                    if not any(n and words[max(0, i - len(n)):i] == n for n in negations):
+                        return str(annotation.text)
+        return None
+
+    def _mark(self, finding: Node, policy: str) -> None:
+        self.add(finding, JDM.predominant, Literal(True))
+        self.add(finding, JDM.predominanceBasis, URIRef(policy))
+
+    def _label(self, finding: Node) -> str:
+        concept = self.graph.value(finding, JDM.manifestation)
+        term = self.codes.names.terms.get(str(concept))
+        return term.label if term else str(concept)
+
+    def operation_outcome(self, resource: Any, where: str) -> None:
+        """An OperationOutcome the sending system put in the export (a search's warnings): each
+        issue is said in a note, for it may mean data was left out."""
+        record = self.records[0] if len(self.records) == 1 else None
+        for issue in resource.issue or []:
+            text = issue.diagnostics or _text_of(issue.details) or issue.code
+            self.note(record, f"{where} issue", f"the sending system reported ({issue.severity}, {issue.code}): "
+                      f"{_quote(str(text))}; jdm-kg cannot tell what, if anything, was left out", ("issue",))
 
     def observation(self, resource: Any, entry: dict[str, Any], where: str) -> None:
         record = self.subject(resource, where)
@@ -349,7 +486,8 @@ class _Importer:
         if resource.status in ("entered-in-error", "cancelled"):
             self.note(record, f"{where} status", f"{resource.status}; not used")
             return
-        when = _day(resource.effectiveDateTime) or _day(getattr(resource.effectivePeriod, "start", None))
+        when = (self.day(record, where, "effectiveDateTime", resource.effectiveDateTime)
+                or self.day(record, where, "effectivePeriod.start", getattr(resource.effectivePeriod, "start", None)))
         concept, why, name = self.codes.find(resource.code, _kind("BodyMeasure", "ScreeningTest"))
         if concept is None:  # a code (a related match) for the condition a test is for; never by name
             concept, _ = self.codes.lookup(resource.code, _kind("ScreenedCondition"))
@@ -435,8 +573,8 @@ class _Importer:
         record = self.subject(resource, where)
         if record is None:
             return
-        if resource.status in ("entered-in-error", "cancelled", "not-taken", "draft"):
-            self.note(record, f"{where} status", f"{resource.status}; not used")
+        if resource.status in _SET_ASIDE:
+            self.note(record, f"{where} status", f"{resource.status} ({_SET_ASIDE[resource.status]}); not used")
             return
         codeable, path = resource.medicationCodeableConcept, "medicationCodeableConcept"
         if codeable is None and resource.medicationReference is not None:
@@ -452,6 +590,9 @@ class _Importer:
                               f"{reference!r} is not a Medication with a code in this file; not used")
                     return
                 codeable = _Text(str(display))
+                record.notes.append(f"{where} {path}: {reference!r} is not a Medication with a code in this file: "
+                                    f"read from the reference's display {str(display)!r} (send the Medication, "
+                                    "e.g. _include=MedicationRequest:medication)")
             else:
                 medications.setdefault("(used)", set()).add(id(med))  # type: ignore[attr-defined]
                 if any(c is med for c in resource.contained or []):
@@ -472,12 +613,14 @@ class _Importer:
                 self.add(episode, JDM.drugCode, Literal(code))
         if resource.get_resource_type() == "MedicationStatement":
             period = resource.effectivePeriod
-            start = _day(getattr(period, "start", None)) or _day(resource.effectiveDateTime)
-            end = _day(getattr(period, "end", None))
+            start = (self.day(record, where, "effectivePeriod.start", getattr(period, "start", None))
+                     or self.day(record, where, "effectiveDateTime", resource.effectiveDateTime))
+            end = self.day(record, where, "effectivePeriod.end", getattr(period, "end", None), end=True)
             self.use(where, "effectivePeriod", "effectiveDateTime")
         else:
-            start = _day(resource.authoredOn)
-            end = _day(getattr(getattr(resource.dispenseRequest, "validityPeriod", None), "end", None))
+            start = self.day(record, where, "authoredOn", resource.authoredOn)
+            end = self.day(record, where, "dispenseRequest.validityPeriod.end",
+                           getattr(getattr(resource.dispenseRequest, "validityPeriod", None), "end", None), end=True)
             self.use(where, "authoredOn")
             if end:
                 self.use(where, "dispenseRequest")
@@ -495,16 +638,15 @@ class _Importer:
                 if name:
                     record.notes.append(f"{where} statusReason: matched {name!r} to {outcome.label} by name")
                 return
-        if reasons:
-            said = _text_of(reasons[0]) or not_by_code
+        if reasons:  # a reason it cannot read: kept in words; the shapes warn, and for a JAK
+            said = _text_of(reasons[0]) or not_by_code  # inhibitor the answer is "cannot tell"
             self.use(where, "statusReason")
-            add_issue(self.graph, episode, JDM.outcome, said,
-                      f"{where} statusReason {said!r} names no treatment outcome ({self.codes.names.suggestion(said, _kind('TreatmentOutcome'))}): "
-                      "code it (SNOMED CT 266721009 not effective, 407563006 not tolerated; or jdm-kg's InadequateResponse, "
-                      "LossOfResponse, Intolerance, StoppedOtherReason) or write one of those in its text.")
+            self.add(episode, JDM.outcomeText, Literal(said))
             return
         if resource.status == "active":
             self.add(episode, JDM.outcome, JDM.Ongoing)
+        elif resource.status in ("on-hold", "unknown"):
+            record.notes.append(f"{where} status: {resource.status}: neither ongoing nor stopped; read with no outcome")
 
     def unread(self, where: str, record: _Record | None) -> None:
         """One note naming the elements of ``where`` neither read nor noted yet."""
@@ -514,21 +656,43 @@ class _Importer:
 
     # ---------------------------------------------------------------- finish
     def finish(self) -> Graph:
+        policy = self.codes.policy_tag(str(JDMG["policy-latest-valid-measure"]))
+        today = self.record_date or date.today()
         for record in self.records:
             for values, prop, label, unit in ((record.weights, JDM.bodyWeight, "body weight", "kg"),
                                               (record.heights, JDM.bodyHeight, "body height", "cm")):
                 if not values:
                     continue
+                if len(values) == 1:  # nothing to choose from: validation judges the one there is
+                    self.add(record.node, prop, values[0][1])
+                    continue
                 values.sort(key=lambda v: (v[0] is not None, v[0] or date.min))
-                latest = values[-1]
+                low, high = _bounds()[str(prop)]
+
+                def valid(item: tuple[date | None, Node, str]) -> bool:
+                    value = self.graph.value(item[1], JDM.value)
+                    return (item[0] is None or item[0] <= today) and low <= Decimal(str(value)) <= high
+
+                usable = [v for v in values if valid(v)]
+                ok = {v[1] for v in usable}
+                latest = usable[-1] if usable else values[-1]  # none valid: the latest, for validation to report
                 self.add(record.node, prop, latest[1])
-                for when, node, where in values[:-1]:
+                for when, node, where in values:
+                    if node == latest[1]:
+                        continue
                     value = self.graph.value(node, JDM.value)
                     self.graph.remove((node, None, None))
                     self.account.used.get(where, set()).discard("valueQuantity")
                     self.account.noted.setdefault(where, set()).add("valueQuantity")
                     shown = _rounded(value)
-                    record.notes.append(f"{where} valueQuantity: an older {label} ({shown} {unit}, {when or 'undated'}); the latest ({latest[0]}) is used")
+                    if usable and node not in ok:
+                        why = (f"dated after the record ({today})" if when and when > today
+                               else f"outside {_rounded(low)}-{_rounded(high)} {unit}, a unit slip?")
+                        record.notes.append(f"{where} valueQuantity: {label} {shown} {unit} ({when or 'undated'}) is "
+                                            f"{why}: not used; the latest valid one ({latest[0]}) is used ({policy})")
+                    else:
+                        record.notes.append(f"{where} valueQuantity: an older {label} ({shown} {unit}, {when or 'undated'}); "
+                                            f"the latest ({latest[0]}) is used ({policy})")
             for text in record.notes:
                 self.add(record.node, JDM.importNote, Literal(text))
         return self.graph
@@ -540,6 +704,33 @@ class _Text:
 
     text: str
     coding: tuple[()] = ()
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a note, cut at ``limit`` characters."""
+    text = " ".join(text.split())
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+@cache
+def _bounds() -> dict[str, tuple[Decimal, Decimal]]:
+    """The plausible range of a body weight (kg) and height (cm): the sh:minInclusive and
+    sh:maxInclusive the patient shapes give their jdm:value (one source for both)."""
+    from rdflib.namespace import SH
+
+    from jdm_kg.resources import resource_dir
+
+    shapes = Graph().parse(resource_dir("shapes") / "patient-shapes.ttl", format="turtle")
+    out = {}
+    for prop in (JDM.bodyWeight, JDM.bodyHeight):
+        shape = next(shapes.subjects(SH.targetObjectsOf, prop))
+        low = high = None
+        for property_shape in shapes.objects(shape, SH.property):
+            if shapes.value(property_shape, SH.path) == JDM.value:
+                low = shapes.value(property_shape, SH.minInclusive) or low
+                high = shapes.value(property_shape, SH.maxInclusive) or high
+        out[str(prop)] = (Decimal(str(low)), Decimal(str(high)))
+    return out
 
 
 def _rounded(value: Any) -> str:
@@ -645,8 +836,12 @@ def fhir_import(text: str, source: str, guideline: Guideline | None = None) -> t
             importer.observation(resource, entry, where)
         elif kind in ("MedicationStatement", "MedicationRequest"):
             importer.medication(resource, entry, where, medications)
+        elif kind == "OperationOutcome":
+            importer.operation_outcome(resource, where)
         elif kind not in _READ:
             importer.note(None, where, f"{kind} resources are not read by jdm-kg; not used")
+    for record in importer.records:  # before the account of unread elements: it reads notes and severities
+        importer.predominance(record)
     used_meds = medications.get("(used)", set())
     for entry, resource, kind, where in named:
         record = importer.records[0] if len(importer.records) == 1 else None

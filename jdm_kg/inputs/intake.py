@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 #: The label of jdmg:policy-sole-manifestation-predominant (ontology/guideline.ttl; a test
 #: checks that they agree).
 SOLE_MANIFESTATION_POLICY = "a sole manifestation is the predominant one"
+SOLE_MANIFESTATION_POLICY_IRI = JDMG["policy-sole-manifestation-predominant"]
 
 __all__ = ["TermIndex", "term_index", "review_patient_graph", "review_jsonld_document", "normalise",
            "resolve_features", "describe_episode", "describe_screening", "add_issue"]
@@ -79,6 +80,8 @@ class TermIndex:
         self.terms: dict[str, Term] = {}
         self.names: dict[tuple[str, str], set[str]] = {}  # (kind, normalised name) -> term IRIs
         self.kinds: dict[str, set[str]] = {}  # term IRI -> its kinds
+        self.hidden: set[tuple[str, str]] = set()  # (kind, normalised name) only ever a hidden label
+        shown: set[tuple[str, str]] = set()
         self.property_iris = frozenset(  # the model's properties: what a record's fields may be
             p for kind in (OWL.ObjectProperty, OWL.DatatypeProperty, OWL.AnnotationProperty, RDF.Property)
             for p in guideline.graph.subjects(RDF.type, kind) if str(p).startswith(str(JDM)))
@@ -91,9 +94,19 @@ class TermIndex:
             term = self.terms.setdefault(iri, Term(iri, str(row["conceptLabel"]), kind, _local(iri)))
             self.kinds.setdefault(iri, set()).add(kind)
             for name in (str(row["name"]), term.local):
-                key = normalise(name)
-                if key:
-                    self.names.setdefault((kind, key), set()).add(iri)
+                # a name with capitals inside a word (a brand: MabThera, RoActemra) is indexed split at
+                # them and whole, for it is written both ways ("MabThera", "MABTHERA 500 MG")
+                for key in {normalise(name), " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())}:
+                    if key:
+                        self.names.setdefault((kind, key), set()).add(iri)
+            hidden = row.get("hidden")
+            key = (kind, normalise(str(row["name"])))
+            if hidden is not None and bool(hidden.toPython()):
+                self.hidden.add(key)
+            else:
+                shown.add((kind, normalise(str(row["name"]))))
+                shown.add((kind, normalise(term.local)))
+        self.hidden -= shown
         # the guideline's classes (a drug IRI naming one names no drug), with the drugs of each
         graph = guideline.graph
         self.classes: dict[str, str] = {
@@ -127,10 +140,30 @@ class TermIndex:
 
     def mentioned(self, text: str, kinds: tuple[str, ...]) -> list[Term]:
         """The terms of ``kinds`` one of whose names appears, as whole words, in ``text``
-        (``"Xeljanz 5 mg tablet"`` mentions tofacitinib)."""
+        (``"Xeljanz 5 mg tablet"`` mentions tofacitinib). A name found only inside a longer name
+        that is also found does not count: "secondary failure" is loss of response, not also the
+        "failure" of inadequate response."""
         padded = f" {normalise(text)} "
-        found = {i for (k, name), iris in self.names.items() if k in kinds and f" {name} " in padded for i in iris}
+        hits = [(name, iris) for (k, name), iris in self.names.items() if k in kinds and f" {name} " in padded]
+        kept = [iris for name, iris in hits if not any(other != name and f" {name} " in f" {other} " for other, _ in hits)]
+        found = {i for iris in kept for i in iris}
         return sorted((self.terms[i] for i in found), key=lambda t: t.label)
+
+    def read(self, text: str, kinds: tuple[str, ...], in_words: bool) -> tuple[Term | None, bool]:
+        """The one term of ``kinds`` that ``text`` names: by a whole name, else (``in_words``)
+        the one term named among its words ("Olumiant 4 mg tablet", "stopped: lack of
+        efficacy"); and whether a reader should be told (the term was found among other words, or by a
+        hidden label: an interpretation, not one of its names)."""
+        term = self.named(text, kinds)
+        if term is not None:
+            return term, self.is_hidden(text, kinds)
+        found = self.mentioned(text, kinds) if in_words else []
+        return (found[0], True) if len(found) == 1 else (None, False)
+
+    def is_hidden(self, text: str, kinds: tuple[str, ...]) -> bool:
+        """Whether ``text`` names a term only by a hidden label (a skin sign for skin disease, a
+        stop-reason phrase): reading it so is an interpretation a reader should be told of."""
+        return any((k, normalise(text)) in self.hidden for k in kinds)
 
     def _names_of(self, kinds: tuple[str, ...]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -179,12 +212,14 @@ def _kind(name: str) -> str:
 
 DRUG = (_kind("Drug"),)
 MANIFESTATION = (_kind("Manifestation"),)
+OUTCOME = (_kind("TreatmentOutcome"),)
 
 
-def add_issue(graph: Graph, node: Node, path: URIRef, value: str | None, text: str) -> None:
-    """Record a problem (a violation when validated) on the entry ``node``."""
+def add_issue(graph: Graph, node: Node, path: URIRef, value: str | None, text: str, *, note: bool = False) -> None:
+    """Record a problem (a violation when validated) on the entry ``node``; with ``note``, a
+    note (``jdm:inputNote``: a warning, never blocking)."""
     issue = BNode()
-    graph.add((node, JDM.inputIssue, issue))
+    graph.add((node, JDM.inputNote if note else JDM.inputIssue, issue))
     graph.add((issue, JDM.issuePath, path))
     graph.add((issue, JDM.issueText, Literal(text)))
     if value is not None:
@@ -274,8 +309,23 @@ def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
         return  # a plain value: the shapes say what an episode must be
     drug = graph.value(episode, JDM.drug)
     text = graph.value(episode, JDM.drugText)
+    if isinstance(drug, Literal):  # a name where an IRI belongs: read it as one
+        graph.remove((episode, JDM.drug, drug))
+        if text is None:
+            text = Literal(str(drug))
+            graph.add((episode, JDM.drugText, text))
+        drug = None
+    _review_outcome(graph, index, episode)
     if isinstance(drug, URIRef) and not index.is_a(str(drug), DRUG[0]):
         name = index.name_of(str(drug))
+        named = index.named(_local(str(drug)), DRUG)
+        if named is not None and normalise(named.local) != normalise(_local(str(drug))):
+            # a brand name as an IRI (jdmg:Xeljanz): read as its drug; the drug's own name in
+            # another case (jdmg:Tofacitinib) is a mistake said below ("did you mean")
+            graph.set((episode, JDM.drug, URIRef(named.iri)))
+            add_issue(graph, episode, JDM.drug, name, f"drug {name} is read as {named.label} "
+                      f"(a name of it in the guideline graph); name it jdmg:{named.local}.", note=True)
+            return
         near = index.near_miss(name, DRUG)
         same = index.named(name, DRUG)  # the name of a guideline drug in another IRI (jdmg:Tofacitinib)
         other = _not_a_drug(graph, index, drug)
@@ -292,6 +342,12 @@ def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
         elif text is None:
             graph.add((episode, JDM.drugText, Literal(name)))
     elif drug is None and text is not None:
+        named, tell = index.read(str(text), DRUG, in_words=True)
+        if named is not None:  # "Olumiant 4 mg tablet", "XELJANZ 5 MG TABS"
+            graph.add((episode, JDM.drug, URIRef(named.iri)))
+            if tell:
+                add_issue(graph, episode, JDM.drug, str(text), f"matched {str(text)!r} to {named.label} by name", note=True)
+            return
         near = index.near_miss(str(text), DRUG)
         if near is not None and not index.mentioned(str(text), DRUG):
             add_issue(graph, episode, JDM.drug, str(text),
@@ -323,8 +379,31 @@ def _not_a_drug(graph: Graph, index: TermIndex, drug: URIRef) -> str | None:
     return None
 
 
+def _review_outcome(graph: Graph, index: TermIndex, episode: Node) -> None:
+    """An outcome given as words (``jdm:outcome "lack of efficacy"``, or ``jdm:outcomeText``
+    from a reader): read as the outcome it names, with a note; else kept as ``jdm:outcomeText``
+    (the shapes warn; for a JAK inhibitor the guideline's applicability is then 'cannot tell')."""
+    said = [o for o in graph.objects(episode, JDM.outcome) if isinstance(o, Literal)]
+    for literal in said:
+        graph.remove((episode, JDM.outcome, literal))
+        graph.add((episode, JDM.outcomeText, Literal(str(literal))))
+    text = graph.value(episode, JDM.outcomeText)
+    if text is None or graph.value(episode, JDM.outcome) is not None:
+        return
+    term, _ = index.read(str(text), OUTCOME, in_words=True)
+    if term is not None:
+        graph.remove((episode, JDM.outcomeText, None))
+        graph.add((episode, JDM.outcome, URIRef(term.iri)))
+        add_issue(graph, episode, JDM.outcome, str(text), f"stop reason {str(text)!r} read as {term.label}", note=True)
+
+
 def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features: tuple[URIRef, ...]) -> None:
     findings = [f for f in graph.objects(patient, JDM.hasManifestation) if not isinstance(f, Literal)]
+    if features:  # the run says which predominate: a reader's inference (a note, a severity) gives way
+        for finding in findings:
+            if graph.value(finding, JDM.predominanceBasis) is not None and graph.value(finding, JDM.manifestation) not in features:
+                graph.remove((finding, JDM.predominant, None))
+                graph.remove((finding, JDM.predominanceBasis, None))
     for feature in features:
         chosen = [f for f in findings if graph.value(f, JDM.manifestation) == feature]
         label = index.terms[str(feature)].label if str(feature) in index.terms else _local(str(feature))
@@ -333,10 +412,12 @@ def _review_predominant(graph: Graph, index: TermIndex, patient: Node, features:
                 f"--predominant {_local(str(feature))}: the record has no {label} manifestation; not applied")))
         for finding in chosen:
             graph.set((finding, JDM.predominant, Literal(True)))
+            graph.remove((finding, JDM.predominanceBasis, None))
     if len(findings) == 1 and graph.value(findings[0], JDM.predominant) is None:
         manifestation = graph.value(findings[0], JDM.manifestation)
         if isinstance(manifestation, URIRef) and index.is_a(str(manifestation), MANIFESTATION[0]):
             graph.add((findings[0], JDM.predominant, Literal(True)))
+            graph.add((findings[0], JDM.predominanceBasis, SOLE_MANIFESTATION_POLICY_IRI))
             label = index.terms[str(manifestation)].label
             graph.add((patient, JDM.importNote, Literal(
                 f"hasManifestation: the only manifestation recorded ({label}) is taken as predominant "
@@ -357,6 +438,12 @@ _TERM_KEYS = {
 }
 
 _ISSUE = str(JDM.inputIssue)
+_NOTE = str(JDM.inputNote)
+
+#: Keys whose value, when it names nothing the graph knows, is set aside with a note (a
+#: warning) instead of a violation: words never block a record. An outcome is kept as
+#: ``outcomeText``; a result or a manifestation is not used.
+_WORDS_KEYS = {"outcome": "outcomeText", "result": None, "manifestation": None}
 
 
 def _issue_json(path: URIRef, value: Any, text: str) -> dict[str, Any]:
@@ -391,6 +478,7 @@ def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Gu
             return node
         out: dict[str, Any] = {}
         issues: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
         for key, value in node.items():
             if key in ("@context", "@id", "id", "@type", "type") or ":" in key:
                 out[key] = value
@@ -402,25 +490,45 @@ def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Gu
                                           f"the patient vocabulary in the README; its value {_short_json(value)} is not used."))
             elif key in _TERM_KEYS:
                 for item in value if isinstance(value, list) else [value]:
-                    _term_value(out, issues, key, item)
+                    _term_value(out, issues, notes, key, item)
             else:
                 out[key] = walk(value)
         if issues:
             out[_ISSUE] = issues
+        if notes:
+            out[_NOTE] = notes
         return out
 
-    def _term_value(out: dict[str, Any], issues: list[dict[str, Any]], key: str, item: Any) -> None:
+    def _term_value(out: dict[str, Any], issues: list[dict[str, Any]], notes: list[dict[str, Any]], key: str,
+                    item: Any) -> None:
         kind_name, prop = _TERM_KEYS[key]
         kind = _kind(kind_name)
         if not isinstance(item, str):
             out.setdefault(key, []).append(walk(item))
             return
         term = next((t for t in index.terms.values() if t.local == item and index.is_a(t.iri, kind)), None)
-        term = term or index.named(item, (kind,))
+        tell = False
+        if term is None:
+            term, tell = index.read(item, (kind,), in_words=key == "outcome")
         if term is not None:
             out.setdefault(key, []).append(term.local)
+            if tell:
+                notes.append(_issue_json(prop, item, f"{key} {item!r} read as {term.label}"))
         elif key == "drug":
             out.setdefault("drugText", []).append(item)
+        elif key in _WORDS_KEYS:
+            near = index.near_miss(item, (kind,)) if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", item) else None
+            hint = f"did you mean {near.label} ({near.local})? " if near else ""
+            kept = _WORDS_KEYS[key]
+            if kept:
+                out.setdefault(kept, []).append(item)
+            else:
+                notes.append(_issue_json(prop, item, f"{key} {item!r} names no {normalise(kind_name)} jdm-kg knows "
+                                                      f"({hint or index.suggestion(item, (kind,)) + '; '}"
+                                                      f"not read as one): this entry's {key} is not used."))
+                return
+            if near is not None:
+                notes.append(_issue_json(prop, item, f"{key} {item!r}: {hint}it is not read as {near.label}."))
         elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", item):
             out.setdefault(key, []).append(item)  # a term-like name: the shapes name it and list the terms
             near = index.near_miss(item, (kind,))

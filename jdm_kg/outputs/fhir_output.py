@@ -5,9 +5,12 @@ One patient's result becomes, in a ``collection`` Bundle:
 
 - a ``Patient`` (its identifier), which every ``subject`` of the Bundle references: every
   reference in the Bundle resolves inside it;
-- a ``GuidanceResponse`` (status ``success``, or ``data-required`` when validation blocked the
-  record) whose ``moduleCanonical`` is the guideline's PlanDefinition at the version used (the
-  FHIR package of ``jdm-kg release``, :mod:`jdm_kg.outputs.fhir_cpg`) and whose ``result`` is
+- a ``GuidanceResponse`` (status ``success``; ``data-required`` when validation blocked the
+  record, when the result is hypothetical (``--assume``), or when jdm-kg cannot tell whether the
+  guideline applies or which option ranks first: then one ``dataRequirement`` per datum needed,
+  its question in ``note`` and in the OperationOutcome, and the options only as they would be,
+  with no proposal) whose ``moduleCanonical`` is the guideline's PlanDefinition at the version
+  used (the FHIR package of ``jdm-kg release``, :mod:`jdm_kg.outputs.fhir_cpg`) and whose ``result`` is
 - a ``RequestGroup`` (intent ``proposal``, ``instantiatesCanonical`` that PlanDefinition) with,
   as the PlanDefinition has, one ``action`` per report section (``selectionBehavior``: at most one
   next-line bDMARD, any adjunct, at most one escalation) holding one ``action`` per next-line
@@ -47,7 +50,7 @@ from typing import Any
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
 from jdm_kg.outputs.fhir_canonical import activity_definition_canonical, plan_definition_canonical, section_selection
 from jdm_kg.reasoning.dosing import ComputedDose, Regimen
-from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
+from jdm_kg.reasoning.recommend import DataNeeded, OptionAssessment, PatientResult
 from jdm_kg.reasoning.validation import Issue
 
 __all__ = [
@@ -276,6 +279,29 @@ def operation_outcome(issues: list[Issue], source: str = "") -> dict[str, Any]:
     return checked({"resourceType": "OperationOutcome", "id": _id("outcome", source, str(len(issues))), "issue": out})
 
 
+#: The elements of a FHIR resource that settle each kind of datum jdm-kg may need.
+_MUST_SUPPORT = {
+    "medication": ["medication", "status", "statusReason"],
+    "stop-reason": ["status", "statusReason", "effective"],
+    "contradiction": ["status", "statusReason", "effective"],
+    "manifestations": ["code", "clinicalStatus", "severity"],
+}
+
+
+def data_requirement(needed: DataNeeded) -> dict[str, Any]:
+    """A FHIR ``DataRequirement`` for one datum jdm-kg could not read: the resource type that
+    would carry it and the elements that settle it (the question itself is in the
+    GuidanceResponse's ``note`` and the OperationOutcome)."""
+    return {"type": needed.resource_type, "mustSupport": _MUST_SUPPORT.get(needed.datum, [])}
+
+
+def data_needed_issues(results: list[PatientResult]) -> list[dict[str, Any]]:
+    """One OperationOutcome issue (warning, ``incomplete``) per datum needed by any result."""
+    return [{"severity": "warning", "code": "incomplete",
+             "diagnostics": f"record {r.record.patient_id}: cannot tell: {d.text()}",
+             "expression": [d.resource_type]} for r in results for d in r.data_needed]
+
+
 def _documentation(option: OptionAssessment) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -332,6 +358,8 @@ def _after_screening(option: OptionAssessment) -> list[dict[str, str]]:
 
 def _action(option: OptionAssessment, requests: list[str]) -> dict[str, Any]:
     description = f"{option.role}: {option.status}"
+    if option.if_applies:
+        description = f"{option.role}: cannot tell; if the data needed settle it: {option.if_applies}"
     if option.standing:
         description += f"; {option.standing}"
     if option.summary:
@@ -405,6 +433,10 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
     guideline = guideline or load_guideline()
     all_issues = issues if issues is not None else [i for r in results for i in r.issues]
     outcome = operation_outcome(all_issues, source)
+    extra = data_needed_issues(results)
+    if extra:
+        kept = [i for i in outcome["issue"] if i["severity"] != "information"]
+        outcome = checked({**outcome, "issue": kept + extra})
     entries: list[dict[str, Any]] = [{"fullUrl": f"urn:uuid:{outcome['id']}", "resource": outcome}]
     for result in results:
         patient = _patient_entry(result)
@@ -449,12 +481,15 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             "id": _id("guidance", str(result.record.node), result.guideline_version, result.source, *assumed),
             "moduleCanonical": plan_definition_canonical(result.guideline_version),
             # a hypothetical result (--assume) holds only once the assumed facts are recorded: data-required
-            "status": "data-required" if result.blocked_by_validation or result.assumptions else "success",
+            "status": ("data-required" if result.blocked_by_validation or result.assumptions or result.cannot_tell
+                       else "success"),
             "subject": subject,
             "occurrenceDateTime": result.as_of.isoformat(),
             "reasonCode": [{"text": result.applicability}],
             "note": [{"text": t} for t in [*_hypothetical(result), f"jdm-kg, guideline {result.guideline_version}; "
-                                                                   f"as of {result.as_of.isoformat()}"]],
+                                                                   f"as of {result.as_of.isoformat()}"]]
+            + [{"text": f"Data needed: {d.text()}"} for d in result.data_needed],
+            **({"dataRequirement": [data_requirement(d) for d in result.data_needed]} if result.data_needed else {}),
             "result": {"reference": f"urn:uuid:{group_id}"},
             "evaluationMessage": [{"reference": f"urn:uuid:{outcome['id']}"}],
         }

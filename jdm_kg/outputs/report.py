@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,14 @@ from rdflib.term import Node
 
 from jdm_kg.knowledge.guideline import JDM, JDMG, Guideline
 from jdm_kg.reasoning.dosing import ComputedDose, reading as _reading, span
-from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, Provenance
+from jdm_kg.reasoning.recommend import (
+    APPLIES,
+    CANNOT_TELL,
+    CANNOT_TELL_STATUS,
+    OptionAssessment,
+    PatientResult,
+    Provenance,
+)
 from jdm_kg.reasoning.validation import ValidationReport
 from jdm_kg.version import __version__
 
@@ -144,6 +152,7 @@ _NOT_OFFERED = {
     "current": "already on",
     "not-indicated": "not indicated",
     "not-applicable": "not applicable",
+    CANNOT_TELL_STATUS: "cannot tell",
 }
 
 
@@ -261,7 +270,7 @@ def _option_blocks(o: OptionAssessment, detail: bool, result: PatientResult | No
         head = f"#{o.rank} {label}: {o.standing}" + (f" ({o.band_policy.tag})" if o.band_policy else "")
         if o.status == "blocked":
             blocking = ", ".join(g.condition_label for g in o.gates if g.state == "blocking")
-            head += f" - BLOCKED by {blocking} screening ({o.gates[0].policy.tag})"
+            head += f" - BLOCKED by {blocking} screening ({next(g for g in o.gates if g.state == 'blocking').policy.tag})"
         blocks.append(("item", head + ": " + o.summary + _flags(o.summary_statement)))
     else:
         word = "consider only if severe and multi-system" if o.status == "conditional" else o.role
@@ -302,7 +311,8 @@ def _screening_blocks(result: PatientResult, detail: bool) -> list[_Block]:
     if detail:
         b: list[_Block] = [("heading", "Screening before any biologic (every result on record, oldest first)")]
         for gate in result.screening:
-            used = f"; on record: {', '.join(e.text() for e in gate.history)}" if len(gate.history) > 1 else ""
+            used = (f"; on record: {', '.join(e.text() for e in gate.history)}"  # which tests, when the record says
+                    if len(gate.history) > 1 or any(e.test for e in gate.history) else "")
             b.append(("item", f"[{gate.state}] {gate.text}{used}"))
         return b
     if result.held_back:  # the first notice said what is pending, and what passed
@@ -356,10 +366,15 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
     b: list[_Block] = [("title", f"{mark}Patient {result.record.patient_id}{', ' + who if who else ''} "
                                  f"({result.source}); guideline {result.guideline_version}; as of {result.as_of}")]
     b += [("notice", line) for line in hypothetical_lines(result)]
+    if result.state == CANNOT_TELL:  # said first: the answer hangs on these data
+        b.append(("notice", result.applicability))
+        for needed in result.data_needed:
+            b.append(("notice", f"Needed: {needed.text()}"))
     for issue in result.issues:
         b.append(("line", issue.line(result.source).split(": ", 1)[1].replace(f"record {issue.record}: ", "", 1)))
-    b.append(("line", result.applicability))
-    if not result.applicable:
+    if result.state != CANNOT_TELL:
+        b.append(("line", result.applicability))
+    if result.state not in (APPLIES, CANNOT_TELL):
         return b
     if result.features:
         none = "" if any(f.predominant for f in result.features) else (
@@ -388,22 +403,26 @@ def result_blocks(result: PatientResult, detail: bool = False) -> list[_Block]:
         sections.setdefault(o.section, []).append(o)
     not_offered = []
     for order in sorted(sections):
-        shown = [o for o in sections[order] if o.status in ("offered", "conditional", "blocked")]
+        shown = [o for o in sections[order] if o.status in ("offered", "conditional", "blocked") or o.if_applies]
         not_offered += [o for o in sections[order] if o not in shown]
         if not shown:
             continue
         first = sections[order][0]
-        b.append(("heading", first.section_heading + (f" ({first.section_policy.tag})" if first.section_policy else "")))
+        heading = first.section_heading + (f" ({first.section_policy.tag})" if first.section_policy else "")
+        if result.state == CANNOT_TELL:
+            heading += ": only if the data needed (above) settle it; cannot tell yet"
+        b.append(("heading", heading))
         if first.ranked and result.next_line and detail:
             nl = result.next_line
             b.append(("line", f'Guideline: "{_short(nl.quote or nl.label)}"{_flags(nl)}'))
             if result.rationales:
                 b.append(("line", "Rationale: " + "; ".join(f"{r.label}{_flags(r)}" for r in result.rationales)))
-        if detail:
-            for o in shown:
-                b += _option_blocks(o, detail, result)
-        else:
-            b += _compact_section(shown)
+        # cannot tell: each option as it would be, marked as conditional on the data needed ("if so:")
+        view = [replace(o, status=o.if_applies) if o.status == CANNOT_TELL_STATUS and o.if_applies else o for o in shown]
+        said = [x for o in view for x in _option_blocks(o, detail, result)] if detail else _compact_section(view)
+        if result.state == CANNOT_TELL:
+            said = [(kind, "if so: " + text) if kind == "item" else (kind, text) for kind, text in said]
+        b += said
         if first.ranked:
             for tie in result.ties:
                 b.append(("line", f"Tie: {tie}"))
@@ -559,7 +578,7 @@ def results_graph(results: list[PatientResult], guideline: Guideline) -> Graph:
         g.add((run, PROV.used, guideline.version_iri))
         g.add((run, PROV.used, patient))
         g.add((run, JDM.forPatient, patient))
-        g.add((run, JDM.status, Literal("applicable" if result.applicable else "not applicable")))
+        g.add((run, JDM.status, Literal({APPLIES: "applicable", CANNOT_TELL: "cannot tell"}.get(result.state, "not applicable"))))
         g.add((run, JDM.text, Literal(result.applicability)))
         if result.assumptions:  # recommend --assume: a hypothetical run, with what it assumed
             g.add((run, JDM.hypothetical, Literal(True)))
@@ -619,6 +638,8 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
     """Why and why not, option by option, with the quote and source behind every reason and the
     jdm-kg policy behind every rule."""
     lines = [f"Patient {result.record.patient_id}: {result.applicability}"]
+    for needed in result.data_needed:
+        lines.append(f"! Needed: {needed.text()}")
     for notice in result.notices:
         lines.append(f"! {notice.text}")
     for option in result.options:
@@ -632,6 +653,9 @@ def explain_text(result: PatientResult, drug: str | None = None) -> str:
             "current": "ALREADY ON IT",
             "not-indicated": f"NOT INDICATED for this patient ({option.role})",
             "not-applicable": "not offered (guideline does not apply)",
+            CANNOT_TELL_STATUS: (f"CANNOT TELL: {option.if_applies.upper()} only if the data needed settle it"
+                                 + (f" (rank {option.rank}: {option.standing})" if option.rank else "")
+                                 if option.if_applies else "CANNOT TELL (the record contradicts itself)"),
         }[option.status]
         lines.append("")
         policies = [p.tag for p in (option.band_policy, option.status_policy) if p and option.status != "not-applicable"]

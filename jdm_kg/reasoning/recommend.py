@@ -54,10 +54,19 @@ __all__ = [
     "assess_patient",
     "guideline_facts",
     "OFFERED_STATUSES",
+    "CANNOT_TELL_STATUS",
+    "DataNeeded",
+    "APPLIES",
+    "DOES_NOT_APPLY",
+    "CANNOT_TELL",
+    "NOT_ASSESSED",
 ]
 
 #: Statuses of an option a clinician can act on (the others are "not offered" with a reason).
 OFFERED_STATUSES = ("offered", "conditional")
+#: An option's status when the answer hangs on a datum jdm-kg could not read: the status it would
+#: have is kept in ``OptionAssessment.if_applies``.
+CANNOT_TELL_STATUS = "cannot-tell"
 
 # The jdm-kg policies this engine applies; each is a jdm:Policy node in ontology/guideline.ttl
 # with the label and definition a report shows (a test checks that every one exists).
@@ -75,9 +84,14 @@ POLICY_ROLES = JDMG["policy-option-roles"]
 POLICY_ILD = JDMG["policy-ild-counts-when-present"]
 POLICY_FEATURES_TIE = JDMG["policy-features-tie"]
 POLICY_YOUNG = JDMG["policy-young-child-caution"]
+POLICY_CANNOT_TELL = JDMG["policy-cannot-tell"]
+POLICY_CONTRADICTION = JDMG["policy-contradictory-episodes"]
 POLICY_IRIS = (POLICY_BANDS, POLICY_FAILED, POLICY_CURRENT, POLICY_COMPONENT, POLICY_SCREENING, POLICY_MEASURES,
                POLICY_MULTISYSTEM, POLICY_ROUNDING, POLICY_FAILURE, POLICY_SPLIT, POLICY_ROLES, POLICY_ILD,
-               POLICY_FEATURES_TIE, POLICY_YOUNG)
+               POLICY_FEATURES_TIE, POLICY_YOUNG, POLICY_CANNOT_TELL, POLICY_CONTRADICTION)
+
+#: Whether the guideline applies, in three values (and "not-assessed": a record with violations).
+APPLIES, DOES_NOT_APPLY, CANNOT_TELL, NOT_ASSESSED = "applies", "does-not-apply", "cannot-tell", "not-assessed"
 #: The settings this engine reads from the jdm:Policy nodes (columns of queries/policy.rq, each a
 #: jdm: property), with the policy that carries each in ontology/guideline.ttl. Each is a whole
 #: number of days or manifestations. `jdm-kg check` reads this and POLICY_IRIS: it reports a
@@ -218,6 +232,7 @@ class ScreeningEntry:
     test: str | None = None
     cleared_by: str | None = None
     note: str | None = None
+    test_iri: str | None = None
 
     def text(self) -> str:
         if self.kind == "clearance":
@@ -321,6 +336,9 @@ class Episode:
     start: date | None
     end: date | None
     node: str | None = None
+    outcome_text: str | None = None  # a stop reason jdm-kg could not read
+    jak: bool = False  # the drug is a JAK inhibitor
+    known: bool = True  # the guideline graph knows the drug
 
     @property
     def period(self) -> str:
@@ -329,11 +347,14 @@ class Episode:
         return f"{_iso(self.start)} to {_iso(self.end)}" if (self.start or self.end) else "dates not recorded"
 
     def text(self) -> str:
-        return f"{self.label} {self.period}: {self.outcome_label}"
+        said = f" (stop reason {self.outcome_text!r} not read)" if self.outcome_text else ""
+        return f"{self.label} {self.period}: {self.outcome_label}{said}"
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"drug": self.label, "outcome": self.outcome_label, "period": self.period,
                                "failure": self.failure, "current": self.current}
+        if self.outcome_text:
+            out["stopReasonAsGiven"] = self.outcome_text
         if self.drug:
             out["drugIri"] = self.drug
         if self.node:
@@ -349,12 +370,39 @@ class Feature:
     label: str
     predominant: bool
     stated: bool
+    basis: PolicyRef | None = None  # the policy a reader took it as predominant by
     counts: str | None = None  # "jdm-kg policy: ..." when it ranks without being predominant (ILD present)
 
     def text(self) -> str:
         if self.counts:
             return f"{self.label} (present; it counts: {self.counts})"
+        if self.predominant and self.basis is not None:
+            return f"{self.label} (predominant: {self.basis.tag})"
         return f"{self.label} (predominant)" if self.predominant else self.label
+
+
+@dataclass(frozen=True)
+class DataNeeded:
+    """What jdm-kg could not read and an answer hangs on: the datum, the question to ask, what
+    the answer would change, the record entries concerned and the kind of FHIR resource that
+    would carry it."""
+
+    datum: str  # "medication", "stop-reason", "contradiction", "manifestations"
+    question: str
+    changes: str
+    entries: tuple[str, ...] = ()
+    resource_type: str = "MedicationStatement"
+    codes: tuple[str, ...] = ()  # SYSTEM|CODE as given, for a medication
+
+    def text(self) -> str:
+        return f"{self.question} {self.changes}".strip()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"datum": self.datum, "question": self.question, "changes": self.changes,
+                               "entries": list(self.entries), "resourceType": self.resource_type}
+        if self.codes:
+            out["codes"] = list(self.codes)
+        return out
 
 
 @dataclass
@@ -392,6 +440,7 @@ class OptionAssessment:
     # whether a sentence calls the option less effective for a feature that counts
     feature_bands: dict[str, int] = field(default_factory=dict)
     against_counting: bool = False
+    if_applies: str | None = None  # status "cannot-tell": the status the option would have
 
     @property
     def screening_state(self) -> str:
@@ -418,6 +467,7 @@ class OptionAssessment:
             "role": self.role,
             "section": self.section_heading,
             "status": self.status,
+            **({"ifApplies": self.if_applies} if self.if_applies else {}),
             "statusPolicy": self.status_policy.as_dict() if self.status_policy else None,
             "standingPolicy": self.band_policy.as_dict() if self.band_policy else None,
             "rank": self.rank,
@@ -503,10 +553,16 @@ class PatientResult:
     #: The shortest what-if of each option not offered or not first, where asked for (report
     #: details, web page): option IRI -> a :class:`~jdm_kg.reasoning.whatif.WhatIf`, or why none.
     whatif: dict[str, Any] = field(default_factory=dict)
+    state: str = ""  # applies, does-not-apply, cannot-tell, not-assessed (APPLIES, ...)
+    data_needed: list[DataNeeded] = field(default_factory=list)  # when state is cannot-tell
 
     @property
     def hypothetical(self) -> bool:
         return bool(self.assumptions)
+
+    @property
+    def cannot_tell(self) -> bool:
+        return self.state == CANNOT_TELL
 
     @property
     def blocked_by_validation(self) -> bool:
@@ -540,12 +596,15 @@ class PatientResult:
             "guidelineVersion": self.guideline_version,
             "asOf": self.as_of.isoformat(),
             "applicable": self.applicable,
-            "applicability": self.applicability,
+            "applicability": self.state,
+            "applicabilityText": self.applicability,
+            "dataNeeded": [d.as_dict() for d in self.data_needed],
             "jakInhibitorFailures": self.jak_failures,
             "issues": [i.__dict__ for i in self.issues],
             "age": self.age_text,
             "sex": self.sex,
-            "features": [{"manifestation": f.label, "predominant": f.predominant} for f in self.features],
+            "features": [{"manifestation": f.label, "predominant": f.predominant,
+                          **({"predominanceBasis": f.basis.as_dict()} if f.basis else {})} for f in self.features],
             "history": [e.as_dict() for e in self.history],
             "body": body,
             "notices": [r.as_dict() for r in self.notices],
@@ -602,6 +661,7 @@ class _GuidelineFacts:
         self._provenance: dict[str, Provenance] = {}
         self._per_option: dict[tuple[str, str], Any] = {}
         self._labels: dict[str, str] = {}
+        self._types: dict[tuple[str, str], bool] = {}
         self.policies: dict[str, PolicyRef] = {}
         settings: dict[str, Decimal] = {}
         for row in self.select("policy"):
@@ -662,7 +722,6 @@ class _GuidelineFacts:
                        _s(r, "roleFrom"))
             for r in self.select("candidate-options")
         ]
-        self.classes = {c.option: frozenset(c.classes) for c in self.candidates}  # option -> its bDMARD classes
         # option -> (side, level label, manifestation label, manifestation, statement)
         self.named_for: dict[str, list[tuple[str, str, str, str, str]]] = {}
         for r in self.select("option-statements"):
@@ -677,12 +736,24 @@ class _GuidelineFacts:
                 self.feature_gaps.setdefault(str(r["manifestation"]), []).append(gap)
             elif "aboutOption" not in r and not _b(r, "onRegimen") and gap not in self.document_gaps:
                 self.document_gaps.append(gap)
+        # condition -> the tests a policy requires for it (hepatitis B: HBsAg and anti-HBc)
+        self.required_tests: dict[str, list[tuple[str, str, str]]] = {}
+        for r in self.select("required-tests"):
+            self.required_tests.setdefault(str(r["condition"]), []).append(
+                (str(r["test"]), str(r["testLabel"]), str(r["policy"])))
         # The guideline's own recommendation (the next line), shown with its rationale.
         recommendations = sorted(self.graph.subjects(RDF.type, JDM.Recommendation))
         self.next_line = self.provenance(str(recommendations[0])) if recommendations else None
 
     def policy(self, iri: URIRef) -> PolicyRef:
         return self.policies[str(iri)]
+
+    def is_a(self, iri: str, cls: URIRef) -> bool:
+        """Whether the guideline graph types ``iri`` as ``cls`` (a JAK inhibitor, a drug), remembered."""
+        key = (iri, str(cls))
+        if key not in self._types:
+            self._types[key] = (URIRef(iri), RDF.type, cls) in self.graph
+        return self._types[key]
 
     def source(self, iri: str) -> dict[str, str]:
         rows = self.select("source", source=URIRef(iri))
@@ -845,6 +916,7 @@ def _screening_history(rows: list[Row]) -> dict[str, list[ScreeningEntry]]:
             test=_s(row, "testLabel"),
             cleared_by=_s(row, "clearedBy"),
             note=_s(row, "note"),
+            test_iri=_s(row, "test"),
         )
         out.setdefault(condition, []).append(entry)
     for entries in out.values():  # oldest first; undated ones first (they cannot be placed in time)
@@ -927,6 +999,69 @@ def _gaps_when_positive(option: OptionAssessment, screenings: dict[str, list[Scr
                                          patient_fact={"screening": "; ".join(positive)}))
 
 
+def _short_test(label: str) -> str:
+    """``"hepatitis B surface antigen (HBsAg)"`` -> ``"HBsAg"``: the name in brackets, if any."""
+    return label.rsplit("(", 1)[1].rstrip(")") if label.endswith(")") and "(" in label else label
+
+
+def _gate_tests(condition: str, label: str, entries: list[ScreeningEntry], as_of: date, facts: _GuidelineFacts,
+                statement: Provenance) -> Gate:
+    """:func:`_gate`, and where a policy requires several tests for the condition (hepatitis B:
+    HBsAg and anti-HBc), complete only when each has a usable result; a result that does not say
+    which test it is counts as neither (a positive one still blocks)."""
+    whole = _gate(condition, label, entries, as_of, facts, statement)
+    required = facts.required_tests.get(condition)
+    if not required or whole.state == "blocking":
+        return whole
+    policy = facts.policy(URIRef(required[0][2]))
+    results = [e for e in entries if e.kind == "result"]
+    clearances = [e for e in entries if e.kind == "clearance"]
+    parts, missing, states, subs = [], [], [], []
+    for test, test_label, _ in required:
+        name = _short_test(test_label)
+        mine = [e for e in results if e.test_iri == test]
+        if not mine:
+            missing.append(name)
+            continue
+        sub = _gate(condition, name, sorted(mine + clearances, key=lambda e: (e.date is not None, e.date or date.min)),
+                    as_of, facts, statement)
+        states.append(sub.state)
+        subs.append((name, test_label, sub))
+        latest = mine[-1] if mine else None
+        parts.append(f"{name} negative {_iso(latest.date)}" if sub.state == "passed" and latest else sub.text)
+    unknown = [e for e in results if e.test_iri is None]
+    if not results:
+        return replace(whole, text=f"{label}: no result on record: screen before starting "
+                       f"({' and '.join(_short_test(r[1]) for r in required)}; {policy.tag})", policy=policy)
+    words = list(parts)
+    if whole.state == "cleared" and "cleared" not in states:  # a positive of unknown test, cleared: say so
+        words.insert(0, whole.text.split(": ", 1)[1])
+    if missing:
+        words.append("required: " + ", ".join(missing))
+    unread = [e for e in unknown if e.result_iri != str(JDM.Positive)]
+    if unread:
+        words.append("test unknown, counted as neither: " + ", ".join(e.text() for e in unread))
+    state = "required" if missing or "required" in states else (
+        "cleared" if "cleared" in states or whole.state == "cleared" else "passed")
+    within = f", within {facts.screening_max_age_days} days" if state == "passed" else ""
+    text = f"{label}: " + "; ".join(words) + f"{within} ({facts.policy(POLICY_SCREENING).tag}; {policy.tag})"
+    dated = [e.date for e in results if e.date]
+    retest = [f"{name} {sub.why.replace(f' ({test_label})', '')}" for name, test_label, sub in subs
+              if sub.state == "required"]
+    absent = [f"{', '.join(missing)} not on record"] if missing else []
+    if missing or retest:  # what must happen first, beside each option: the test missing, or the one to repeat
+        need, why = ("retest" if retest and not missing else "screen first"), "; ".join(absent + retest)
+    elif state == "cleared":
+        need = "cleared by a clinician"
+        why = whole.why or next((sub.why for _, _, sub in subs if sub.state == "cleared"), "")
+    else:
+        need, why = "", ""
+    # the policy the need rests on: a test missing, the two-test policy; else the screening history's
+    gate_policy = policy if missing else facts.policy(POLICY_SCREENING)
+    return Gate(condition, label, state, text, statement, gate_policy, whole.history,
+                max(dated).isoformat() if dated and state != "required" else whole.result_date, need, why)
+
+
 def _after_positive(facts: _GuidelineFacts) -> str:
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_AFTER_POSITIVE), None)
     return f"; guideline gap: {gap['label'].lower()}" if gap else ""
@@ -965,16 +1100,20 @@ def _episodes(rows: list[Row], facts: _GuidelineFacts) -> list[Episode]:
             start=_date(row.get("startDate")),
             end=_date(row.get("endDate")),
             node=str(row["episode"]) if isinstance(row.get("episode"), URIRef) else None,
+            outcome_text=_s(row, "outcomeText"),
+            jak=drug is not None and facts.is_a(drug, JDM.JAKInhibitor),
+            known=drug is not None and facts.is_a(drug, JDM.Drug),
         ))
     out.sort(key=lambda e: (e.start is not None, e.start or date.min, e.end or date.max, e.label, e.outcome_label))
     return out
 
 
-def _features(rows: list[Row]) -> list[Feature]:
+def _features(rows: list[Row], facts: _GuidelineFacts) -> list[Feature]:
     seen: dict[str, Feature] = {}
     for row in rows:
+        basis = facts.policies.get(str(row["basis"])) if row.get("basis") is not None else None
         f = Feature(str(row["manifestation"]), str(row["manifestationLabel"]), _b(row, "predominant"),
-                    _b(row, "predominantStated"))
+                    _b(row, "predominantStated"), basis if _b(row, "predominant") else None)
         if f.manifestation not in seen or f.predominant:
             seen[f.manifestation] = f
     return sorted(seen.values(), key=lambda f: (not f.predominant, f.label))
@@ -997,6 +1136,7 @@ def assess_patient(
     patient = record.node
     fact_rows = select("patient-facts", patient=patient)
     as_of = _as_of(fact_rows, today)
+    failure_rows = select("jak-failure", patient=patient)
     failures = [
         {
             "drug": str(r["drugLabel"]),
@@ -1005,46 +1145,33 @@ def assess_patient(
             "end": _s(r, "endDate") or "",
             "outcomeIri": str(r["outcome"]),
         }
-        for r in select("jak-failure", patient=patient)
+        for r in failure_rows
     ]
     blocked = any(i.severity == "violation" for i in issues)
-    if blocked:
-        applicable, applicability = False, "The record has violations (listed above); fix them to get a recommendation."
-    elif not failures:
-        applicable = False
-        applicability = (
-            "No JAK inhibitor failure is recorded (a JAK inhibitor episode with outcome inadequate response, "
-            "loss of response or intolerance). This guideline covers the next line of treatment after JAK "
-            "inhibitor failure, so it does not apply to this record."
-        )
-    else:
-        episodes = "; ".join(
-            f"{f['drug']} ({f['outcome']}" + (f", stopped {f['end']})" if f["end"] else ")") for f in failures)
-        applicable, applicability = True, f"The guideline applies: JAK inhibitor failure recorded: {episodes}."
-        if any(f["outcomeIri"] == str(JDM.Intolerance) for f in failures):
-            applicability += f" ({facts.policy(POLICY_FAILURE).tag})"
-
     result = PatientResult(
         source=source, record=record, guideline_version=guideline.version, as_of=as_of, issues=issues,
-        applicable=applicable, applicability=applicability, jak_failures=failures, body=None, options=[], caveats=[],
+        applicable=False, applicability="", jak_failures=failures, body=None, options=[], caveats=[],
     )
     if blocked:
+        result.state = NOT_ASSESSED
+        result.applicability = "The record has violations (listed above); fix them to get a recommendation."
         return result
     result.age_years, result.age_text = _age(fact_rows, as_of)
     result.sex = _s(fact_rows[0], "sex") if fact_rows else None
     if fact_rows and _s(fact_rows[0], "weightUnit") == "kg":
         result.weight_recorded = _d(fact_rows[0], "weightValue")
     result.body = _body_measures(fact_rows, as_of, facts.measurement_max_age_days, facts.policy(POLICY_MEASURES))
-    result.features = _features(select("manifestations", patient=patient))
+    result.features = _features(select("manifestations", patient=patient), facts)
     if any(f.predominant for f in result.features):  # ILD counts when present (jdm-kg policy)
         result.features = [replace(f, counts=facts.counts_when_present[f.manifestation].tag)
                            if not f.predominant and f.manifestation in facts.counts_when_present else f
                            for f in result.features]
     result.history = _episodes(select("treatment-history", patient=patient), facts)
-    if not applicable:  # say which JAK inhibitor episodes there are, if any, and why they do not count
-        jak = [e for e in result.history if e.drug and (URIRef(e.drug), RDF.type, JDM.JAKInhibitor) in facts.graph]
-        if jak:
-            result.applicability += " JAK inhibitor episodes recorded: " + "; ".join(e.text() for e in jak) + "."
+    contradictions = _contradictions(result.history)
+    contradicted = {drug for drug, _, _ in contradictions}
+    sure = [f for f, r in zip(failures, failure_rows) if str(r["drug"]) not in contradicted]
+    _applicability(result, sure, contradictions, facts)
+    applicable = result.state in (APPLIES, CANNOT_TELL)  # assess the options (conditionally, for cannot-tell)
     screenings = _screening_history(select("screening", patient=patient))
     matches = _by(select("option-matches", patient=patient), "option")
     result.next_line = facts.next_line
@@ -1061,13 +1188,14 @@ def assess_patient(
         for action, conditions in actions:
             for condition in conditions:
                 if condition not in gates:
-                    gates[condition] = _gate(condition, facts.label(condition), screenings.get(condition, []),
-                                             as_of, facts, action.statement)
+                    gates[condition] = _gate_tests(condition, facts.label(condition), screenings.get(condition, []),
+                                                   as_of, facts, action.statement)
                 option.gates.append(gates[condition])
         option.gates.sort(key=lambda g: g.condition_label)
         _history_status(option, candidate, result.history, facts)
         _same_class_failures(option, candidate, result.history, facts)
         _earlier_courses(option, candidate, result.history)
+        _contradicted(option, contradictions, facts)
         if not applicable:
             option.status, option.summary = "not-applicable", "the guideline does not apply to this record"
         elif option.status in OFFERED_STATUSES and any(g.state == "blocking" for g in option.gates):
@@ -1088,8 +1216,134 @@ def assess_patient(
     result.screening = sorted(gates.values(), key=lambda g: g.condition_label)
     _rank(result, facts)
     _notices(result, facts)
+    for drug, first, second in contradictions:
+        policy = facts.policy(POLICY_CONTRADICTION)
+        result.notices.insert(0, Reason("against", f"Contradictory record for {first.label}: {first.text()} and "
+                                        f"{second.text()} ({policy.tag})", policy=policy))
     _shared(result, facts)
+    if result.state == CANNOT_TELL:
+        _conditional(result, facts)
     return result
+
+
+def _contradictions(history: list[Episode]) -> list[tuple[str, Episode, Episode]]:
+    """Pairs of episodes of one drug that contradict each other (jdm-kg policy): one ongoing and
+    one stopped while the ongoing one had already started, or two outcomes for the same time."""
+    out = []
+    for i, first in enumerate(history):
+        for second in history[i + 1:]:
+            if not first.drug or first.drug != second.drug or first.outcome is None or second.outcome is None:
+                continue
+            if first.current != second.current:
+                ongoing, stopped = (first, second) if first.current else (second, first)
+                clash = (ongoing.start is not None and stopped.end is not None and ongoing.start < stopped.end) or (
+                    ongoing.start is not None and ongoing.start == stopped.start)
+            elif not first.current and first.outcome != second.outcome:
+                clash = (first.start is not None and first.start == second.start) or (
+                    None not in (first.start, first.end, second.start, second.end)
+                    and first.start < second.end and second.start < first.end)  # type: ignore[operator]
+            else:
+                clash = False
+            if clash:
+                out.append((first.drug, first, second))
+    return out
+
+
+def _applicability(result: PatientResult, sure: list[dict[str, str]],
+                   contradictions: list[tuple[str, Episode, Episode]], facts: _GuidelineFacts) -> None:
+    """Applies, does not apply, or cannot tell (a jdm-kg policy), with the data that would settle it."""
+    history = result.history
+    if sure:
+        episodes = "; ".join(f"{f['drug']} ({f['outcome']}" + (f", stopped {f['end']})" if f["end"] else ")") for f in sure)
+        result.state, result.applicable = APPLIES, True
+        result.applicability = f"The guideline applies: JAK inhibitor failure recorded: {episodes}."
+        if any(f["outcomeIri"] == str(JDM.Intolerance) for f in sure):
+            result.applicability += f" ({facts.policy(POLICY_FAILURE).tag})"
+        failed = {e.drug for e in history if e.jak and e.failure}
+        running = [e for e in history if e.jak and e.current and e.drug not in failed]
+        for e in running:
+            result.applicability += (f" Note: {e.label} is still recorded as ongoing ({e.period}): the guideline describes "
+                                     "what follows a JAK inhibitor failure, not adding a biologic to a JAK inhibitor "
+                                     "still being taken; confirm it was stopped.")
+        if not result.features:
+            policy = facts.policy(POLICY_CANNOT_TELL)
+            result.state, result.applicable = CANNOT_TELL, False
+            result.data_needed.append(DataNeeded(
+                "manifestations", "Which manifestations does the child have, and which predominates? None could be "
+                "read from the record.", "Recording them ranks the next-line options (guideline step 1).",
+                resource_type="Condition"))
+            result.applicability = ("Cannot tell which option ranks first: no manifestation could be read "
+                                f"({policy.tag}). " + result.applicability)
+        return
+    policy = facts.policy(POLICY_CANNOT_TELL)
+    jak_names = ", ".join(sorted(facts.label(str(d)) for d in facts.graph.subjects(RDF.type, JDM.JAKInhibitor)))
+    needed: list[DataNeeded] = []
+    for e in history:
+        where = (e.node,) if e.node else ()
+        if e.jak and not e.failure and not e.current and e.outcome is None:
+            said = (f"the stop reason {e.outcome_text!r} names no outcome jdm-kg reads" if e.outcome_text
+                    else "no stop reason or outcome is recorded")
+            needed.append(DataNeeded("stop-reason", f"Why was {e.label} stopped ({e.period})? {said[0].upper()}{said[1:]}.",
+                                     "If for inadequate response, loss of response or intolerance, the guideline applies",
+                                     where))
+        elif not e.known and (e.failure or (e.outcome is None and e.outcome_text)):
+            why = (f" and was it stopped for a failure (the stop reason {e.outcome_text!r} names no outcome jdm-kg reads)"
+                   if e.outcome_text else f" ({e.outcome_label}, {e.period})")
+            needed.append(DataNeeded("medication", f"Is {e.label!r} a JAK inhibitor ({jak_names}){why}?",
+                                     "If it is a JAK inhibitor that failed, the guideline applies", where))
+    for drug, first, second in contradictions:
+        if first.jak and (first.failure or second.failure):
+            contradiction = facts.policy(POLICY_CONTRADICTION)
+            needed.append(DataNeeded("contradiction", f"Did {first.label} fail? The record has {first.text()} and "
+                                     f"{second.text()}, which contradict each other ({contradiction.tag}).",
+                                     "If it failed, the guideline applies",
+                                     tuple(e.node for e in (first, second) if e.node)))
+    if needed:
+        result.state, result.data_needed = CANNOT_TELL, needed
+        result.applicability = ("Cannot tell whether the guideline applies: no JAK inhibitor failure is read, but the "
+                                f"record may show one ({policy.tag}); what would settle it is below.")
+        return
+    result.state = DOES_NOT_APPLY
+    result.applicability = (
+        "No JAK inhibitor failure is recorded (a JAK inhibitor episode with outcome inadequate response, "
+        "loss of response or intolerance). This guideline covers the next line of treatment after JAK "
+        "inhibitor failure, so it does not apply to this record."
+    )
+    jak = [e for e in history if e.jak]  # say which JAK inhibitor episodes there are, if any, and why they do not count
+    if jak:
+        result.applicability += " JAK inhibitor episodes recorded: " + "; ".join(e.text() for e in jak) + "."
+
+
+def _contradicted(option: OptionAssessment, contradictions: list[tuple[str, Episode, Episode]],
+                  facts: _GuidelineFacts) -> None:
+    """An option whose drug the record contradicts itself about (failed or current?): cannot tell."""
+    for drug, first, second in contradictions:
+        if drug == option.option:
+            policy = facts.policy(POLICY_CONTRADICTION)
+            option.status, option.status_policy = CANNOT_TELL_STATUS, policy
+            option.summary = (f"the record contradicts itself: {first.text()} and {second.text()}: whether it already "
+                              f"failed or is being given cannot be told; correct the record ({policy.tag})")
+            option.reasons.append(Reason("against", f"Contradictory record: {first.text()}; {second.text()}",
+                                         patient_fact=first.as_dict(), policy=policy))
+            return
+
+
+def _conditional(result: PatientResult, facts: _GuidelineFacts) -> None:
+    """Cannot tell: every option that would be offered (or blocked) is shown as conditional on the
+    data needed, with the status it would have; each datum says what it would change."""
+    policy = facts.policy(POLICY_CANNOT_TELL)
+    first = [o.label for o in result.options if o.ranked and o.rank == 1 and o.status in ("offered", "blocked")]
+    for option in result.options:
+        if option.status in ("offered", "conditional", "blocked"):
+            option.if_applies, option.status = option.status, CANNOT_TELL_STATUS
+            option.status_policy = policy
+    if first:
+        ranks = (f"{first[0]} ranks first" if len(first) == 1 else f"{', '.join(first[:-1])} and {first[-1]} tie first")
+        result.data_needed = [replace(d, changes=f"{d.changes} and {ranks}; if not, it does not apply.")
+                              if d.datum != "manifestations" else d for d in result.data_needed]
+    result.data_needed = [d if d.changes.endswith(".") else replace(d, changes=d.changes + ".") for d in result.data_needed]
+    if policy.iri not in {p.iri for p in result.policies}:
+        result.policies = sorted([*result.policies, policy], key=lambda p: p.label)
 
 
 def _by(rows: list[Row], key: str) -> dict[str, list[Row]]:
@@ -1336,7 +1590,7 @@ def _same_class_failures(option: OptionAssessment, candidate: _Candidate, histor
     if option.status not in OFFERED_STATUSES or not candidate.classes:
         return
     failed = [e for e in history if e.failure and e.drug and e.drug != candidate.option
-              and facts.classes.get(e.drug, frozenset()) & set(candidate.classes)]
+              and any(facts.is_a(e.drug, URIRef(c)) for c in candidate.classes)]
     gap = next((g for g in facts.document_gaps if g["gap"] == GAP_SWITCH_IN_CLASS), None)
     if failed and gap:
         names = ", ".join(sorted({e.label for e in failed}))
@@ -1548,6 +1802,12 @@ def _shared(result: PatientResult, facts: _GuidelineFacts) -> None:
     if any(d.status == "computed" for o in result.options for d in o.doses):
         policy = facts.policy(POLICY_ROUNDING)
         used[policy.iri] = policy
+    for feature in result.features:  # a predominance read by a policy
+        if feature.basis is not None:
+            used[feature.basis.iri] = feature.basis
+    for notice in result.notices:
+        if notice.policy is not None:
+            used[notice.policy.iri] = notice.policy
     if result.body and (result.body.weight_problem or result.body.height_problem):
         policy = facts.policy(POLICY_MEASURES)
         used[policy.iri] = policy

@@ -317,6 +317,7 @@ def create_app(config: ServiceConfig | None = None) -> Any:
                                      expose_headers=["X-Request-Id"], max_age=600))
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        core.reopen()
         yield
         core.close()
 

@@ -54,13 +54,18 @@ SUMMARY_LIMIT = 140
 DETAIL_LINES = 15
 
 #: Prefetch templates (CDS Hooks "Prefetch Template"): key -> FHIR query; all but
-#: ``medicationRequests`` are required.
+#: ``medicationRequests`` are required. The medication searches ``_include`` the Medication a
+#: statement or order points to (``medicationReference``), so that the service reads the same
+#: drug as ``jdm-kg recommend`` reads from the same chart exported as a file (``_include`` is
+#: outside the spec's RECOMMENDED subset, which the spec's own PractitionerRole example also
+#: leaves; a client that cannot honour it sends the statement alone, and the report then says the
+#: drug was read from the reference's display).
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}",
-    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
 }
 REQUIRED_PREFETCH = ("patient", "conditions", "observations", "medicationStatements")
 
@@ -146,7 +151,9 @@ def check_request(service_id: str, body: Any) -> dict[str, Any]:
 
 
 def _resources(value: Any, key: str) -> list[tuple[str | None, dict[str, Any]]]:
-    """The resources in one prefetch value: a resource, or a (searchset) Bundle of them."""
+    """The resources in one prefetch value: a resource, or a (searchset) Bundle of them (matches,
+    ``_include``d Medications, and any OperationOutcome the client sent: the spec asks services
+    to check for them, and the importer names each issue in a note)."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise Problem("bad-request", f"prefetch {key!r} is not a FHIR resource (an object with resourceType)")
     if value["resourceType"] != "Bundle":
@@ -156,9 +163,7 @@ def _resources(value: Any, key: str) -> list[tuple[str | None, dict[str, Any]]]:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise Problem("bad-request", f"prefetch {key!r} entry {i} has no resource")
-        if resource["resourceType"] == "OperationOutcome":  # a search's warnings: not patient data
-            continue
-        out.append((entry.get("fullUrl"), resource))
+        out.append((entry.get("fullUrl"), resource))  # an OperationOutcome too: the importer says what it reports
     return out
 
 
@@ -312,11 +317,27 @@ def _concerns(result: PatientResult) -> bool:
         i.severity == "violation" and i.field.split(".", 1)[0] == "diagnosis" for i in result.issues)
 
 
+def _cannot_tell_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
+    """A warning card for 'cannot tell': what to record, never an empty answer."""
+    first = result.data_needed[0].question if result.data_needed else "see the report"
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"JDM guideline: cannot tell yet. {first}"),
+        "indicator": "warning",
+        "detail": results_text([result], markdown=True),
+        "source": _source(result, base_url),
+        "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }
+
+
 def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
-    """One card when the guideline applies; none when it does not. A record that failed
-    validation gets a warning card with its problems when it concerns the guideline."""
+    """One card when the guideline applies; a warning card saying what to record when jdm-kg
+    cannot tell; none when it does not apply. A record that failed validation gets a warning
+    card with its problems when it concerns the guideline."""
     if result.blocked_by_validation:
         return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if result.cannot_tell:
+        return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
         return []
     indicator, summary = card_summary(result)
@@ -364,6 +385,8 @@ def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guid
         return []  # no selected order is one of the guideline's drugs
     if result.blocked_by_validation:
         return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+    if result.cannot_tell:
+        return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
         return []
     cards = []
@@ -384,13 +407,14 @@ _STATUS_WORDS = {
     "current": "already being given",
     "not-indicated": "not indicated",
     "not-applicable": "not applicable",
+    "cannot-tell": "cannot tell (the record contradicts itself)",
 }
 
 
 def _order_card(option: OptionAssessment, result: PatientResult, order: dict[str, Any], base_url: str,
                 link: str) -> dict[str, Any]:
     indicator, words = _screening(option)
-    if option.status in ("excluded", "current", "not-indicated", "not-applicable") and indicator == "info":
+    if option.status in ("excluded", "current", "not-indicated", "not-applicable", "cannot-tell") and indicator == "info":
         indicator = "warning"
     if option.status == "blocked":
         indicator = "critical"

@@ -51,6 +51,7 @@ class Core:
         self._lock = threading.Lock()
         self._admitted = 0
         self._threads = ThreadPoolExecutor(max_workers=config.max_concurrent + 4, thread_name_prefix="jdm-kg")
+        self._closed = False
         self._reports: OrderedDict[str, tuple[float, list[PatientResult]]] = OrderedDict()
         self._results: OrderedDict[bytes, tuple[ValidationReport, list[PatientResult]]] = OrderedDict()
         self._reports_lock = threading.Lock()  # reports are kept from worker threads outside the evaluation lock
@@ -70,11 +71,21 @@ class Core:
             self.evaluator.warm()
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes and the threads."""
         if self.pool is not None:
             self.pool.close()
             self.pool = None
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+
+    def reopen(self) -> None:
+        """Ready to work again after :meth:`close`: the same app served again (a second lifespan,
+        as a test client that enters and leaves the app does)."""
+        if self._closed:
+            self._threads = ThreadPoolExecutor(max_workers=self.config.max_concurrent + 4, thread_name_prefix="jdm-kg")
+            if self.config.workers > 0:
+                self.warm()
+            self._closed = False
 
     # ------------------------------------------------------------------ limits
     def _admit(self) -> None:

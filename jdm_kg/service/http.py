@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 import uuid
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,7 +103,10 @@ class RequestGuard:
 
             await self.app(scope, replay, send_with_id)
         except Exception as err:  # noqa: BLE001 (the last line of defence: log the type only)
-            LOG.error("request %s: %s escaped the handler", request_id, type(err).__name__)
+            # the type and where it was raised, never its message (it may quote patient data)
+            frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+            where = f" at {Path(frame.filename).name}:{frame.lineno} ({frame.name})" if frame else ""
+            LOG.error("request %s: %s escaped the handler%s", request_id, type(err).__name__, where)
             if not state["started"]:
                 await self._problem(send_with_id, "internal", "an internal error occurred; the request id "
                                     "identifies it in the service log", request_id)

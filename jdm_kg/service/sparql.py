@@ -100,7 +100,16 @@ class SparqlStore:
             result = Result("ASK")
             result.askAnswer = bool(answer)
             return "ASK", result, False
-        taken = list(itertools.islice(self._within(answer, deadline), self.max_rows + 1))
+        failed: tuple[str, str] | None = None
+        try:
+            taken = list(itertools.islice(self._within(answer, deadline), self.max_rows + 1))
+        except Problem as err:  # (a timeout): raised afresh below, once nothing holds the answer
+            failed = (err.kind, err.detail)
+        if failed is not None:
+            # Oxigraph's answer may only be dropped in the thread that made it: drop it here (the
+            # first exception's frames held it), not where the problem is handled
+            del answer
+            raise Problem(*failed)
         truncated = len(taken) > self.max_rows
         taken = taken[: self.max_rows]
         if isinstance(answer, ox.QueryTriples):
