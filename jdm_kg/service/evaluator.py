@@ -15,7 +15,7 @@ from jdm_kg.errors import InputError
 from jdm_kg.inputs.loading import check_values, is_fhir, load_json, parse_rdf_text
 from jdm_kg.knowledge.guideline import Guideline, load_guideline
 from jdm_kg.reasoning.engines import EngineChoice
-from jdm_kg.reasoning.recommend import PatientResult, recommend_graph
+from jdm_kg.reasoning.recommend import PatientResult, recommend_graphs
 from jdm_kg.reasoning.validation import ValidationReport, validate_graph
 from jdm_kg.service.config import ServiceConfig
 from jdm_kg.service.problems import Problem
@@ -100,7 +100,10 @@ class Evaluator:
     # ------------------------------------------------------------------ work
     def recommend(self, graph: Graph, source: str, text: str = "") -> tuple[ValidationReport, list[PatientResult]]:
         try:  # (``text``: the body, for the lines of validation messages; never a file named by ``source``)
-            return recommend_graph(graph, source, self.guideline, self.config.today, self.engine, text=text)
+            # without pySHACL's report graph: no answer of /recommend shows it (/validate does), and a
+            # worker would copy it to send it back
+            return recommend_graphs([(source, graph)], self.guideline, self.config.today, self.engine,
+                                    keep_shacl=False, texts={source: text})[0]
         except InputError as err:
             raise Problem("unprocessable", str(err)) from None
 
