@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from rdflib import Graph
-from service_support import ROOT, check_problem, client
+from service_support import AS_OF, ROOT, check_problem, client
 
 from jdm_kg.knowledge.queries import bundled_queries
 
@@ -496,3 +496,22 @@ def test_concurrent_mixed_requests_all_succeed():
         assert "P-SKIN" in skin.text
         assert card.json()["cards"][0]["indicator"] == "critical"
         assert len(rows.json()["results"]["bindings"]) >= 10
+
+
+def test_an_app_served_again_after_its_lifespan_ended_still_answers():
+    """The same app served twice (a test client entering and leaving it, then another): the
+    second lifespan reopens what the first closed (was: 'cannot schedule new futures after
+    shutdown', an internal error on every evaluation)."""
+    from service_support import hook_request
+
+    first = client(today=AS_OF, result_cache=0)
+    with first:
+        assert first.get("/health").status_code == 200
+    for _ in range(2):
+        with client(today=AS_OF, result_cache=0) as again:
+            answer = again.post("/cds-services/jdm-kg-patient-view", json=hook_request("patient-view", "muscle-predominant.json"))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["cards"]
+    after = client(today=AS_OF, result_cache=0)  # and outside any lifespan, as most tests use it
+    answer = after.post("/cds-services/jdm-kg-patient-view", json=hook_request("patient-view", "muscle-predominant.json"))
+    assert answer.status_code == 200, answer.text

@@ -50,8 +50,7 @@ class Core:
         self.pool: Any = None
         self._lock = threading.Lock()
         self._admitted = 0
-        self._threads = ThreadPoolExecutor(max_workers=config.max_concurrent + 4, thread_name_prefix="jdm-kg")
-        self._closed = False
+        self._threads = self._new_threads()
         self._reports: OrderedDict[str, tuple[float, list[PatientResult]]] = OrderedDict()
         self._results: OrderedDict[bytes, tuple[ValidationReport, list[PatientResult]]] = OrderedDict()
         self._reports_lock = threading.Lock()  # reports are kept from worker threads outside the evaluation lock
@@ -71,21 +70,22 @@ class Core:
             self.evaluator.warm()
 
     def close(self) -> None:
-        """Stop the worker processes and the threads."""
+        """Stop the worker processes and the threads. The app may still be called (a test client
+        outside any lifespan) or served again: a fresh thread pool takes over (its threads start
+        only when used), and :meth:`reopen` starts the worker processes again."""
         if self.pool is not None:
             self.pool.close()
             self.pool = None
-        self._threads.shutdown(wait=False, cancel_futures=True)
-        self._closed = True
+        old, self._threads = self._threads, self._new_threads()
+        old.shutdown(wait=False, cancel_futures=True)
 
     def reopen(self) -> None:
-        """Ready to work again after :meth:`close`: the same app served again (a second lifespan,
-        as a test client that enters and leaves the app does)."""
-        if self._closed:
-            self._threads = ThreadPoolExecutor(max_workers=self.config.max_concurrent + 4, thread_name_prefix="jdm-kg")
-            if self.config.workers > 0:
-                self.warm()
-            self._closed = False
+        """At a lifespan's start: the worker processes again, if a previous lifespan stopped them."""
+        if self.config.workers > 0 and self.pool is None:
+            self.warm()
+
+    def _new_threads(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self.config.max_concurrent + 4, thread_name_prefix="jdm-kg")
 
     # ------------------------------------------------------------------ limits
     def _admit(self) -> None:
