@@ -128,6 +128,48 @@ def test_cannot_tell_is_a_warning_card_with_the_datum_needed(ehr):
     assert card["summary"].startswith("JDM guideline: cannot tell yet. Is 'Jyseleca 200 mg tablet' a JAK inhibitor")
     assert "Needed: Is 'Jyseleca 200 mg tablet' a JAK inhibitor" in card["detail"]
     assert "if so: #1 rituximab" in card["detail"]
+    # a summary a clinician reads: cut at a word, never mid-word; the detail at most 15 lines, no
+    # command-line hints and no integration notes (those are in the report the link opens)
+    assert not card["summary"].endswith("\u2026") or card["summary"][-2] not in "abcdefghijklmnopqrstuvwxyz("
+    lines = card["detail"].splitlines()
+    assert len(lines) <= cds_hooks.DETAIL_LINES and lines[-1].startswith("[Full report")
+    assert "--details" not in card["detail"] and "importNote" not in card["detail"]
+
+
+def _with_subjects(name: str, reference: str) -> dict:
+    """The hook request for a corpus bundle whose resources name the patient by ``reference``
+    (``{id}``: the patient's id) instead of ``Patient/{id}``."""
+    request = _hook(name)
+    patient_id = request["context"]["patientId"]
+    for key, value in request["prefetch"].items():
+        for entry in (value.get("entry") or []) if key != "patient" else []:
+            for field in ("subject", "patient"):
+                if isinstance(entry["resource"].get(field), dict):
+                    entry["resource"][field]["reference"] = reference.format(id=patient_id)
+    return request
+
+
+def test_a_prefetch_naming_the_patient_by_absolute_url_gives_the_same_card(ehr):
+    """A server's search returns [base]/Patient/id references: the same patient as Patient/id (was:
+    every resource set aside, no card at all for a child with a JAK inhibitor failure)."""
+    name = "22-epic-searchset-included-medication-brand"
+    relative = ehr.post(PV, json=_hook(name)).json()["cards"]
+    absolute = ehr.post(PV, json=_with_subjects(name, "https://ehr.example.org/fhir/Patient/{id}/_history/2")).json()
+    assert relative and [(c["summary"], c["indicator"]) for c in absolute["cards"]] == [
+        (c["summary"], c["indicator"]) for c in relative]
+
+
+def test_a_prefetch_whose_resources_name_no_patient_of_the_request_is_a_warning_card(ehr):
+    """Resources the service cannot link to the patient (a urn:uuid subject with no such entry): a
+    warning card saying so, never a silent empty answer."""
+    body = ehr.post(PV, json=_with_subjects("22-epic-searchset-included-medication-brand",
+                                            "urn:uuid:d51ae51c-7276-4fe7-89d5-67bcf163a288")).json()
+    check_response(body)
+    [card] = body["cards"]
+    check_card(card)
+    assert card["indicator"] == "warning" and "not linked to this patient" in card["summary"]
+    assert "urn:uuid:d51ae51c-7276-4fe7-89d5-67bcf163a288' is not a Patient in this file" in card["detail"]
+    assert len(card["detail"].splitlines()) <= cds_hooks.DETAIL_LINES
 
 
 @pytest.mark.parametrize("name", ["22-epic-searchset-included-medication-brand", "30-contradictory-jak-episodes",

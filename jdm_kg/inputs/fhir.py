@@ -323,6 +323,13 @@ class _Importer:
             self.note(None, where, "no subject reference and the file has several patients; not used")
             return None
         record = self.patients.get(str(ref))
+        tail = re.search(r"(?:^|/)(Patient/[^/]+)(?:/_history/[^/]+)?$", str(ref))
+        if record is None and tail is not None and "://" in str(ref) and tail[1] in self.patients:
+            # an absolute reference ([base]/Patient/id, as a server search returns it) to the
+            # Patient this file holds by its id: the same patient (one Patient of that id here)
+            record = self.patients[tail[1]]
+            self.note(record, where, f"subject {ref!r} read as {tail[1]}, the Patient of this file with that id",
+                      elements=())
         if record is None:
             self.note(None, where, f"subject {ref!r} is not a Patient in this file; not used")
         return record

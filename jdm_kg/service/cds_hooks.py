@@ -30,7 +30,7 @@ from typing import Any
 
 from jdm_kg.knowledge.guideline import Guideline
 from jdm_kg.outputs.fhir_output import checked, dosage_instruction, drug_for_coding, pending_first
-from jdm_kg.outputs.report import result_blocks, results_text
+from jdm_kg.outputs.report import result_blocks
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult
 from jdm_kg.service.problems import Problem
 
@@ -204,8 +204,13 @@ def _source(result: PatientResult, base_url: str) -> dict[str, Any]:
 
 
 def _fit(text: str, limit: int = SUMMARY_LIMIT - 1) -> str:
+    """``text`` within ``limit`` characters, cut at a word (never mid-word) with an ellipsis."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut.rstrip(" ,;:(") + "\u2026"
 
 
 def _screening(option: OptionAssessment) -> tuple[str, str]:
@@ -298,12 +303,16 @@ def card_detail(result: PatientResult, link: str, option: OptionAssessment | Non
 
 def _blocked_card(result: PatientResult, base_url: str, link: str) -> dict[str, Any]:
     problems = [i for i in result.issues if i.severity == "violation"]
+    lines = [f"- {i.field}: {i.message}" for i in problems]
+    room = DETAIL_LINES - 1
+    if len(lines) > room:
+        lines = lines[: room - 1] + [f"- ... {len(lines) - (room - 1)} more problem(s): the report"]
     return {
         "uuid": str(uuid.uuid4()),
         "summary": _fit(f"JDM guideline: record incomplete, no recommendation ({len(problems)} problem"
                         f"{'s' if len(problems) != 1 else ''} to fix)"),
         "indicator": "warning",
-        "detail": results_text([result], markdown=True),
+        "detail": "\n".join(lines + [f"[Report for this patient: every problem and what to do]({link})"]),
         "source": _source(result, base_url),
         "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
     }
@@ -324,10 +333,32 @@ def _cannot_tell_card(result: PatientResult, base_url: str, link: str) -> dict[s
         "uuid": str(uuid.uuid4()),
         "summary": _fit(f"JDM guideline: cannot tell yet. {first}"),
         "indicator": "warning",
-        "detail": results_text([result], markdown=True),
+        "detail": card_detail(result, link),  # what is needed first, then the options as they would be
         "source": _source(result, base_url),
         "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
     }
+
+
+def _unlinked_card(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
+    """'Does not apply' with prefetch resources set aside because their subject is not the
+    patient (a reference jdm-kg could not match to the prefetch Patient): a warning card saying
+    so, never a silent empty answer; none when every resource was linked."""
+    unlinked = [i for i in result.issues if i.field == "importNote" and "is not a Patient in this file" in i.message]
+    if not unlinked:
+        return []
+    lines = [f"- {i.message}" for i in unlinked[: DETAIL_LINES - 3]]
+    if len(unlinked) > len(lines):
+        lines.append(f"- ... {len(unlinked) - len(lines)} more: the report")
+    return [{
+        "uuid": str(uuid.uuid4()),
+        "summary": _fit(f"JDM guideline: {len(unlinked)} prefetch resource(s) not linked to this patient; "
+                        "cannot tell if it applies"),
+        "indicator": "warning",
+        "detail": "\n".join([f"- {result.applicability}", *lines,
+                              f"[Report for this patient: what was read and what was set aside]({link})"]),
+        "source": _source(result, base_url),
+        "links": [{"label": "Report for this patient (jdm-kg)", "url": link, "type": "absolute"}],
+    }]
 
 
 def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[dict[str, Any]]:
@@ -335,11 +366,11 @@ def patient_view_cards(result: PatientResult, base_url: str, link: str) -> list[
     cannot tell; none when it does not apply. A record that failed validation gets a warning
     card with its problems when it concerns the guideline."""
     if result.blocked_by_validation:
-        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else _unlinked_card(result, base_url, link)
     if result.cannot_tell:
         return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
-        return []
+        return _unlinked_card(result, base_url, link)
     indicator, summary = card_summary(result)
     return [{
         "uuid": str(uuid.uuid4()),
@@ -384,11 +415,11 @@ def order_select_cards(result: PatientResult, orders: list[dict[str, Any]], guid
     if not drugs:
         return []  # no selected order is one of the guideline's drugs
     if result.blocked_by_validation:
-        return [_blocked_card(result, base_url, link)] if _concerns(result) else []
+        return [_blocked_card(result, base_url, link)] if _concerns(result) else _unlinked_card(result, base_url, link)
     if result.cannot_tell:
         return [_cannot_tell_card(result, base_url, link)]
     if not result.applicable:
-        return []
+        return _unlinked_card(result, base_url, link)
     cards = []
     for order in orders:
         drug = _ordered_drug(order, guideline)
