@@ -343,6 +343,26 @@ def test_a_child_under_2_years_and_10_kg_gets_the_caution_first():
     assert not any(n.text.startswith("Caution") for n in result("muscle-tb-missing.ttl").notices)
 
 
+def test_the_young_child_caution_travels_with_every_proposal_and_the_card():
+    """Beside any dose, wherever it goes: the GuidanceResponse and each MedicationRequest note,
+    the CDS card's summary (a warning, not info). Found by a clinical review: the FHIR proposals
+    and the card's summary had dropped it."""
+    from jdm_kg.service.cds_hooks import SUMMARY_LIMIT, card_summary
+
+    bundle = _bundle("toddler-under-10-kg.ttl")
+    resources = [e["resource"] for e in bundle["entry"]]
+    requests = [r for r in resources if r["resourceType"] == "MedicationRequest"]
+    [guidance] = [r for r in resources if r["resourceType"] == "GuidanceResponse"]
+    assert requests and all(r["note"][0]["text"].startswith("Caution, under 2 years (20 mo) and under 10 kg")
+                            for r in requests)
+    assert any(n["text"].startswith("Caution, under 2 years") for n in guidance["note"])
+    indicator, summary = card_summary(result("toddler-under-10-kg.ttl"))
+    assert indicator in ("warning", "critical") and "Caution, under 2 years (20 mo) and under 10 kg" in summary
+    assert len(summary) < SUMMARY_LIMIT
+    older = _bundle("muscle-tb-missing.ttl")  # no caution for an older, heavier child
+    assert not any("Caution" in n["text"] for e in older["entry"] for n in e["resource"].get("note", []))
+
+
 # ---------------------------------------------------------------- 6. one screen
 
 

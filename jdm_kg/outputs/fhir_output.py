@@ -213,11 +213,15 @@ def medication_request(option: OptionAssessment, dose: ComputedDose, result: Pat
         "subject": {"reference": _patient_reference(result), "display": result.record.patient_id},
         "authoredOn": result.as_of.isoformat(),
         "instantiatesCanonical": [activity_definition_canonical(r.iri, result.guideline_version)],
-        "reasonCode": [{"text": option.summary or option.standing or option.label}] if (option.summary or option.standing) else None,
+        # why it is proposed: its standing and the guideline's reasons for it (never one against it)
+        "reasonCode": [{"text": "; ".join([option.standing, *(r.text for r in option.reasons_for)][:3]).strip("; ")}]
+        if (option.standing or option.reasons_for) else None,
         "note": [{"text": f"Proposed by jdm-kg from guideline {result.guideline_version} ({r.label}); "
                           f"{'; '.join(dose.notes) if dose.notes else 'the prescriber decides'}."}],
         "dosageInstruction": [dosage_instruction(dose)],
     }
+    for caution in result.cautions:  # (a child under 2 years or 10 kg: said before the proposal's own note)
+        request["note"].insert(0, {"text": caution.text})
     first = pending_first(option)
     if first:  # never an unconditional proposal while screening is pending: say what must happen first
         policy = next((g.policy.tag for g in option.gates if g.need in ("retest", "blocked")), "")
@@ -486,8 +490,8 @@ def results_bundle(results: list[PatientResult], issues: list[Issue] | None = No
             "subject": subject,
             "occurrenceDateTime": result.as_of.isoformat(),
             "reasonCode": [{"text": result.applicability}],
-            "note": [{"text": t} for t in [*_hypothetical(result), f"jdm-kg, guideline {result.guideline_version}; "
-                                                                   f"as of {result.as_of.isoformat()}"]]
+            "note": [{"text": t} for t in [*_hypothetical(result), *(c.text for c in result.cautions),
+                                           f"jdm-kg, guideline {result.guideline_version}; as of {result.as_of.isoformat()}"]]
             + [{"text": f"Data needed: {d.text()}"} for d in result.data_needed],
             **({"dataRequirement": [data_requirement(d) for d in result.data_needed]} if result.data_needed else {}),
             "result": {"reference": f"urn:uuid:{group_id}"},

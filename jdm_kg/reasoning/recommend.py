@@ -565,6 +565,12 @@ class PatientResult:
         return self.state == CANNOT_TELL
 
     @property
+    def cautions(self) -> list[Reason]:
+        """The cautions said first for this child (under the young-child policy's age or weight),
+        which every output carries beside any dose."""
+        return [n for n in self.notices if n.policy is not None and n.policy.iri == str(POLICY_YOUNG)]
+
+    @property
     def blocked_by_validation(self) -> bool:
         return any(i.severity == "violation" for i in self.issues)
 

@@ -270,9 +270,12 @@ def card_summary(result: PatientResult) -> tuple[str, str]:
         who = f"{_names(group)} (tie, #{group[0].rank})"
         if len(lead + who + "; " + words) >= SUMMARY_LIMIT:
             who = f"{len(group)} bDMARDs tie at #{group[0].rank}"
-    text = f"{lead}{who}; {words}"
+    caution = "".join(c.text.split(":", 1)[0] + "; " for c in result.cautions[:1])  # a young child: said first
+    if caution and indicator == "info":
+        indicator = "warning"
+    text = f"{lead}{caution}{who}; {words}"
     if len(text) >= SUMMARY_LIMIT:
-        text = f"JDM after JAKi failure: {who}; {words}"
+        text = f"JDM after JAKi failure: {caution}{who}; {words}"
     return indicator, _fit(text)
 
 
