@@ -65,7 +65,7 @@ def test_explain_three_patients():
     assert "infliximab: OFFERED (next-line bDMARD), rank 1: suitable" in skin
     assert "patient fact: manifestation skin disease, predominant yes" in skin
     ild = run("explain", str(EX / "ild-predominant.ttl")).stdout
-    assert "rituximab: BLOCKED" in ild and "hepatitis B: positive on 2026-10-01" in ild
+    assert "rituximab: BLOCKED" in ild and "hepatitis B: positive (anti-HBc) on 2026-10-01" in ild
     ref = run("explain", str(EX / "refractory-multisystem.ttl"), "rituximab").stdout
     assert "NOT OFFERED (history)" in ref and "2024-01-15 to 2024-09-01" in ref
     assert "jdm-kg policy: a drug that failed is not offered again" in ref

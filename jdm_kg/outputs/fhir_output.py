@@ -296,14 +296,14 @@ def data_requirement(needed: DataNeeded) -> dict[str, Any]:
     """A FHIR ``DataRequirement`` for one datum jdm-kg could not read: the resource type that
     would carry it and the elements that settle it (the question itself is in the
     GuidanceResponse's ``note`` and the OperationOutcome)."""
-    return {"type": needed.resource_type, "mustSupport": _MUST_SUPPORT.get(needed.datum, [])}
+    return {"type": needed.fhir_type, "mustSupport": _MUST_SUPPORT.get(needed.datum, [])}
 
 
 def data_needed_issues(results: list[PatientResult]) -> list[dict[str, Any]]:
     """One OperationOutcome issue (warning, ``incomplete``) per datum needed by any result."""
     return [{"severity": "warning", "code": "incomplete",
              "diagnostics": f"record {r.record.patient_id}: cannot tell: {d.text()}",
-             "expression": [d.resource_type]} for r in results for d in r.data_needed]
+             "expression": [d.fhir_type]} for r in results for d in r.data_needed]
 
 
 def _documentation(option: OptionAssessment) -> list[dict[str, Any]]:

@@ -391,15 +391,25 @@ class DataNeeded:
     question: str
     changes: str
     entries: tuple[str, ...] = ()
-    resource_type: str = "MedicationStatement"
+    resource_type: str = "MedicationStatement"  # the kind of resource, unless the entries say (fhir_type)
     codes: tuple[str, ...] = ()  # SYSTEM|CODE as given, for a medication
+
+    @property
+    def fhir_type(self) -> str:
+        """The kind of FHIR resource that would carry the datum: the entries' own (a
+        MedicationRequest the record sent), else :attr:`resource_type`."""
+        for entry in self.entries:
+            found = re.search(r"(?:^|/)(MedicationRequest|MedicationStatement|Condition|Observation)/[^/]+$", entry)
+            if found:
+                return found[1]
+        return self.resource_type
 
     def text(self) -> str:
         return f"{self.question} {self.changes}".strip()
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"datum": self.datum, "question": self.question, "changes": self.changes,
-                               "entries": list(self.entries), "resourceType": self.resource_type}
+                               "entries": list(self.entries), "resourceType": self.fhir_type}
         if self.codes:
             out["codes"] = list(self.codes)
         return out
@@ -951,10 +961,11 @@ def _gate(condition: str, label: str, entries: list[ScreeningEntry], as_of: date
         first = uncleared[-1]
         later = [r for r in results if r.date and first.date and r.date > first.date]
         tail = (f"; the later {later[-1].text()} does not clear it" if later else "")
-        text = (f"{label}: positive on {_iso(first.date)}{tail}: blocked until a clinician assesses it and "
+        which = f" ({_short_test(first.test)})" if first.test else ""  # the test, where the record says it
+        text = (f"{label}: positive{which} on {_iso(first.date)}{tail}: blocked until a clinician assesses it and "
                 f"records a clearance ({policy.tag}){_after_positive(facts)}")
         return Gate(condition, label, "blocking", text, statement, policy, history,
-                    first.date.isoformat() if first.date else None, "blocked", f"positive {_iso(first.date)}")
+                    first.date.isoformat() if first.date else None, "blocked", f"positive{which} {_iso(first.date)}")
     if not results:
         return Gate(condition, label, "required", f"{label}: no result on record: screen before starting", statement,
                     policy, history, None, "screen first", "no result on record")
