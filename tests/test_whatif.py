@@ -317,6 +317,71 @@ def test_whatif_formats_and_usage_errors(capsys):
     assert main(["whatif", str(EX / "invalid" / "future-dates-and-adult.ttl")]) == 1
 
 
+# ----------------------------------------------------------------------------- cannot tell
+
+CANNOT_TELL_EHR = "tests/fixtures/ehr/25-contained-unknown-medication-cannot-tell.json"
+# (no Turtle or JSON-LD record under tests/fixtures is cannot-tell: this example is, for two data)
+CANNOT_TELL_TTL = "examples/invalid/unknown-drug-and-missing-outcome.ttl"
+
+
+def _said_apart_from_the_data_needed(text: str) -> str:
+    """``text`` without its "Needed:" lines (each datum says what it would change, "if not, it
+    does not apply", as recommend says it)."""
+    return "\n".join(line for line in text.splitlines() if "Needed: " not in line)
+
+
+@pytest.mark.parametrize("path, needed", [
+    (CANNOT_TELL_EHR, ["Needed: Is 'Jyseleca 200 mg tablet' a JAK inhibitor (baricitinib"]),
+    (CANNOT_TELL_TTL, ["Needed: Is 'anakinra' a JAK inhibitor", "Needed: Why was tofacitinib stopped"]),
+])
+def test_whatif_of_a_record_jdm_kg_cannot_tell_about_says_cannot_tell_first_and_what_would_settle_it(path, needed):
+    proc = run("whatif", path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("Patient "))
+    recommend = run("recommend", path).stdout.splitlines()
+    said = next(line for line in recommend if line.startswith("! Cannot tell"))
+    assert lines[title + 1] == said  # cannot tell, first, as recommend words it
+    assert said.startswith("! Cannot tell whether the guideline applies")
+    for k, datum in enumerate(needed):
+        assert lines[title + 2 + k].startswith("! " + datum)
+        assert lines[title + 2 + k] in recommend  # the same datum, in the same words
+    rest = _said_apart_from_the_data_needed(proc.stdout)
+    assert "does not apply" not in rest and "no change a record can make" not in rest
+    options = [line for line in lines if line.startswith("  ") and ": now " in line]
+    # every option the record's answer hangs on (the escalation may be "not indicated" either way)
+    assert sum(": now cannot tell; if so: " in line for line in options) >= len(options) - 1 >= 6
+    found = [line for line in lines if line.startswith("    [")]  # each option's lines, and the targets not reached
+    assert found and all("] if so: " in line for line in found)
+    assert any("[--assume " in line for line in found)  # the search ran on the options as they would be
+
+
+def test_cannot_tell_in_markdown_json_and_recommend_details():
+    markdown = run("whatif", CANNOT_TELL_EHR, "--format", "markdown").stdout
+    quoted = [line for line in markdown.splitlines() if line.startswith("> ")]
+    assert quoted[0].startswith("> Cannot tell whether the guideline applies")
+    assert quoted[1].startswith("> Needed: Is 'Jyseleca 200 mg tablet' a JAK inhibitor")
+    assert "does not apply" not in _said_apart_from_the_data_needed(markdown) and "] if so: " in markdown
+    (report,) = json.loads(run("whatif", CANNOT_TELL_EHR, "--format", "json").stdout)
+    assert report["applicability"] == "cannot-tell" and report["applicabilityText"].startswith("Cannot tell")
+    assert report["dataNeeded"][0]["datum"] == "medication"
+    assert report["dataNeeded"][0]["text"].startswith("Is 'Jyseleca 200 mg tablet' a JAK inhibitor")
+    lines = [w for o in report["options"] for w in o["whatIf"]]
+    assert lines and all(w["ifTheDataNeededSettleIt"] and w["standing"]["ifTheDataNeededSettleIt"] for w in lines)
+    assert all(o["now"].startswith("cannot tell; if so: ") for o in report["options"] if o["status"] == "cannot-tell")
+    assert "does not apply" not in json.dumps([report["options"], report["notes"]])
+    details = run("recommend", CANNOT_TELL_EHR, "--details").stdout
+    shortest = [line.strip() for line in details.splitlines() if "what would change it:" in line]
+    assert shortest and all(line.startswith("what would change it: if so: ") for line in shortest)
+    assert "does not apply" not in _said_apart_from_the_data_needed(details)
+
+
+def test_every_conditional_line_keeps_its_promise():
+    """Re-run through --assume, the changed record is still cannot tell, and each option would
+    then stand (if the guideline applies) exactly as the line promised."""
+    assert check_every_line(ROOT / CANNOT_TELL_EHR) > 3
+
+
 # ----------------------------------------------------------------------------- the service
 
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from jdm_kg.reasoning.recommend import PatientResult
-from jdm_kg.reasoning.whatif import OptionWhatIf, WhatIf, WhatIfReport
+from jdm_kg.reasoning.whatif import IF_SO, OptionWhatIf, WhatIf, WhatIfReport
 
-__all__ = ["whatif_text", "whatif_json", "option_lines", "hypothetical_lines", "shortest_line"]
+__all__ = ["whatif_text", "whatif_json", "option_lines", "hypothetical_lines", "cannot_tell_lines", "shortest_line"]
 
 
 def _assume(line: WhatIf, already: list[str] | None = None) -> str:
     """The ``--assume`` arguments that show the line's result (with those the answer itself
     assumed, if any: a what-if of a hypothetical record)."""
     return "[" + " ".join(f"--assume {spec}" for spec in [*(already or []), *line.assume]) + "]"
+
+
+def _if(line: WhatIf) -> str:
+    """``if so: `` before a line that holds only if the data needed settle it."""
+    return IF_SO if line.conditional else ""
 
 
 def _why(line: WhatIf) -> str:
@@ -53,7 +58,8 @@ def option_lines(option: OptionWhatIf, skip: set[tuple[tuple[str, ...], tuple[st
     for line in option.lines:
         if skip and (line.specs, line.targets) in skip:
             continue
-        out.append(f"{indent}{_targets(line)} {line.condition} -> {line.after}{_why(line)} {_assume(line, already)}")
+        out.append(f"{indent}{_targets(line)} {_if(line)}{line.condition} -> {line.after}{_why(line)} "
+                   f"{_assume(line, already)}")
     for target, why in option.unmet.items():
         out.append(f"{indent}[{HEADINGS[target]}] {why}")
     return out
@@ -72,7 +78,10 @@ def whatif_text(report: WhatIfReport, markdown: bool = False) -> str:
              "--assume FACT=VALUE.")
     mark = "HYPOTHETICAL: " if result.assumptions else ""
     lines: list[str] = [f"## {mark}{head}\n" if markdown else mark + head]
-    lines += [("> " if markdown else "! ") + line for line in hypothetical_lines(result)]
+    said_first = hypothetical_lines(result) + cannot_tell_lines(result)
+    lines += [("> " if markdown else "! ") + line for line in said_first]
+    if markdown and said_first:
+        lines[-1] += "\n"  # (the intro is no part of the quote)
     lines.append(intro + ("\n" if markdown else ""))
     lines += [("> " if markdown else "! ") + note for note in report.notes]
     bullet, sub = ("- ", "  - ") if markdown else ("  ", "    ")
@@ -84,7 +93,8 @@ def whatif_text(report: WhatIfReport, markdown: bool = False) -> str:
         for _, group in shared:
             first = group[0]
             common = len({line.because for line in group}) == 1
-            lines.append(f"{bullet}{first.condition}{_why(first) if common else ''} {_assume(first, already)}")
+            lines.append(f"{bullet}{_if(first)}{first.condition}{_why(first) if common else ''} "
+                         f"{_assume(first, already)}")
             for line in group:
                 lines.append(f"{sub}-> {line.label}: {line.after}{'' if common else _why(line)}")
     if report.options:
@@ -112,7 +122,16 @@ def shortest_line(result: PatientResult, option: str) -> str | None:
         return None
     if isinstance(found, str):
         return f"what would change it: {found}"
-    return f"what would change it: {found.condition} -> {found.after}{_why(found)} {_assume(found)}"
+    return f"what would change it: {_if(found)}{found.condition} -> {found.after}{_why(found)} {_assume(found)}"
+
+
+def cannot_tell_lines(result: PatientResult) -> list[str]:
+    """What a what-if of a record jdm-kg cannot tell about says first, as ``recommend`` says it:
+    cannot tell, and each datum that would settle it (something a clinician records: no what-if
+    assumes it)."""
+    if not result.cannot_tell:
+        return []
+    return [result.applicability, *(f"Needed: {needed.text()}" for needed in result.data_needed)]
 
 
 def hypothetical_lines(result: PatientResult) -> list[str]:

@@ -451,6 +451,7 @@ class OptionAssessment:
     feature_bands: dict[str, int] = field(default_factory=dict)
     against_counting: bool = False
     if_applies: str | None = None  # status "cannot-tell": the status the option would have
+    if_applies_policy: PolicyRef | None = None  # ... and the policy behind that status (what-if lines quote it)
 
     @property
     def screening_state(self) -> str:
@@ -1353,7 +1354,7 @@ def _conditional(result: PatientResult, facts: _GuidelineFacts) -> None:
     for option in result.options:
         if option.status in ("offered", "conditional", "blocked"):
             option.if_applies, option.status = option.status, CANNOT_TELL_STATUS
-            option.status_policy = policy
+            option.if_applies_policy, option.status_policy = option.status_policy, policy
     if first:
         ranks = (f"{first[0]} ranks first" if len(first) == 1 else f"{', '.join(first[:-1])} and {first[-1]} tie first")
         result.data_needed = [replace(d, changes=f"{d.changes} and {ranks}; if not, it does not apply.")

@@ -45,7 +45,7 @@ import difflib
 import itertools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -60,6 +60,7 @@ from jdm_kg.inputs.intake import normalise, term_index
 from jdm_kg.knowledge.guideline import JDM, Guideline, load_guideline
 from jdm_kg.reasoning.engines import GroupQueries, group_store, oxigraph_store
 from jdm_kg.reasoning.recommend import (
+    CANNOT_TELL_STATUS,
     GAP_AFTER_POSITIVE,
     POLICY_FAILURE,
     POLICY_MEASURES,
@@ -97,6 +98,8 @@ __all__ = [
     "shortest_change",
     "outcome_if",
     "standing_of",
+    "if_applies",
+    "IF_SO",
     "resolve_option",
 ]
 
@@ -110,6 +113,9 @@ Triple = tuple[Node, Node, Node]
 TARGETS = ("applies", "offered", "first", "ready", "dose")
 UNMET = {"applies": "makes the guideline apply", "offered": "gets it offered", "first": "ranks it first",
          "ready": "makes it ready to start", "dose": "lets its dose be worked out"}
+#: What a line of a record jdm-kg cannot tell about starts with: it holds only if the data needed
+#: settle that the guideline applies (as ``recommend`` says of each option then).
+IF_SO = "if so: "
 #: The deepest search allowed (changes of at most this many facts).
 MAX_DEPTH = 4
 #: Gate states that let a biologic start.
@@ -653,6 +659,9 @@ class Standing:
     band_default: bool
     ready: bool
     dose: bool | None  # every dose the guideline gives can be worked out (None: no dose to work out)
+    #: The record's result is "cannot tell" and this is the standing the option would have if the
+    #: data needed settle that the guideline applies (``OptionAssessment.if_applies``): "if so".
+    conditional: bool = False
 
     def meets(self, target: str, ranked: bool, gated: bool) -> bool:
         if target == "applies":
@@ -667,15 +676,28 @@ class Standing:
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "rank": self.rank, "standingBand": self.band, "ready": self.ready,
-                "doseWorkedOut": self.dose}
+                "doseWorkedOut": self.dose, **({"ifTheDataNeededSettleIt": True} if self.conditional else {})}
+
+
+def if_applies(option: OptionAssessment) -> OptionAssessment:
+    """``option`` as it would be if the data needed settle that the guideline applies: of a record
+    jdm-kg cannot tell about, an option shown as "cannot tell" has the status it would have kept in
+    ``if_applies`` (the assessment ran as for a record the guideline applies to); any other option
+    as it is."""
+    if option.status == CANNOT_TELL_STATUS and option.if_applies:
+        return replace(option, status=option.if_applies, status_policy=option.if_applies_policy)
+    return option
 
 
 def standing_of(option: OptionAssessment, guideline: Guideline) -> Standing:
+    """Where ``option`` stands (on a cannot-tell record: where it would stand if the guideline
+    applies, marked ``conditional``)."""
     default = _default_band(guideline)
+    shown = if_applies(option)
     doses = [d for d in option.doses if d.status != "not-given"]
-    return Standing(option.status, option.rank, option.standing_iri, option.standing_iri in (None, default),
+    return Standing(shown.status, option.rank, option.standing_iri, option.standing_iri in (None, default),
                     all(g.state in PASSING for g in option.gates),
-                    all(d.status == "computed" for d in doses) if doses else None)
+                    all(d.status == "computed" for d in doses) if doses else None, shown is not option)
 
 
 @cache
@@ -687,9 +709,15 @@ def _facts(guideline: Guideline) -> Any:
     return guideline_facts(guideline, oxigraph_store(guideline).guideline_view)
 
 
-def standing_text(option: OptionAssessment, result: PatientResult, dose: bool = True) -> str:
+def standing_text(option: OptionAssessment, result: PatientResult, dose: bool = True, conditional: bool = True) -> str:
     """An option's standing in words: ``offered, #1 preferred for the predominant feature;
-    screening complete`` (``dose``: and why a dose cannot be worked out, if so)."""
+    screening complete`` (``dose``: and why a dose cannot be worked out, if so). Of a record jdm-kg
+    cannot tell about: ``cannot tell; if so: offered, #1 ...`` (``conditional=False``: the standing
+    as it would be, without the words; the caller says "if so")."""
+    shown = if_applies(option)
+    if shown is not option:
+        text = standing_text(shown, result, dose)
+        return f"cannot tell; if so: {text}" if conditional else text
     if option.status == "not-applicable":
         return "not offered: the guideline does not apply"
     if option.status == "excluded":
@@ -703,8 +731,8 @@ def standing_text(option: OptionAssessment, result: PatientResult, dose: bool = 
     if option.status not in ("offered", "blocked"):  # a status of another kind: said as the report says it
         return option.status.replace("-", " ")
     if option.ranked:
-        ties = sorted(o.label for o in result.options if o.rank == option.rank and o is not option and o.ranked
-                      and o.status in ("offered", "blocked"))
+        ties = sorted(o.label for o in result.options if o.rank == option.rank and o.option != option.option
+                      and o.ranked and if_applies(o).status in ("offered", "blocked"))
         tie = f" (tie with {', '.join(ties)})" if ties else ""
         where = f"#{option.rank} {option.standing}{tie}"
         text = f"offered, {where}" if option.status == "offered" else f"{where}, BLOCKED by " + ", ".join(
@@ -780,6 +808,9 @@ class WhatIf:
     after: str
     standing: Standing
     because: tuple[str, ...]
+    #: The changed record is still one jdm-kg cannot tell about: the line holds only if the data
+    #: needed settle that the guideline applies ("if so: ...").
+    conditional: bool = False
 
     @property
     def assume(self) -> list[str]:
@@ -795,7 +826,7 @@ class WhatIf:
         """``if <changes> -> <new standing> (<why>)``."""
         who = f"{self.label}: " if with_option else ""
         why = f" ({'; '.join(self.because)})" if self.because else ""
-        return f"{self.condition} -> {who}{self.after}{why}"
+        return f"{IF_SO if self.conditional else ''}{self.condition} -> {who}{self.after}{why}"
 
     @property
     def specs(self) -> tuple[str, ...]:
@@ -805,7 +836,7 @@ class WhatIf:
         return {"option": self.option, "label": self.label, "targets": list(self.targets),
                 "changes": [a.as_dict() for a in self.changes], "assume": self.assume, "text": self.text(),
                 "before": self.before, "after": self.after, "standing": self.standing.as_dict(),
-                "because": list(self.because)}
+                "because": list(self.because), "ifTheDataNeededSettleIt": self.conditional}
 
 
 @dataclass
@@ -858,9 +889,13 @@ class WhatIfReport:
         return next((o for o in self.options if o.option == iri), None)
 
     def as_dict(self) -> dict[str, Any]:
+        result = self.result
         return {"source": self.source, "patientId": self.record.patient_id, "patient": str(self.record.node),
-                "guidelineVersion": self.result.guideline_version, "asOf": self.result.as_of.isoformat(),
-                "applicable": self.result.applicable, "depth": self.depth, "variantsAssessed": self.variants,
+                "guidelineVersion": result.guideline_version, "asOf": result.as_of.isoformat(),
+                "applicable": result.applicable, "applicability": result.state,
+                "applicabilityText": result.applicability,
+                "dataNeeded": [{**d.as_dict(), "text": d.text()} for d in result.data_needed],
+                "depth": self.depth, "variantsAssessed": self.variants,
                 "notes": self.notes, "changesConsidered": [a.as_dict() for a in self.candidates],
                 "options": [o.as_dict() for o in self.options]}
 
@@ -911,7 +946,7 @@ def candidates(base: Baseline) -> list[Change]:
     """The changes a search tries for this record, most actionable first (see the module text)."""
     result, vocab, record = base.result, base.vocab, base.facts()
     out: list[Change] = []
-    if not result.applicable:  # only what would make the guideline apply
+    if not result.applicable and not result.cannot_tell:  # only what would make the guideline apply
         for episode, drug, outcome, _, _ in sorted(record.episodes, key=lambda e: (e[1], e[3] or date.min)):
             if drug in vocab.jak and outcome == JDM.Ongoing and drug in vocab.drugs:
                 failure = str(JDM.InadequateResponse)
@@ -995,7 +1030,7 @@ def _unmet_reason(option: OptionAssessment, target: str, depth: int, base: Basel
         return f"{option.summary}: a failure that happened stays on record, so no change is proposed"
     if option.status == "current":
         return f"{option.summary}: nothing to change (the options above are the alternatives if it fails)"
-    if not base.result.applicable:
+    if not base.result.applicable and not base.result.cannot_tell:
         return ("the guideline does not apply to this record, and no change a record can make would apply it (a "
                 "treatment failure is never assumed; only an ongoing JAK inhibitor course can be recorded as failed)")
     text = f"no change of at most {depth} fact{'s' if depth != 1 else ''} {UNMET[target]}"
@@ -1009,7 +1044,7 @@ def _unmet_reason(option: OptionAssessment, target: str, depth: int, base: Basel
                  f"--depth {min(MAX_DEPTH, depth + 1)} looks further") if len(needed) > depth else ""
     if target == "dose":
         text += " (see the dose line: what is missing)"
-    return text
+    return (IF_SO if standing_of(option, base.guideline).conditional else "") + text
 
 
 def what_if(base: Baseline, option: str | None = None, depth: int = 2,
@@ -1027,7 +1062,14 @@ def what_if(base: Baseline, option: str | None = None, depth: int = 2,
     guideline = base.guideline
     options = [o for o in result.options if option is None or o.option == option]
     now = {o.option: standing_of(o, guideline) for o in options}
-    pending = {o.option: _targets(o, now[o.option], result.applicable, targets) for o in options}
+    # cannot tell: the search runs on each option as it would be if the guideline applies (its
+    # "if so" standing); what would settle it is the data needed, which no what-if assumes
+    searched = result.applicable or result.cannot_tell
+    pending = {o.option: _targets(if_applies(o), now[o.option], searched, targets) for o in options}
+    if result.cannot_tell:
+        report.notes.append(f'Lines marked "{IF_SO.strip()}" hold only if the data needed (above) settle it, as '
+                            "jdm-kg recommend's \"if so\" lines say: each was found on the options as they would "
+                            "then be.")
     for o in options:
         report.options.append(OptionWhatIf(o.option, o.label, o.status, standing_text(o, result)))
     pool = candidates(base)
@@ -1076,11 +1118,13 @@ def what_if(base: Baseline, option: str | None = None, depth: int = 2,
             changes = tuple(applied[i] for i in combo)
             what = next(o for o in report.options if o.option == name)
             reached_in_order = tuple(t for t in TARGETS if t in reached)
-            words = (standing_text(after, changed, dose=False)
+            words = (standing_text(after, changed, dose=False, conditional=False)
                      + ("; its dose can be worked out" if "dose" in reached else ""))
+            standing = standing_of(after, guideline)
             what.lines.append(WhatIf(name, before.label, reached_in_order, changes,
-                                     what.before, words, standing_of(after, guideline),
-                                     tuple(_because(before, after, changed, guideline))))
+                                     what.before, words, standing,
+                                     tuple(_because(if_applies(before), if_applies(after), changed, guideline)),
+                                     standing.conditional))
     for what in report.options:
         o = by_option[what.option]
         for target in pending[what.option]:
@@ -1088,7 +1132,7 @@ def what_if(base: Baseline, option: str | None = None, depth: int = 2,
                 what.unmet[target] = _unmet_reason(o, target, depth, base)
         what.lines.sort(key=lambda w: (TARGETS.index(w.targets[0]), len(w.changes),
                                        [pool.index(a.change) for a in w.changes]))
-    if not result.applicable and not applied:
+    if not searched and not applied:
         report.notes.append("the guideline does not apply (no JAK inhibitor failure is recorded) and no change a record "
                             "can make would apply it: a treatment failure is never assumed")
     return report
