@@ -202,6 +202,19 @@ def test_the_cli_reads_an_ehr_bundle_and_names_the_episode(tmp_path):
     assert json.loads(proc.stdout)[0]["applicable"] is True
 
 
+def test_a_stop_reason_read_from_words_is_quoted_wherever_an_answer_rests_on_it():
+    """'tapered off' read as stopped for another reason: the report's treatment line quotes the
+    words and says the reading is jdm-kg's (a clinical review: a 'does not apply' resting on
+    'switched to MMF' did not say so)."""
+    from jdm_kg.outputs.report import results_text
+
+    path = EHR / "26-medicationrequest-statuses-running-jak.json"
+    [result] = recommend_graph(load_patient_file(path), str(path), today=TODAY)[1]
+    [mtx] = [e for e in result.history if e.label.startswith("methotrexate")]
+    assert mtx.outcome_label == "stopped for another reason" and mtx.as_dict()["stopReasonAsGiven"] == "tapered off"
+    assert "stopped for another reason (stop reason 'tapered off', read so by jdm-kg)" in results_text([result])
+
+
 @pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
 def test_each_jsonld_record_gives_its_expected_outcome(record):
     _check_outcome(record, load_patient_file(record), _expect(record))

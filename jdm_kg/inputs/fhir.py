@@ -642,8 +642,9 @@ class _Importer:
             if outcome:
                 self.use(where, "statusReason")
                 self.add(episode, JDM.outcome, URIRef(outcome.iri))
-                if name:
+                if name:  # read from words: the words stay beside the outcome, for every answer resting on it
                     record.notes.append(f"{where} statusReason: matched {name!r} to {outcome.label} by name")
+                    self.add(episode, JDM.outcomeText, Literal(_text_of(reason) or name))
                 return
         if reasons:  # a reason it cannot read: kept in words; the shapes warn, and for a JAK
             said = _text_of(reasons[0]) or not_by_code  # inhibitor the answer is "cannot tell"

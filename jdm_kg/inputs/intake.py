@@ -391,8 +391,7 @@ def _review_outcome(graph: Graph, index: TermIndex, episode: Node) -> None:
     if text is None or graph.value(episode, JDM.outcome) is not None:
         return
     term, _ = index.read(str(text), OUTCOME, in_words=True)
-    if term is not None:
-        graph.remove((episode, JDM.outcomeText, None))
+    if term is not None:  # (the words stay as jdm:outcomeText, for every answer resting on this reading)
         graph.add((episode, JDM.outcome, URIRef(term.iri)))
         add_issue(graph, episode, JDM.outcome, str(text), f"stop reason {str(text)!r} read as {term.label}", note=True)
 

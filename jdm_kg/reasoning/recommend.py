@@ -347,7 +347,8 @@ class Episode:
         return f"{_iso(self.start)} to {_iso(self.end)}" if (self.start or self.end) else "dates not recorded"
 
     def text(self) -> str:
-        said = f" (stop reason {self.outcome_text!r} not read)" if self.outcome_text else ""
+        said = ("" if not self.outcome_text else f" (stop reason {self.outcome_text!r} not read)" if self.outcome is None
+                else f" (stop reason {self.outcome_text!r}, read so by jdm-kg)")
         return f"{self.label} {self.period}: {self.outcome_label}{said}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -1306,7 +1307,7 @@ def _applicability(result: PatientResult, sure: list[dict[str, str]],
                                      where))
         elif not e.known and (e.failure or (e.outcome is None and e.outcome_text)):
             why = (f" and was it stopped for a failure (the stop reason {e.outcome_text!r} names no outcome jdm-kg reads)"
-                   if e.outcome_text else f" ({e.outcome_label}, {e.period})")
+                   if e.outcome_text and e.outcome is None else f" ({e.outcome_label}, {e.period})")
             needed.append(DataNeeded("medication", f"Is {e.label!r} a JAK inhibitor ({jak_names}){why}?",
                                      "If it is a JAK inhibitor that failed, the guideline applies", where))
     for drug, first, second in contradictions:
