@@ -301,7 +301,7 @@ def _review_fields(graph: Graph, index: TermIndex) -> None:
             graph.remove((node, p, o))
             add_issue(graph, node, URIRef(str(p)), None,
                       f"{name!r} is not a field of a jdm-kg record ({hint}); check its spelling against the patient "
-                      f"vocabulary in the README; its value {shown} is not used.")
+                      f"vocabulary (docs/inputs.md); its value {shown} is not used.")
 
 
 def _review_episode(graph: Graph, index: TermIndex, episode: Node) -> None:
@@ -486,7 +486,7 @@ def review_jsonld_document(document: Any, context: dict[str, Any], guideline: Gu
                 hint = f"did you mean {near[0]}?" if near else "no known field is close"
                 issues.append(_issue_json(URIRef(str(JDM) + re.sub(r"[^A-Za-z0-9_-]", "_", key)), None,
                                           f"{key!r} is not a field of a jdm-kg record ({hint}); check its spelling against "
-                                          f"the patient vocabulary in the README; its value {_short_json(value)} is not used."))
+                                          f"the patient vocabulary (docs/inputs.md); its value {_short_json(value)} is not used."))
             elif key in _TERM_KEYS:
                 for item in value if isinstance(value, list) else [value]:
                     _term_value(out, issues, notes, key, item)

@@ -1,4 +1,4 @@
-"""The service's settings: limits, authentication, data. Defaults are stated in the README."""
+"""The service's settings: limits, authentication, data. Defaults are stated in docs/service.md."""
 
 from __future__ import annotations
 
