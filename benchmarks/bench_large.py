@@ -1,7 +1,7 @@
 """Benchmark: large single files. Peak memory and time of ``jdm-kg recommend`` on one Turtle file
 holding N patients (default 10,000), against the same patients in N separate files; and of
-``jdm-kg validate`` on one file of about ``--size-mb`` megabytes (default 200, just under the
-200 MiB limit).
+``jdm-kg validate`` on one file of about ``--size-mb`` megabytes (default 60, just under the
+64 MiB limit on one file, ``MAX_FILE_BYTES``).
 
     python benchmarks/bench_large.py                          # all three runs
     python benchmarks/bench_large.py --patients 2000 --size-mb 20 --skip-separate
@@ -73,7 +73,7 @@ def run(*args: str) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=10_000)
-    parser.add_argument("--size-mb", type=float, default=199)
+    parser.add_argument("--size-mb", type=float, default=60)
     parser.add_argument("--skip-separate", action="store_true", help="do not run the N-separate-files comparison")
     parser.add_argument("--skip-size", action="store_true", help="do not run the --size-mb file")
     parser.add_argument("--code", metavar="DIR", help="run the code of the checkout DIR (default: this one)")
