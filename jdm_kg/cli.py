@@ -16,6 +16,7 @@ import difflib
 import io
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -24,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rdflib import RDF, RDFS, SKOS, Graph, URIRef
+from rdflib import RDF, RDFS, SKOS, Graph, Literal, URIRef
 
 from jdm_kg.batch import FileOutcome, Summary, run_batch
 from jdm_kg.errors import (
@@ -591,6 +592,36 @@ def _list_queries() -> int:
     return EXIT_OK
 
 
+def _param_notes(text: str, label: str, bindings: dict[str, Any]) -> list[str]:
+    """A ``--param`` naming no variable of the query is an error (it would change nothing); a
+    value that names no term of the guideline gets a note with the nearest terms (a misspelt
+    IRI, or a bare word where a term was meant, matches nothing and gives no rows)."""
+    variables = set(re.findall(r"[?$]([A-Za-z_][A-Za-z0-9_]*)", re.sub(r"(?m)#.*$", "", text)))
+    for name in bindings:
+        if name not in variables:
+            near = difflib.get_close_matches(name, sorted(variables), n=3, cutoff=0.6)
+            raise InputError("--param", f"?{name} is not a variable of {label}"
+                             + (f" (did you mean {', '.join(near)}?)" if near else "")
+                             + f"; its variables: {', '.join(sorted(variables)) or 'none'}")
+    graph = load_guideline().graph
+    prefixes = guideline_prefixes()
+    terms = {str(t) for t in set(graph.subjects()) | set(graph.objects()) if isinstance(t, URIRef)}
+    by_local: dict[str, str] = {}
+    for iri in sorted(terms):
+        for prefix, namespace in prefixes.items():
+            if iri.startswith(namespace) and len(iri) > len(namespace):
+                by_local.setdefault(iri[len(namespace):], f"{prefix}:{iri[len(namespace):]}")
+    notes = []
+    for name, value in bindings.items():
+        if isinstance(value, URIRef) and str(value) not in terms and any(str(value).startswith(ns) for ns in prefixes.values()):
+            near = difflib.get_close_matches(re.split(r"[#/]", str(value))[-1], sorted(by_local), n=3, cutoff=0.75)
+            notes.append(f"--param {name}: <{value}> is not a term of the guideline"
+                         + (f" (nearest: {', '.join(by_local[n] for n in near)})" if near else ""))
+        elif isinstance(value, Literal) and str(value) in by_local:
+            notes.append(f"--param {name}={value} is a plain string; for the term write {by_local[str(value)]}")
+    return notes
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     if args.list:
         return _list_queries()
@@ -602,7 +633,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     caution = query_headers(text).get("not a recommendation")
     notice = f"NOT A RECOMMENDATION: {' '.join(caution.split())}" if caution else None
     bindings = dict(parse_param(p, {**guideline_prefixes(), **declared_in(text)}) for p in args.param)
-    data_notes: list[str] = []
+    data_notes: list[str] = _param_notes(text, label, bindings)
     if args.endpoint:
         if args.data:
             raise InputError("--data", "with --endpoint the query runs on the server's data; load files there with "
@@ -621,7 +652,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         query = deterministic_rows(check_query(text, label, allow_service=args.allow_service), text)
         files = _expand(args.data)
         loaded = [load_patient_file(path) for path in files]
-        data_notes = _what_data_holds(list(zip(files, loaded)))
+        data_notes += _what_data_holds(list(zip(files, loaded)))
         patients = stable_blank_nodes(t for graph in loaded for t in graph)
         data = Graph() if args.no_guideline else with_guideline(load_guideline())
         data += patients

@@ -145,20 +145,27 @@ def test_on_a_terminal_the_table_keeps_to_its_width_and_cuts_with_an_ellipsis(tm
 
 
 def test_a_bundled_query_on_a_terminal_keeps_to_its_width():
-    text = _terminal("query", "option-statements", columns=72)
+    text = _terminal("query", "option-statements", columns=120)
     lines = _table_lines(text)
-    assert len(lines) > 10 and max(len(line) for line in lines) <= 72
+    assert len(lines) > 10 and max(len(line) for line in lines) <= 120
     assert lines[2].startswith("jdmg:") and "…" in text
+    # too narrow for readable columns (a reviewer saw '…   …   …' at 80): one field per line, whole
+    narrow = _terminal("query", "option-statements", columns=72)
+    assert "option:             jdmg:adalimumab" in narrow and "…" not in narrow
+    assert "levelLabel:         more effective for one feature than another" in narrow
 
 
 def test_render_table_fits_any_width_and_leaves_short_columns_whole():
     names = ["option", "side", "label"]
     rows = [["jdmg:combination-mtx-csa-ivig", "for", "refractory disease with multiple manifestations"]]
-    for width in (20, 40, 60, 80, 200):
+    for width in (40, 60, 80, 200):
         text, cut = table.render_table(names, rows, width)
         assert max(len(line) for line in text.splitlines()) <= width
         assert cut == (width < 88)
         assert " for " in text.splitlines()[2] + " "  # the narrow column whole while the wide ones are cut
+    text, cut = table.render_table(names, rows, 20)  # a column would be under MIN_COLUMN: one field per line
+    assert not cut and text.splitlines() == ["option: jdmg:combination-mtx-csa-ivig", "side:   for",
+                                             "label:  refractory disease with multiple manifestations"]
     assert table.render_table(names, rows, None) == table.render_table(names, rows, 1000)
     assert table.render_table([], [], None) == ("", False)  # SELECT * of nothing: no table
     huge = "x" * (table.PIPE_MAX + 10)  # into a pipe only a value too wide for any screen is cut
@@ -218,3 +225,21 @@ def test_unknown_terms_through_the_python_api():
     found = query_terms.unknown_terms(query, guideline.graph)
     assert [(t.iri.split("#")[1], t.role) for t in found] == [("Drgu", "class"), ("outcom", "property")]
     assert found[0].nearest[0].endswith("#Drug") and found[1].nearest[0].endswith("#outcome")
+
+
+# ---------------------------------------------------------------- --param mistakes
+
+
+def test_a_param_naming_no_variable_is_an_error_and_a_value_naming_no_term_gets_a_note():
+    """A misspelt --param name changed nothing and the whole table came back as if filtered; a
+    misspelt IRI or a bare word gave 0 rows and no word (a reviewer's finding)."""
+    wrong = run("query", "regimen", "--param", "opton=jdmg:rituximab")
+    assert wrong.returncode == 2 and "?opton is not a variable of" in wrong.stderr and "did you mean option?" in wrong.stderr
+    typo = run("query", "regimen", "--param", "option=jdmg:rituximabb", "--format", "csv")
+    assert typo.returncode == 0 and ("note: --param option: <https://w3id.org/jdm-kg/guideline/rituximabb> is not a "
+                                     "term of the guideline (nearest: jdmg:rituximab") in typo.stderr
+    bare = run("query", "regimen", "--param", "option=rituximab", "--format", "csv")
+    assert "--param option=rituximab is a plain string; for the term write jdmg:rituximab" in bare.stderr
+    right = run("query", "regimen", "--param", "option=jdmg:rituximab", "--format", "csv")
+    assert "note: --param" not in right.stderr and "jdmg:regimen-rituximab" in right.stdout.replace(
+        "https://w3id.org/jdm-kg/guideline/", "jdmg:")

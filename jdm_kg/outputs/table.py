@@ -2,7 +2,9 @@
 
 One line per row. On a terminal the table keeps to its width (``COLUMNS`` if set): columns that
 fit are shown whole, and the widest are cut to a common width, each cut value ending in an
-ellipsis ("…"); a value is never broken across lines, so an IRI is never split mid-word. Into a
+ellipsis ("…"); a value is never broken across lines, so an IRI is never split mid-word. When
+that would leave a column under :data:`MIN_COLUMN` characters, the rows are printed one field
+per line instead (``name: value``, a blank line between rows), every value whole. Into a
 file or a pipe nothing is cut but a value over :data:`PIPE_MAX` characters (every row of a table
 is as wide as its widest). ``--format csv`` and ``json`` always give every value whole.
 
@@ -13,6 +15,11 @@ jdmg:rituximab   rituximab
 >>> text, cut = render_table(["option"], [["jdmg:combination-mtx-csa-ivig"]], width=12)
 >>> text.splitlines()[2], cut
 ('jdmg:combin…', True)
+>>> print(render_table(["option", "drug", "dose"], [["jdmg:rituximab-regimen", "jdmg:rituximab", "375 mg/m2"]],
+...                    width=30)[0], end="")
+option: jdmg:rituximab-regimen
+drug:   jdmg:rituximab
+dose:   375 mg/m2
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ import io
 import shutil
 from typing import Any
 
-__all__ = ["PIPE_MAX", "render_table", "table_width"]
+__all__ = ["MIN_COLUMN", "PIPE_MAX", "render_table", "table_width"]
 
 #: Between two columns: a space of padding on each side and rich's column separator.
 _GAP = 3
+#: The narrowest a cut column may be on a terminal; narrower, the rows are printed one field per line.
+MIN_COLUMN = 12
 #: The widest a column is into a file or a pipe (a longer value is cut, with an ellipsis).
 PIPE_MAX = 2000
 
@@ -61,6 +70,8 @@ def render_table(names: list[str], rows: list[list[str]], width: int | None) -> 
         widths = [min(n, PIPE_MAX) for n in natural]
     else:
         widths = _widths(natural, max(width - _GAP * (len(names) - 1), len(names)))
+        if any(w < min(n, MIN_COLUMN) for w, n in zip(widths, natural)):
+            return _records(names, rows), False
     table = Table(*names, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=None)
     for column, size in zip(table.columns, widths):
         column.width, column.no_wrap, column.overflow = size, True, "ellipsis"
@@ -72,3 +83,11 @@ def render_table(names: list[str], rows: list[list[str]], width: int | None) -> 
             soft_wrap=False).print(table)
     text = "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
     return text, widths != natural
+
+
+def _records(names: list[str], rows: list[list[str]]) -> str:
+    """Each row one field per line (``name: value``, the values aligned), a blank line between
+    rows: for a table too wide for the terminal, every value whole."""
+    pad = max(len(name) for name in names) + 2
+    blocks = ["\n".join(f"{name + ':':<{pad}}{value}".rstrip() for name, value in zip(names, row)) for row in rows]
+    return "\n\n".join(blocks) + "\n"
