@@ -999,7 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def endpoint_options(p: argparse.ArgumentParser, required: bool = False) -> None:
         p.add_argument("--endpoint", metavar="URL", required=required,
-                       help="run the queries on this SPARQL 1.1 server (query URL) instead of the embedded engine")
+                       help=("the SPARQL 1.1 server (query URL) to load into" if p.prog.endswith("load") else
+                             "run the queries on this SPARQL 1.1 server (query URL) instead of the embedded engine"))
         p.add_argument("--update", metavar="URL", required=required and p.prog.endswith("load"),
                        help="the server's SPARQL Update URL, to load the patient data (and with load, the guideline)")
         p.add_argument("--timeout", type=float, default=120, metavar="SECONDS",
