@@ -39,7 +39,15 @@ def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
 
     from jdm_kg.cli import main
     from jdm_kg.inputs import netguard
+    from jdm_kg.knowledge.guideline import load_guideline
 
+    # Another checkout or --guideline: a folder a test may edit between runs, and load_guideline
+    # keeps one compiled guideline per folder for the life of the process (a new process reads
+    # the folder afresh): forget them before and after, and the bundled one is read back from the
+    # on-disk cache.
+    elsewhere = Path(cwd).resolve() != ROOT or "--guideline" in args
+    if elsewhere:
+        load_guideline.cache_clear()  # type: ignore[attr-defined]
     out, err = io.StringIO(), io.StringIO()
     saved_env = {key: os.environ.get(key) for key in (env or {})}
     guard = dict(netguard._state)
@@ -61,6 +69,8 @@ def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
                 os.environ[key] = value
         # main() blocks the network for its run, not for the servers of the tests after it in this process
         netguard._state.update(allowed=guard["allowed"] or not guard["installed"], hosts=guard["hosts"])
+        if elsewhere:
+            load_guideline.cache_clear()  # type: ignore[attr-defined]
     proc = subprocess.CompletedProcess(["jdm-kg", *args], code, out.getvalue(), err.getvalue())
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
