@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli  # in-process; jdm() below runs each command as a user does
 from rdflib import Graph
 from rdflib.compare import isomorphic
 
@@ -26,6 +27,7 @@ VIGNETTES = ROOT / "tests" / "vignettes"
 
 
 def jdm(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``jdm-kg ARGS`` as a user runs it (a subprocess); :func:`helpers.cli` runs it in this process."""
     proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -44,7 +46,7 @@ def guideline_copy(tmp_path: Path, *extra: Path) -> Path:
 
 
 def test_bundled_guideline_passes_check():
-    proc = jdm("check")
+    proc = cli("check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no problems found" in proc.stdout
 
@@ -55,16 +57,40 @@ def _expectation(path: Path) -> tuple[str, str]:
     return rule, entity
 
 
-@pytest.mark.parametrize("fixture", sorted(BROKEN.glob("*.ttl")), ids=lambda p: p.stem)
-def test_each_deliberately_broken_guideline_is_caught(fixture, tmp_path):
-    """Each fixture adds one kind of mistake to a copy of the guideline; check names it."""
+def _assert_caught(fixture: Path, problems) -> None:  # type: ignore[no-untyped-def]
+    """The mistake ``fixture`` makes is among ``problems``: its rule, on its entity, located, with a fix."""
     rule, entity = _expectation(fixture)
-    problems = check_guideline(guideline_copy(tmp_path, fixture))
     hits = [p for p in problems if p.rule == rule and (entity == "-" or entity.split(":")[1] in str(p))]
-    assert hits, f"{rule} {entity} not reported; got: " + "\n".join(map(str, problems))
+    assert hits, f"{fixture.name}: {rule} {entity} not reported; got: " + "\n".join(map(str, problems))
     for problem in hits:
         assert problem.fix or problem.rule == "consistency", problem
         assert problem.file and problem.line, f"problem not located: {problem}"
+
+
+@pytest.fixture(scope="module")
+def every_mistake(tmp_path_factory):
+    """check on one copy of the guideline holding every broken fixture but the syntax error (which
+    stops check before the others): one compile and one check instead of one per fixture."""
+    fixtures = [p for p in sorted(BROKEN.glob("*.ttl")) if _expectation(p)[0] != "syntax"]
+    return check_guideline(guideline_copy(tmp_path_factory.mktemp("every-mistake"), *fixtures))
+
+
+@pytest.mark.parametrize("fixture", sorted(BROKEN.glob("*.ttl")), ids=lambda p: p.stem)
+def test_each_deliberately_broken_guideline_is_caught(fixture, every_mistake, tmp_path):
+    """Each fixture adds one kind of mistake to the guideline; check names it, among all the
+    others (the syntax error alone: check stops at it). Each fixture alone in a copy of its own:
+    test_each_deliberately_broken_guideline_is_caught_alone (slow)."""
+    if _expectation(fixture)[0] == "syntax":
+        _assert_caught(fixture, check_guideline(guideline_copy(tmp_path, fixture)))
+    else:
+        _assert_caught(fixture, every_mistake)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", sorted(BROKEN.glob("*.ttl")), ids=lambda p: p.stem)
+def test_each_deliberately_broken_guideline_is_caught_alone(fixture, tmp_path):
+    """Each fixture adds one kind of mistake to a copy of the guideline; check names it."""
+    _assert_caught(fixture, check_guideline(guideline_copy(tmp_path, fixture)))
 
 
 def test_every_qc_rule_and_check_kind_has_a_broken_fixture():
@@ -93,7 +119,7 @@ def test_check_cli_reports_file_line_and_fix_and_exits_1(tmp_path):
 
 
 def test_check_cli_bad_folder_is_usage_error(tmp_path):
-    proc = jdm("check", str(tmp_path / "nope"))
+    proc = cli("check", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "not a folder" in proc.stderr
 
 
@@ -123,7 +149,7 @@ def test_vignettes_cover_every_manifestation_gate_and_case():
 
 
 def test_cli_test_prints_table_and_fails_on_a_wrong_expectation(tmp_path):
-    proc = jdm("test")
+    proc = cli("test")
     assert proc.returncode == 0, proc.stdout
     assert re.search(r"\d+ passed, 0 failed", proc.stdout)
     wrong = tmp_path / "v01-wrong.ttl"
@@ -184,7 +210,7 @@ def test_diff_lists_a_change_of_standing_in_every_patient_file_format(tmp_path):
     others are still compared; the heading says what was compared."""
     new = guideline_copy(tmp_path)
     _edit_rituximab_preference(new, *_WEAKER_LEVEL)
-    proc = jdm("diff", "ontology", str(new), "--patients", "examples/muscle-predominant.jsonld",
+    proc = cli("diff", "ontology", str(new), "--patients", "examples/muscle-predominant.jsonld",
                "examples/ild-predominant.ttl", "examples/fhir", "examples/invalid/malformed.ttl", "--vignettes")
     assert proc.returncode == 2, proc.stderr
     out = proc.stdout
@@ -202,7 +228,7 @@ def test_diff_lists_a_change_of_standing_in_every_patient_file_format(tmp_path):
 
 
 def test_diff_patients_a_path_that_does_not_exist_is_a_usage_error():
-    proc = jdm("diff", "HEAD", "ontology", "--patients", "examples/skin-predominant.ttl",
+    proc = cli("diff", "HEAD", "ontology", "--patients", "examples/skin-predominant.ttl",
                "examples/no-such-patient.ttl")
     assert proc.returncode == 2 and not proc.stdout
     assert "error: examples/no-such-patient.ttl: no such file or folder" in proc.stderr
@@ -296,12 +322,12 @@ def test_diff_against_a_git_revision(tmp_path):
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
     subprocess.run([*git, "add", "."], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "v1"], cwd=repo, check=True)
-    same = jdm("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
+    same = cli("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
     assert same.returncode == 0 and "nothing: the two graphs hold the same statements" in same.stdout
     _edit_rituximab_dose(repo / "ontology")
-    changed = jdm("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
+    changed = cli("diff", "HEAD", "ontology", "--patients", "--vignettes", cwd=repo)
     assert "changed from 375.0 to 500.0" in changed.stdout
-    bad = jdm("diff", "no-such-revision", "ontology", cwd=repo)
+    bad = cli("diff", "no-such-revision", "ontology", cwd=repo)
     assert bad.returncode == 2 and "git revision" in bad.stderr
 
 
@@ -326,11 +352,11 @@ def test_fmt_check_passes_on_the_bundled_guideline_and_fixes_a_messy_copy(tmp_pa
     messy = tmp_path / "terms.ttl"
     graph = load_rdf_file(ONTOLOGY / "terms.ttl")
     messy.write_text(graph.serialize(format="turtle"), encoding="utf-8")
-    assert jdm("fmt", "--check", str(messy)).returncode == 1
+    assert cli("fmt", "--check", str(messy)).returncode == 1
     assert messy.read_text() == graph.serialize(format="turtle")  # --check changes nothing
-    assert jdm("fmt", str(messy)).returncode == 0
+    assert cli("fmt", str(messy)).returncode == 0
     assert isomorphic(load_rdf_file(messy), graph)
-    assert jdm("fmt", "--check", str(messy)).returncode == 0
+    assert cli("fmt", "--check", str(messy)).returncode == 0
 
 
 # ---------------------------------------------------------------- docs
@@ -376,7 +402,7 @@ def test_docs_templates_escape_what_the_graph_says():
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium; .ci/run installs it)")
 def test_docs_render_in_a_browser(tmp_path):
-    assert jdm("docs", "-o", str(tmp_path / "site")).returncode == 0
+    assert cli("docs", "-o", str(tmp_path / "site")).returncode == 0
     index = _render(tmp_path / "site" / "index.html", tmp_path / "profile")
     assert "Version <strong>v2026-11-24</strong>" in index
     assert "Step 1: Evaluate Disease Manifestations" in index
@@ -397,6 +423,6 @@ def test_docs_render_in_a_browser(tmp_path):
 
 
 def test_recommend_output_records_the_guideline_version():
-    proc = jdm("recommend", "examples/skin-predominant.ttl", "--format", "json")
+    proc = cli("recommend", "examples/skin-predominant.ttl", "--format", "json")
     assert json.loads(proc.stdout)[0]["guidelineVersion"] == "v2026-11-24"
     assert "## v2026-11-24" in (ROOT / "ontology" / "CHANGELOG.md").read_text(encoding="utf-8")

@@ -1,13 +1,18 @@
 """`jdm-kg check` catches edits that would give wrong advice or break `recommend`: a dose unit
 that contradicts its basis, a missing or ill-typed engine policy, a quote that is a fragment, a
 preference level that contradicts its quote's verb, an option ranked that the guideline never
-names. Each test edits a copy of the bundled guideline the way an author would."""
+names. Each test edits a copy of the bundled guideline the way an author would, and runs the whole
+check on it (a few seconds each): one edit of each kind runs by default, the other variants under
+the ``slow`` marker (docs/testing.md lists them and what covers each by default; every check kind
+is also in tests/test_authoring.py's broken-guideline fixtures)."""
 
 from __future__ import annotations
 
 import re
 import shutil
 from pathlib import Path
+
+import pytest
 
 from jdm_kg.authoring.check import Problem, check_guideline
 
@@ -62,6 +67,7 @@ def test_rituximab_basis_per_kg_with_unit_per_m2_is_caught(tmp_path):
     _located(problem, "guideline.ttl")
 
 
+@pytest.mark.slow
 def test_unit_per_kg_with_basis_per_m2_is_caught(tmp_path):
     folder = _regimen_edit(tmp_path, "jdmg:regimen-infliximab", "jdm:PerKgBodyWeight", "jdm:PerM2BodySurfaceArea")
     [problem] = _found(folder, "qc:dose-unit-basis")
@@ -69,6 +75,7 @@ def test_unit_per_kg_with_basis_per_m2_is_caught(tmp_path):
     assert '"mg/kg" is per kg' in str(problem)
 
 
+@pytest.mark.slow
 def test_a_unit_with_no_basis_is_caught(tmp_path):
     """jdm:NoBasis says the guideline gives no dose: a unit beside it contradicts that."""
     folder = _regimen_edit(tmp_path, "jdmg:regimen-ivig", "jdm:PerKgBodyWeight", "jdm:NoBasis")
@@ -91,16 +98,17 @@ def test_the_qc_pairs_are_the_ones_recommend_computes_with():
 def _engine_error(folder: Path) -> str:
     """The error `recommend` stops with on this guideline ('' if it starts)."""
     from jdm_kg.errors import InputError
-    from jdm_kg.knowledge.guideline import compile_guideline, guideline_files
+    from jdm_kg.knowledge.guideline import cached_compile, guideline_files
     from jdm_kg.reasoning.recommend import guideline_facts
 
-    try:
-        guideline_facts(compile_guideline(guideline_files(folder)))
+    try:  # (through the on-disk cache, as recommend compiles it: check reads the same file back)
+        guideline_facts(cached_compile(guideline_files(folder)))
     except (ValueError, InputError) as err:
         return str(err)
     return ""
 
 
+@pytest.mark.slow
 def test_a_deleted_setting_is_reported_where_recommend_would_fail(tmp_path):
     folder = _edited(tmp_path, ("    jdm:screeningMaxAgeDays 365 ;\n", ""))
     assert "screeningMaxAgeDays" in _engine_error(folder)
@@ -109,6 +117,7 @@ def test_a_deleted_setting_is_reported_where_recommend_would_fail(tmp_path):
     _located(problem, "guideline.ttl")
 
 
+@pytest.mark.slow
 def test_a_deleted_policy_is_reported(tmp_path):
     folder = _edited(tmp_path, (_block("jdmg:policy-exclude-failed-drug"), ""))
     assert "policy-exclude-failed-drug" in _engine_error(folder)
@@ -117,6 +126,7 @@ def test_a_deleted_policy_is_reported(tmp_path):
     _located(problem, "guideline.ttl")  # where the other policies are written
 
 
+@pytest.mark.slow
 def test_a_policy_that_lost_its_type_is_reported(tmp_path):
     block = _block("jdmg:policy-already-on")
     folder = _edited(tmp_path, (block, block.replace("    a jdm:Policy ;\n", "")))
@@ -144,6 +154,7 @@ def test_every_policy_and_setting_recommend_needs_is_checked(tmp_path):
         assert f"has no jdm:{key}" in reported["jdmg:" + str(owner).rsplit("/", 1)[1]]
 
 
+@pytest.mark.slow
 def test_settings_that_are_not_positive_whole_numbers_are_reported(tmp_path):
     folder = _edited(tmp_path, ("jdm:screeningMaxAgeDays 365 ;", 'jdm:screeningMaxAgeDays "365" ;'),
                      ("jdm:measurementMaxAgeDays 90 ;", "jdm:measurementMaxAgeDays -1 ;"),
@@ -158,6 +169,7 @@ def test_settings_that_are_not_positive_whole_numbers_are_reported(tmp_path):
     ], messages
 
 
+@pytest.mark.slow
 def test_a_missing_default_ranking_band_is_reported(tmp_path):
     folder = _edited(tmp_path, ("    jdm:bandIsDefault true ;\n", ""))
     assert "default" in _engine_error(folder)
@@ -174,12 +186,14 @@ def _quote_problems(tmp_path: Path, quote: str) -> list[Problem]:
     return [p for p in _found(folder, "quote") if p.entity == "jdmg:pref-rituximab-muscle-ild"]
 
 
+@pytest.mark.slow
 def test_a_quote_cut_inside_a_word_is_caught(tmp_path):
     [problem] = _quote_problems(tmp_path, "articularly effective for muscle involvement and IL")
     assert "starts or ends inside a word" in problem.message
     _located(problem, "guideline.ttl")
 
 
+@pytest.mark.slow
 def test_a_quote_too_short_to_name_its_sentence_is_caught(tmp_path):
     [problem] = _quote_problems(tmp_path, "ILD")
     assert "is 1 word" in problem.message and "at least 3 words" in problem.fix
@@ -212,6 +226,7 @@ def _level_edit(tmp_path: Path, statement: str, old: str, new: str) -> Path:
     return _edited(tmp_path, (block, block.replace(f"jdm:preferenceLevel {old} ;", f"jdm:preferenceLevel {new} ;")))
 
 
+@pytest.mark.slow
 def test_level_weaker_than_the_quotes_verb_is_caught(tmp_path):
     """The reviewer's edit: "may be effective" on "Particularly effective for muscle involvement and ILD"
     (it would move rituximab out of the 'preferred' band)."""
@@ -225,6 +240,7 @@ def test_level_weaker_than_the_quotes_verb_is_caught(tmp_path):
     _located(problem, "guideline.ttl")
 
 
+@pytest.mark.slow
 def test_level_stronger_than_the_quotes_verb_is_caught(tmp_path):
     folder = _level_edit(tmp_path, "jdmg:pref-ivig-calcinosis", "jdmg:level-consider", "jdmg:level-particularly-effective")
     [problem] = _found(folder, "qc:level-verb")
@@ -233,6 +249,7 @@ def test_level_stronger_than_the_quotes_verb_is_caught(tmp_path):
     assert 'the quote says "consider", the verb of jdmg:level-consider' in problem.message
 
 
+@pytest.mark.slow
 def test_a_level_without_a_verb_on_a_quote_with_one_is_caught(tmp_path):
     folder = _level_edit(tmp_path, "jdmg:pref-combination-refractory", "jdmg:level-may-be-effective",
                          "jdmg:level-named-among-options")
@@ -263,6 +280,7 @@ def _role_problems(folder: Path) -> dict[str, str]:
     return {p.entity: p.message for p in _found(folder, "qc:option-role-source")}
 
 
+@pytest.mark.slow
 def test_a_drug_with_a_role_and_no_source_is_caught(tmp_path):
     """The reviewer's edit: before, the drug passed check and was ranked #1."""
     folder = _with_extra(tmp_path, 'jdmg:newdrugumab a jdm:BiologicDMARD ; rdfs:label "newdrugumab"@en ;\n'
@@ -271,6 +289,7 @@ def test_a_drug_with_a_role_and_no_source_is_caught(tmp_path):
                                                           "but no jdm:roleFrom: no guideline statement gives it that role"}
 
 
+@pytest.mark.slow
 def test_a_role_from_a_statement_that_does_not_name_the_drug_is_caught(tmp_path):
     folder = _with_extra(tmp_path, 'jdmg:newdrugumab a jdm:BiologicDMARD ; rdfs:label "newdrugumab"@en ;\n'
                                    "    jdm:role jdm:NextLineBDMARD ; jdm:roleFrom jdmg:pref-ivig-calcinosis .\n")
@@ -278,6 +297,7 @@ def test_a_role_from_a_statement_that_does_not_name_the_drug_is_caught(tmp_path)
         _role_problems(folder)["jdmg:newdrugumab"]
 
 
+@pytest.mark.slow
 def test_a_drug_named_only_by_its_class_needs_a_statement_or_a_derivation(tmp_path):
     """'a TNF inhibitor' does not name every TNF inhibitor: jdm-kg's choice must say so, as tocilizumab's does."""
     drug = ('jdmg:newtnfimab a jdm:TNFInhibitor ; rdfs:label "newtnfimab"@en ;\n'

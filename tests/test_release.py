@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
 from rdflib import OWL, RDF, SKOS, Graph, URIRef
 
 from jdm_kg.authoring.release import (
@@ -63,6 +64,11 @@ def jdm(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``jdm-kg ARGS`` as a user runs it, in the checkout ``cwd`` (its working tree is the guideline)."""
     return subprocess.run([sys.executable, "-m", "jdm_kg.cli", *args], capture_output=True, text=True, timeout=300,
                           cwd=cwd, check=False)
+
+
+def in_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`jdm` in this process (:func:`helpers.cli`): the same main(), no interpreter to start."""
+    return cli(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -262,12 +268,12 @@ def test_an_edited_guideline_is_not_released_under_the_same_version(released: Pa
     root = tmp_path / "checkout"
     shutil.copytree(released, root)
     before = {p: p.read_bytes() for p in (root / "out" / RELEASED).rglob("*") if p.is_file()}
-    again = jdm(root, "release", "-o", "out")  # the same content: the same release, written again
+    again = in_process(root, "release", "-o", "out")  # the same content: the same release, written again
     assert again.returncode == 0, again.stderr
     assert {p: p.read_bytes() for p in (root / "out" / RELEASED).rglob("*") if p.is_file()} == before
 
     _edit_rituximab(root)
-    proc = jdm(root, "release", "-o", "out")
+    proc = in_process(root, "release", "-o", "out")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"error: release {RELEASED}: refused" in proc.stderr
     assert "uncommitted changes in ontology/: ontology/guideline.ttl" in proc.stderr
@@ -276,12 +282,12 @@ def test_an_edited_guideline_is_not_released_under_the_same_version(released: Pa
     assert {p: p.read_bytes() for p in (root / "out" / RELEASED).rglob("*") if p.is_file()} == before
 
     git_run(root, "commit", "-qam", "rituximab 500 mg/m2")
-    proc = jdm(root, "release", "-o", "fresh")  # committed, into an empty folder: the tag still knows
+    proc = in_process(root, "release", "-o", "fresh")  # committed, into an empty folder: the tag still knows
     assert proc.returncode == 2 and "uncommitted" not in proc.stderr
     assert f"the git tag {RELEASED} holds other content" in proc.stderr
     assert not (root / "fresh").exists()
 
-    draft = jdm(root, "release", "-o", "out", "--allow-dirty")
+    draft = in_process(root, "release", "-o", "out", "--allow-dirty")
     assert draft.returncode == 0, draft.stderr
     assert f"Wrote a DRAFT of {RELEASED} (not a release)" in draft.stdout
     folder = root / "out" / f"{RELEASED}-draft"
@@ -296,13 +302,13 @@ def test_an_edited_guideline_is_not_released_under_the_same_version(released: Pa
     assert json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["draft"] is True
     assert {p: p.read_bytes() for p in (root / "out" / RELEASED).rglob("*") if p.is_file()} == before
 
-    bump_without_notes = jdm(root, "release", "-o", "out", "--bump", "2031-02-01")
+    bump_without_notes = in_process(root, "release", "-o", "out", "--bump", "2031-02-01")
     assert bump_without_notes.returncode == 2 and "says nothing under '## Unreleased'" in bump_without_notes.stderr
     changelog = root / "ontology" / "CHANGELOG.md"
     changelog.write_text(changelog.read_text(encoding="utf-8").replace(
         "## Unreleased\n", "## Unreleased\n\n- Rituximab 500 mg/m² weekly x4 (was 375).\n", 1), encoding="utf-8")
     git_run(root, "commit", "-qam", "changelog")
-    bumped = jdm(root, "release", "-o", "out", "--bump", "2031-02-01")
+    bumped = in_process(root, "release", "-o", "out", "--bump", "2031-02-01")
     assert bumped.returncode == 0, bumped.stderr
     notes = (root / "out" / "v2031-02-01" / "release-notes.md").read_text(encoding="utf-8")
     assert "- Rituximab 500 mg/m² weekly x4 (was 375)." in notes
@@ -314,12 +320,12 @@ def test_an_edited_guideline_is_not_released_under_the_same_version(released: Pa
 def test_a_release_needs_a_bumped_version_and_a_git_checkout(tmp_path: Path) -> None:
     """Unreleased content changes, or a folder nobody can tell the state of, are refused."""
     plain = checkout(tmp_path / "plain", git=False)
-    proc = jdm(plain, "release", "-o", "out")
+    proc = in_process(plain, "release", "-o", "out")
     assert proc.returncode == 2, proc.stdout
     assert "ontology/ (ontology) is not in a git checkout" in proc.stderr
     assert not (plain / "out").exists()
     versioned = checkout(tmp_path / "versioned")  # its changelog lists a change under Unreleased
-    proc = jdm(versioned, "release", "-o", "out")
+    proc = in_process(versioned, "release", "-o", "out")
     assert proc.returncode == 2
     assert "lists changes under '## Unreleased' that no version holds yet" in proc.stderr
 
@@ -362,7 +368,7 @@ def test_bump_sets_the_version_in_every_place(tmp_path: Path) -> None:
 
     for date, why in (("2031-03-04", "is not after the current one, v2031-03-04"), ("2030-01-01", "not after the current"),
                       ("2031-02-30", "not a date of the calendar"), ("soon", "not a release date")):
-        proc = jdm(root, "bump", date)
+        proc = in_process(root, "bump", date)
         assert proc.returncode == 2 and why in proc.stderr, (date, proc.stderr)
 
 

@@ -1,9 +1,14 @@
-"""QC rule stale-dose-words (issue 14): a regimen's words must give the amounts of its dose fields."""
+"""QC rule stale-dose-words (issue 14): a regimen's words must give the amounts of its dose fields.
+
+Each test runs the whole check on an edited copy (a few seconds each): AUTHORING's worked example
+and its fix run by default, the other wordings under the ``slow`` marker (docs/testing.md)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import pytest
 
 from jdm_kg.authoring.check import check_guideline
 
@@ -53,6 +58,7 @@ def test_words_brought_up_to_date_pass(tmp_path: Path) -> None:
     assert _stale(folder) == []
 
 
+@pytest.mark.slow
 def test_a_changed_range_end_is_caught_in_every_wording(tmp_path: Path) -> None:
     """Methotrexate 15-20 mg/m² becomes 15-25: "15-20 mg/m²" and "15 to 20 mg/m²" are both stale."""
     folder = _edited(tmp_path, "jdm:doseMax 20.0 ;", "jdm:doseMax 25.0 ;")
@@ -61,6 +67,7 @@ def test_a_changed_range_end_is_caught_in_every_wording(tmp_path: Path) -> None:
     assert all("regimen-mtx-high" in s for s in stale)
 
 
+@pytest.mark.slow
 def test_a_changed_maximum_is_caught(tmp_path: Path) -> None:
     folder = _edited(tmp_path, "jdm:maxDose 40.0 ;", "jdm:maxDose 30.0 ;")
     stale = _stale(folder)
@@ -68,6 +75,7 @@ def test_a_changed_maximum_is_caught(tmp_path: Path) -> None:
     assert any("jdmg:dose-mtx-high: skos:editorialNote says \"maximum 40 mg/week\"" in s for s in stale), stale
 
 
+@pytest.mark.slow
 def test_other_ways_of_writing_per_square_metre_and_per_kilogram(tmp_path: Path) -> None:
     """"375 mg per square metre", "375 mg/m^2" and "375 mg/sqm" are the old dose too; and they are
     the right dose while the fields say 375 (no false alarm). The same for "mg per kilogram"."""

@@ -27,7 +27,7 @@ from rdflib.term import Node
 from jdm_kg.authoring.vignettes import VignetteResult, run_vignettes
 from jdm_kg.errors import InputError
 from jdm_kg.inputs.loading import load_patient_file, rdf_files
-from jdm_kg.knowledge.guideline import Guideline, compile_guideline, guideline_files
+from jdm_kg.knowledge.guideline import Guideline, cached_compile, guideline_files
 from jdm_kg.outputs.report import dose_details, dose_evidence
 from jdm_kg.reasoning.recommend import OptionAssessment, PatientResult, recommend_graph
 from jdm_kg.resources import guideline_home, resource_dir
@@ -366,7 +366,8 @@ class GuidelineDiff:
 def diff_guidelines(old_spec: str, new_spec: str, patients: list[Path], vignettes: list[Path]) -> GuidelineDiff:
     """Compare two guideline versions and their effect on ``patients`` (files of any format
     ``recommend`` reads) and ``vignettes``."""
-    old, new = compile_guideline(resolve_version(old_spec)), compile_guideline(resolve_version(new_spec))
+    # through the on-disk cache (keyed by the files' content): the version check or recommend compiled last is read back
+    old, new = cached_compile(resolve_version(old_spec)), cached_compile(resolve_version(new_spec))
     changes = clinical_changes(old.asserted, new.asserted)
     if not changes:
         return GuidelineDiff(old.version, new.version, [], [], old_from=old_spec, new_from=new_spec)
