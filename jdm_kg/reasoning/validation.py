@@ -204,6 +204,8 @@ def _ill_typed(term: Node) -> bool:
     ``"NaN"^^xsd:decimal``: NaN and INF are doubles, not decimals)."""
     if not isinstance(term, Literal) or term.datatype is None:
         return False
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", str(term.datatype)):
+        return True  # a datatype that is no absolute IRI (JSON-LD's reading of a bare true where a name belongs)
     if term.ill_typed:
         return True
     return isinstance(term.value, Decimal) and not term.value.is_finite()
@@ -250,7 +252,9 @@ def _ill_typed_issues(
         record = records[owner_node][0].patient_id if owner_node is not None else _short(subject)
         entry_name = _entry_name(graph, owner_node, entry) if owner_node is not None else None
         datatype = _local(literal.datatype)
-        message = f"not a valid {datatype}: {_SHOULD_BE.get(datatype, 'correct the value or its datatype')}"
+        message = (f"not a valid {datatype}: {_SHOULD_BE.get(datatype, 'correct the value or its datatype')}" if datatype
+                   else "not a value this field takes (a bare true, false or number where a name belongs): write "
+                        "the name, e.g. \"Negative\"")
         issue = Issue("violation", record, ".".join(trail + [_local(predicate)]), str(literal), message, entry_name)
         found.append((owner_node, issue, (subject, predicate, literal)))
     return found
