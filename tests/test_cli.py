@@ -1,4 +1,8 @@
-"""The command line as a user runs it (subprocess): outputs, exit codes, hostile input."""
+"""The command line as a user runs it (a subprocess, ``run``): outputs, exit codes, hostile input.
+Each command runs here at least once as a subprocess; the tests of what a command prints in other
+cases call the same ``main()`` in this process (``cli``: no interpreter to start, the compiled
+guideline already in memory); what only a process shows (the network watch, --jobs workers, usage
+errors from argparse, a run outside a checkout) stays a subprocess."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import re
 
 import pytest
 
-from helpers import ROOT, run  # the CLI as a user runs it, with a network watch
+from helpers import ROOT, cli, run  # run: the CLI as a user runs it, with a network watch; cli: in-process
 
 EX = ROOT / "examples"
 
@@ -21,9 +25,9 @@ def test_validate_ok_and_violations():
 
 
 def test_validate_json_and_turtle():
-    out = json.loads(run("validate", "--format", "json", str(EX / "invalid" / "typo-and-grams.jsonld")).stdout)
+    out = json.loads(cli("validate", "--format", "json", str(EX / "invalid" / "typo-and-grams.jsonld")).stdout)
     assert out[0]["conforms"] is False and any(i["field"] == "sex" for i in out[0]["issues"])
-    ttl = run("validate", "--format", "turtle", str(EX / "invalid" / "height-in-metres.ttl")).stdout
+    ttl = cli("validate", "--format", "turtle", str(EX / "invalid" / "height-in-metres.ttl")).stdout
     assert "sh:ValidationReport" in ttl
 
 
@@ -43,33 +47,33 @@ def test_recommend_text_report():
 
 
 def test_recommend_json_markdown_turtle():
-    data = json.loads(run("recommend", "--format", "json", str(EX / "refractory-multisystem.ttl")).stdout)
+    data = json.loads(cli("recommend", "--format", "json", str(EX / "refractory-multisystem.ttl")).stdout)
     assert data[0]["options"][0]["label"] in ("adalimumab", "infliximab") and data[0]["options"][0]["rank"] == 1
     combination = [o for o in data[0]["options"] if o["label"].startswith("combination")][0]
     assert combination["rank"] is None and combination["section"].startswith("Escalation")
     rit = [o for o in data[0]["options"] if o["label"] == "rituximab"][0]
     assert rit["status"] == "excluded" and rit["reasonsAgainst"]
-    md = run("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout
+    md = cli("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout
     assert md.startswith("# jdm-kg recommendations") and "## Patient P-SKIN" in md
-    ttl = run("recommend", "--format", "turtle", str(EX / "skin-predominant.ttl")).stdout
+    ttl = cli("recommend", "--format", "turtle", str(EX / "skin-predominant.ttl")).stdout
     assert "jdm:RecommendationRun" in ttl and "prov:wasDerivedFrom" in ttl
 
 
 def test_recommend_not_applicable_says_so():
-    proc = run("recommend", str(EX / "no-jak-failure.ttl"))
+    proc = cli("recommend", str(EX / "no-jak-failure.ttl"))
     assert proc.returncode == 0 and "does not apply" in proc.stdout
 
 
 def test_explain_three_patients():
-    skin = run("explain", str(EX / "skin-predominant.ttl"), "infliximab").stdout
+    skin = cli("explain", str(EX / "skin-predominant.ttl"), "infliximab").stdout
     assert "infliximab: OFFERED (next-line bDMARD), rank 1: suitable" in skin
     assert "patient fact: manifestation skin disease, predominant yes" in skin
-    ild = run("explain", str(EX / "ild-predominant.ttl")).stdout
+    ild = cli("explain", str(EX / "ild-predominant.ttl")).stdout
     assert "rituximab: BLOCKED" in ild and "hepatitis B: positive (anti-HBc) on 2026-10-01" in ild
-    ref = run("explain", str(EX / "refractory-multisystem.ttl"), "rituximab").stdout
+    ref = cli("explain", str(EX / "refractory-multisystem.ttl"), "rituximab").stdout
     assert "NOT OFFERED (history)" in ref and "2024-01-15 to 2024-09-01" in ref
     assert "jdm-kg policy: a drug that failed is not offered again" in ref
-    mtx = run("explain", str(EX / "skin-predominant.ttl"), "methotrexate").stdout
+    mtx = cli("explain", str(EX / "skin-predominant.ttl"), "methotrexate").stdout
     assert "not a treatment option" in mtx and "co-medication" in mtx
 
 
@@ -90,11 +94,11 @@ def test_query_bundled_with_bound_param():
 
 def test_query_param_is_bound_not_pasted():
     # A value that would break out of the query if pasted is just a literal that matches nothing.
-    proc = run("query", "option-matches", "--param", 'patient=x" } ; DROP ALL ; #', "--format", "json")
+    proc = cli("query", "option-matches", "--param", 'patient=x" } ; DROP ALL ; #', "--format", "json")
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
     assert not [row for row in rows if row.get("option")]  # a literal that names no patient: nothing ranked
-    again = run("query", "option-matches", "--data", str(EX / "skin-predominant.ttl"), "--format", "json",
+    again = cli("query", "option-matches", "--data", str(EX / "skin-predominant.ttl"), "--format", "json",
                 "--param", "patient=<https://w3id.org/jdm-kg/example/patient/P-SKIN>")
     # the guideline is intact and still answers: TNF inhibitors (both sides of the comparison), IVIG, rituximab
     assert len(json.loads(again.stdout)) == 6
@@ -134,14 +138,14 @@ def test_malformed_input_is_one_clear_line(tmp_path, name, content, words):
     path = tmp_path / name
     path.write_bytes(content)
     for cmd in ("validate", "recommend"):
-        proc = run(cmd, str(path), tmp_path=tmp_path)
+        proc = cli(cmd, str(path))
         assert proc.returncode == 2, proc.stderr
         assert words in proc.stderr and str(path) in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_syntax_error_names_the_line():
-    proc = run("validate", str(EX / "invalid" / "malformed.ttl"))
+    proc = cli("validate", str(EX / "invalid" / "malformed.ttl"))
     assert proc.returncode == 2 and "malformed.ttl:4:" in proc.stderr
 
 
@@ -154,7 +158,7 @@ def test_missing_file_and_usage_errors():
 def test_one_bad_file_does_not_stop_the_others(tmp_path):
     bad = tmp_path / "bad.ttl"
     bad.write_text("@prefix : <x> . :a :b")
-    proc = run("recommend", str(bad), str(EX / "skin-predominant.ttl"), tmp_path=tmp_path)
+    proc = cli("recommend", str(bad), str(EX / "skin-predominant.ttl"))
     assert proc.returncode == 2 and "Patient P-SKIN" in proc.stdout and "bad.ttl" in proc.stderr
 
 
@@ -163,7 +167,7 @@ def test_many_patients_one_broken(tmp_path):
     broken = skin.replace("ex:P-SKIN", "ex:P-TWO").replace('"P-SKIN"', '"P-TWO"').replace("jdm:value 140.0", "jdm:value 1.40")
     both = tmp_path / "two.ttl"
     both.write_text(skin + "\n" + broken.split("\n", 6)[-1])
-    proc = run("recommend", "--format", "json", str(both), tmp_path=tmp_path)
+    proc = cli("recommend", "--format", "json", str(both))
     assert proc.returncode == 1
     data = {r["patientId"]: r for r in json.loads(proc.stdout)}
     assert data["P-SKIN"]["applicable"] is True
@@ -175,7 +179,7 @@ def test_huge_literal_is_handled(tmp_path):
     skin = (EX / "skin-predominant.ttl").read_text()
     big = tmp_path / "big.ttl"
     big.write_text(skin.replace('jdm:patientId "P-SKIN"', 'jdm:patientId "' + "P" * 2_000_000 + '"'))
-    proc = run("validate", str(big), tmp_path=tmp_path)
+    proc = cli("validate", str(big))
     assert proc.returncode == 2
     assert "a string of 2000000 characters; jdm-kg reads values of at most 100000 characters" in proc.stderr
 
@@ -207,7 +211,7 @@ def test_a_folder_without_patient_files_is_an_error_and_linked_folders_are_follo
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("not a patient file", encoding="utf-8")
-    proc = run("recommend", str(empty), "--summary")
+    proc = cli("recommend", str(empty), "--summary")
     assert proc.returncode == 2 and f"{empty}: no patient files in this folder" in proc.stderr
     assert "Traceback" not in proc.stderr
     registry = tmp_path / "registry"
@@ -215,14 +219,14 @@ def test_a_folder_without_patient_files_is_an_error_and_linked_folders_are_follo
     (registry / "site-a" / "skin.ttl").write_bytes((EX / "skin-predominant.ttl").read_bytes())
     (registry / "site-b").symlink_to(EX / "fhir", target_is_directory=True)  # a linked folder is read
     (registry / "site-a" / "back").symlink_to(registry, target_is_directory=True)  # a loop is walked once
-    out = run("validate", str(registry), "--summary", "--summary-only", "--no-progress")
+    out = cli("validate", str(registry), "--summary", "--summary-only", "--no-progress")
     assert out.returncode == 0, out.stderr
     fhir_files = len(list((EX / "fhir").glob("*.json")))
     assert f"files: {1 + fhir_files} (0 unusable)" in out.stdout
 
 
 def test_validate_summary_only(tmp_path):
-    proc = run("validate", str(EX), "--summary", "--summary-only", "--no-progress")
+    proc = cli("validate", str(EX), "--summary", "--summary-only", "--no-progress")
     assert proc.returncode == 2  # examples/invalid holds unusable files too (malformed, remote context)
     first, rest = proc.stdout.split("\n", 1)
     assert first.startswith("Guideline v") and rest.lstrip().startswith("Summary")  # the guideline line, then only the summary
@@ -230,7 +234,7 @@ def test_validate_summary_only(tmp_path):
 
 
 def test_query_table_is_a_rich_table_with_every_row():
-    proc = run("query", "candidate-options")
+    proc = cli("query", "candidate-options")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Guideline v")
@@ -271,23 +275,23 @@ def test_guideline_option_reaches_worker_processes_and_names_the_folder(tmp_path
 
 def test_guideline_line_goes_to_stderr_for_machine_formats(tmp_path):
     for args in (["recommend", "--format", "json"], ["validate", "--format", "json"], ["recommend", "--format", "fhir"]):
-        proc = run(*args, str(EX / "skin-predominant.ttl"))
+        proc = cli(*args, str(EX / "skin-predominant.ttl"))
         json.loads(proc.stdout)  # stdout stays JSON
         assert proc.stderr.startswith("Guideline v"), proc.stderr
-    csv_out = run("query", "patients", "--data", str(EX / "skin-predominant.ttl"), "--format", "csv")
+    csv_out = cli("query", "patients", "--data", str(EX / "skin-predominant.ttl"), "--format", "csv")
     assert csv_out.stdout.splitlines()[0] == "patient,patientId" and "\\u000d" not in csv_out.stdout
     assert csv_out.stderr.startswith("Guideline v")
-    md = run("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout.splitlines()
+    md = cli("recommend", "--format", "markdown", str(EX / "skin-predominant.ttl")).stdout.splitlines()
     assert md[0] == "# jdm-kg recommendations" and md[2].startswith("Guideline v")
 
 
 def test_guideline_option_errors_and_fmt_outside_a_checkout(tmp_path):
-    missing = run("check", "--guideline", str(tmp_path / "nowhere"))
+    missing = cli("check", "--guideline", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "not a folder" in missing.stderr
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "guideline.ttl").write_text((ROOT / "ontology" / "guideline.ttl").read_text(encoding="utf-8"))
-    incomplete = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(partial))
+    incomplete = cli("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(partial))
     assert incomplete.returncode == 2 and "lacks sources.ttl, terms.ttl, vocab.ttl" in incomplete.stderr
     assert incomplete.stdout == ""
     import subprocess
@@ -300,14 +304,11 @@ def test_guideline_option_errors_and_fmt_outside_a_checkout(tmp_path):
 
 def test_a_checkout_of_another_version_gets_a_note(tmp_path):
     import shutil
-    import subprocess
-    import sys
 
     for folder in ("ontology", "shapes", "queries"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "jdm-kg"\nversion = "9.9.9"\n')
-    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "validate", str(EX / "skin-predominant.ttl")],
-                          cwd=tmp_path / "ontology", capture_output=True, text=True, timeout=300)
+    proc = cli("validate", str(EX / "skin-predominant.ttl"), cwd=tmp_path / "ontology")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Guideline v") and "from ./: the working tree of the checkout" in proc.stdout
     assert "note: this checkout is jdm-kg 9.9.9 but the program running is jdm-kg" in proc.stderr
@@ -331,7 +332,7 @@ def _guideline_with(tmp_path, old: str, new: str, within: str | None = None):
 def test_a_dose_unit_that_contradicts_its_basis_is_never_multiplied_out(tmp_path):
     """An author's slip (per-kg basis, unit still mg/m2) must not print a 30-fold rituximab dose."""
     folder = _guideline_with(tmp_path, "jdm:PerM2BodySurfaceArea", "jdm:PerKgBodyWeight", "jdmg:regimen-rituximab")
-    proc = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
+    proc = cli("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
     assert proc.returncode == 0, proc.stderr
     assert "13125" not in proc.stdout and "437.5" not in proc.stdout
     assert "no dose worked out: the guideline graph's dose unit 'mg/m2' does not match its basis" in proc.stdout
@@ -339,7 +340,7 @@ def test_a_dose_unit_that_contradicts_its_basis_is_never_multiplied_out(tmp_path
 
 def test_a_guideline_without_a_policy_setting_is_a_clear_error_not_a_bug(tmp_path):
     folder = _guideline_with(tmp_path, "jdm:screeningMaxAgeDays 365 ;", "")
-    proc = run("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
+    proc = cli("recommend", str(EX / "skin-predominant.ttl"), "--guideline", str(folder))
     assert proc.returncode == 2, proc.stderr
     assert "lacks jdm-kg policies or settings it needs: screeningMaxAgeDays; run jdm-kg check" in proc.stderr
     assert "please report" not in proc.stderr
@@ -349,7 +350,7 @@ def test_query_data_says_which_records_do_not_conform_and_which_are_merged(tmp_p
     export = tmp_path / "skin-export.json"  # the FHIR twin, exported under the Turtle record's patient IRI
     export.write_text((EX / "fhir" / "skin-predominant.json").read_text(encoding="utf-8").replace(
         "example/fhir/Patient/P-SKIN", "example/patient/P-SKIN"), encoding="utf-8")
-    proc = run("query", "patients", "--data", str(EX / "invalid" / "height-in-metres.ttl"),
+    proc = cli("query", "patients", "--data", str(EX / "invalid" / "height-in-metres.ttl"),
                str(EX / "skin-predominant.ttl"), str(export))
     assert proc.returncode == 0, proc.stderr
     assert "record P-BAD-UNITS does not conform (2 violation(s), e.g. bodyHeight.value): its facts are queried as " \

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run
+from helpers import ROOT, cli  # in-process; what only a process shows (full disk, pipes, SIGTERM) runs below as one
 
 EX = ROOT / "examples"
 SKIN = (EX / "skin-predominant.ttl").read_text()
@@ -45,7 +45,7 @@ def test_hostile_shapes_are_refused_from_the_text_with_the_limit_named(tmp_path:
     (tmp_path / "episodes.ttl").write_text(_record_with(f"jdm:treatmentEpisode {episodes}"))
     (tmp_path / "literal.ttl").write_text(SKIN.replace('"kg"', '"' + "k" * (10 * 1024 * 1024) + '"', 1))
     (tmp_path / "good.ttl").write_text(SKIN)
-    proc = run("validate", str(tmp_path), tmp_path=tmp_path)
+    proc = cli("validate", str(tmp_path))
     assert proc.returncode == 2
     errors = _error_lines(proc)
     assert "blank nodes or lists nested more than 32 deep" in errors["deep.ttl"]
@@ -62,7 +62,7 @@ def test_query_data_with_a_deep_list_is_refused(tmp_path: Path) -> None:
     text = _record_with("<urn:x:l> " + "(" * 10_000 + ")" * 10_000)
     path.write_text(text)
     line = text[: text.index("<urn:x:l>")].count("\n") + 1  # the line the deep list is on
-    proc = run("query", "patients", "--data", str(path), tmp_path=tmp_path)
+    proc = cli("query", "patients", "--data", str(path))
     assert proc.returncode == 2 and "nested more than 32 deep" in proc.stderr and f"nested.ttl:{line}" in proc.stderr
 
 
@@ -80,7 +80,7 @@ def test_a_drug_iri_that_names_no_drug_is_a_violation(tmp_path: Path, drug: str,
     the patient as a treatment's drug: a violation with "did you mean", not another medication."""
     path = tmp_path / "p.ttl"
     path.write_text(SKIN.replace("jdm:drug jdmg:tofacitinib", f"jdm:drug {drug}", 1))
-    proc = run("validate", str(path), tmp_path=tmp_path)
+    proc = cli("validate", str(path))
     assert proc.returncode == 1, proc.stdout
     assert "violation" in proc.stdout and says in proc.stdout
 
@@ -90,7 +90,7 @@ def test_malformed_json_ld_and_a_cut_turtle_file_get_a_clear_message(tmp_path: P
              "cut.ttl": "@prefix jdm:  <https://w3id.org/jdm-kg/vocab#> .\n@pre"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    proc = run("validate", *(str(tmp_path / n) for n in files), tmp_path=tmp_path)
+    proc = cli("validate", *(str(tmp_path / n) for n in files))
     assert proc.returncode == 2
     errors = _error_lines(proc)
     assert "the document is null: a JSON-LD patient record is a JSON object" in errors["null.jsonld"]
@@ -113,7 +113,7 @@ def test_output_that_cannot_be_written_is_exit_2_with_the_reason(tmp_path: Path)
     assert proc.returncode == 2
     assert "error: standard output: cannot write the output (No space left on device)" in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
-    docs = run("docs", "-o", "/proc/jdm-kg-site", tmp_path=tmp_path)
+    docs = cli("docs", "-o", "/proc/jdm-kg-site")
     assert docs.returncode == 2 and "cannot write here" in docs.stderr and "please report" not in docs.stderr
     piped = subprocess.run(f"set -o pipefail; {sys.executable} -m jdm_kg.cli query patients --data "
                            f"{EX / 'skin-predominant.ttl'} | head -1", shell=True, capture_output=True, text=True,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import cli
 from rdflib import RDF, RDFS, SKOS, URIRef
 
 from jdm_kg import recommend_file
@@ -119,15 +119,15 @@ def test_json_keeps_the_roles_apart():
 
 def test_details_and_explain_give_every_quote():
     path = ROOT / "examples" / "muscle-predominant.jsonld"
-    short = run("recommend", str(path))
-    long = run("recommend", str(path), "--details")
+    short = cli("recommend", str(path))
+    long = cli("recommend", str(path), "--details")
     assert short.returncode == long.returncode == 0
     assert "quote:" not in short.stdout
     assert 'quote: "Particularly effective for muscle involvement and ILD"' in long.stdout
-    explained = run("explain", str(path), "infliximab")
+    explained = cli("explain", str(path), "infliximab")
     assert "less suitable for the predominant feature" in explained.stdout
     assert "More effective for skin manifestations than muscle disease" in explained.stdout
-    markdown = run("recommend", str(path), "--format", "markdown")
+    markdown = cli("recommend", str(path), "--format", "markdown")
     assert "### Next-line biologic options" in markdown.stdout
 
 
@@ -150,7 +150,11 @@ def _cli(*args: str, seed: str) -> subprocess.CompletedProcess[str]:
                           env=env, timeout=300)
 
 
-@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "jsonl", "turtle"])
+# The text a clinician reads and the RDF serialisation by default; the other formats (the same
+# results, written otherwise) under the slow marker.
+@pytest.mark.parametrize("fmt", ["text", pytest.param("markdown", marks=pytest.mark.slow),
+                                 pytest.param("json", marks=pytest.mark.slow), pytest.param("jsonl", marks=pytest.mark.slow),
+                                 "turtle"])
 def test_same_input_gives_byte_identical_output(fmt):
     files = [str(p) for p in EXAMPLES] + ["tests/vignettes"]
     first = _cli("recommend", *files, "--format", fmt, seed="1")
@@ -197,8 +201,7 @@ def test_an_earlier_course_of_an_offered_drug_is_noted_on_its_line(tmp_path):
         "subject": {"reference": "Patient/P-MUSCLE"}, "authoredOn": "2023-01-01"}})
     path = tmp_path / "rtx-before.json"
     path.write_text(json.dumps(bundle))
-    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", "recommend", str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = cli("recommend", str(path))
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("#1 rituximab"))
     assert "note: given before, from 2023-01-01 (end not recorded), outcome not recorded: find out how that course went" in line

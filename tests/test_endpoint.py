@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run
+from helpers import ROOT, cli, run  # run: a subprocess, as a user runs it; cli: in-process
 from rdflib import Graph
 
 from jdm_kg import InputError, load_guideline, load_patient_file
@@ -120,10 +120,10 @@ def test_vignettes_on_the_server_through_the_api(loaded):
 
 def test_analyst_query_on_loaded_data(loaded):
     skin = ROOT / "examples" / "fhir" / "skin-predominant.json"
-    load_out = run("load", "--endpoint", loaded["query"], "--update", loaded["update"], "--no-guideline", str(skin))
+    load_out = cli("load", "--endpoint", loaded["query"], "--update", loaded["update"], "--no-guideline", str(skin))
     graph = load_out.stdout.split("-> graph <")[1].split(">")[0]
     assert graph == "urn:jdm-kg:patient:https://w3id.org/jdm-kg/example/fhir/Patient/P-SKIN"  # by the patient, not the file
-    proc = run("query", "option-matches", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
+    proc = cli("query", "option-matches", "--endpoint", loaded["query"], "--graph", "https://w3id.org/jdm-kg/guideline",
                "--graph", graph, "--param", "patient=https://w3id.org/jdm-kg/example/fhir/Patient/P-SKIN", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
@@ -214,7 +214,7 @@ def proxy(loaded):
     server.daemon_threads = True
     server.upstream = loaded["query"].rsplit("/", 1)[0]
     server.mode = "none"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # quick to stop
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     yield server, {"query": f"{base}/query", "update": f"{base}/update"}
@@ -244,7 +244,7 @@ ILD = str(ROOT / "examples" / "ild-predominant.ttl")
 def test_a_failing_server_leaves_no_temporary_graph(loaded, proxy, mode, message):
     server, urls = proxy
     server.mode = mode
-    proc = run("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"], "--timeout", "1")
+    proc = cli("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"], "--timeout", "1")
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1  # the run's error, once
     assert _left_behind(loaded) == []
@@ -253,22 +253,22 @@ def test_a_failing_server_leaves_no_temporary_graph(loaded, proxy, mode, message
 def test_a_server_that_refuses_everything_is_one_clear_error(proxy):
     server, urls = proxy
     server.mode = "500"
-    proc = run("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"])
+    proc = cli("recommend", SKIN, ILD, "--endpoint", urls["query"], "--update", urls["update"])
     assert proc.returncode == 2 and proc.stderr.count("the SPARQL server answered 500") == 1
 
 
 def test_an_undroppable_temporary_graph_is_reported_and_cleaned_up(loaded, proxy):
     server, urls = proxy
     server.mode = "fail-drop"
-    proc = run("recommend", SKIN, "--format", "json", "--endpoint", urls["query"], "--update", urls["update"])
+    proc = cli("recommend", SKIN, "--format", "json", "--endpoint", urls["query"], "--update", urls["update"])
     assert proc.returncode == 2 and "could not drop 1 temporary graph(s) holding patient data" in proc.stderr
     assert "jdm-kg load --cleanup" in proc.stderr
     left = _left_behind(loaded)
     assert len(left) == 1
-    recent = run("load", "--cleanup", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
+    recent = cli("load", "--cleanup", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
     assert recent.returncode == 0 and "dropped 0 temporary graph(s)" in recent.stdout  # a run of now may be running
     assert _left_behind(loaded) == left
-    proc = run("load", "--cleanup", "0", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
+    proc = cli("load", "--cleanup", "0", "--no-guideline", "--endpoint", loaded["query"], "--update", loaded["update"])
     assert proc.returncode == 0 and "dropped 1 temporary graph(s)" in proc.stdout and left[0] in proc.stdout
     assert _left_behind(loaded) == []
 
@@ -276,10 +276,10 @@ def test_an_undroppable_temporary_graph_is_reported_and_cleaned_up(loaded, proxy
 def test_a_failed_load_leaves_the_guideline_as_it_was(loaded, proxy):
     server, urls = proxy
     server.mode = "fail-move"
-    proc = run("load", "--endpoint", urls["query"], "--update", urls["update"])
+    proc = cli("load", "--endpoint", urls["query"], "--update", urls["update"])
     assert proc.returncode == 2 and "the SPARQL server answered 500" in proc.stderr
     assert _left_behind(loaded) == []
-    ok = run("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
+    ok = cli("recommend", SKIN, "--endpoint", loaded["query"], "--update", loaded["update"])
     assert ok.returncode == 0, ok.stderr  # the guideline there is still whole
 
 
@@ -342,7 +342,7 @@ def _patient(folder: Path, name: str, pid: str, weight: str = "35.0", subject: s
 
 
 def _load(urls, *args):
-    return run("load", "--endpoint", urls["query"], "--update", urls["update"], "--no-guideline", *map(str, args))
+    return cli("load", "--endpoint", urls["query"], "--update", urls["update"], "--no-guideline", *map(str, args))
 
 
 def _graphs_holding(urls, pid: str) -> list[str]:
@@ -376,7 +376,7 @@ def test_loading_an_edited_file_again_leaves_one_copy_of_the_patient(loaded, tmp
     assert (third.returncode, third.stdout, third.stderr) == (second.returncode, second.stdout, second.stderr)
     # an analyst's query without --graph reads the guideline and the patient graphs: one row
     (tmp_path / "weights.rq").write_text(WEIGHTS, encoding="utf-8")
-    proc = run("query", str(tmp_path / "weights.rq"), "--endpoint", loaded["query"], "--format", "json")
+    proc = cli("query", str(tmp_path / "weights.rq"), "--endpoint", loaded["query"], "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert [row for row in json.loads(proc.stdout) if "P-RELOAD" in row["patient"]] == [
         {"patient": "https://example.org/load-test/P-RELOAD", "weight": "36.5"}]
@@ -504,25 +504,25 @@ def test_a_failed_reload_leaves_the_patient_as_it_was(loaded, proxy, tmp_path):
 
 def test_query_on_a_server_without_graph_names_what_it_reads(empty_server, tmp_path):
     urls = empty_server
-    nothing = run("query", "patients", "--endpoint", urls["query"])
+    nothing = cli("query", "patients", "--endpoint", urls["query"])
     assert nothing.returncode == 2 and nothing.stdout == ""
     assert "holds no graph jdm-kg load made (neither the guideline graph <https://w3id.org/jdm-kg/guideline> nor a " \
            "patient graph <urn:jdm-kg:patient:...>): load data with jdm-kg load" in nothing.stderr
-    load = run("load", "--endpoint", urls["query"], "--update", urls["update"],
+    load = cli("load", "--endpoint", urls["query"], "--update", urls["update"],
                str(_patient(tmp_path, "a.ttl", "P-Q1")), str(_patient(tmp_path, "b.ttl", "P-Q2")))
     assert load.returncode == 0, load.stderr
-    proc = run("query", "patients", "--endpoint", urls["query"], "--format", "json")
+    proc = cli("query", "patients", "--endpoint", urls["query"], "--format", "json")
     assert proc.returncode == 0
     assert json.loads(proc.stdout) == [{"patient": "https://example.org/load-test/P-Q1", "patientId": "P-Q1"},
                                        {"patient": "https://example.org/load-test/P-Q2", "patientId": "P-Q2"}]
     assert f"note: querying the guideline graph and 2 patient graph(s) that jdm-kg load made on {urls['query']}" \
            in proc.stderr
     # the guideline is read too: a patient's option matches need no --graph
-    matches = run("query", "option-matches", "--endpoint", urls["query"], "--format", "json",
+    matches = cli("query", "option-matches", "--endpoint", urls["query"], "--format", "json",
                   "--param", "patient=https://example.org/load-test/P-Q1")
     assert matches.returncode == 0 and json.loads(matches.stdout), matches.stderr
     # a graph that is not there is an error naming those that are, never 0 rows
-    missing = run("query", "patients", "--endpoint", urls["query"], "--graph", "urn:jdm-kg:patient:P-Q3")
+    missing = cli("query", "patients", "--endpoint", urls["query"], "--graph", "urn:jdm-kg:patient:P-Q3")
     assert missing.returncode == 2 and missing.stdout == ""
     assert ("error: --graph: no graph <urn:jdm-kg:patient:P-Q3> on the server (or it is empty); graphs jdm-kg load "
             "made there: the guideline graph <https://w3id.org/jdm-kg/guideline>, 2 patient graph(s): "
@@ -530,7 +530,7 @@ def test_query_on_a_server_without_graph_names_what_it_reads(empty_server, tmp_p
             "<urn:jdm-kg:patient:https://example.org/load-test/P-Q2>") in missing.stderr
     # a query that names its graphs itself runs on the server's dataset as written
     (tmp_path / "graphs.rq").write_text("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } } ORDER BY ?g")
-    graphs = run("query", str(tmp_path / "graphs.rq"), "--endpoint", urls["query"], "--format", "json")
+    graphs = cli("query", str(tmp_path / "graphs.rq"), "--endpoint", urls["query"], "--format", "json")
     assert graphs.returncode == 0 and "note:" not in graphs.stderr
     assert [row["g"] for row in json.loads(graphs.stdout)] == [
         "https://w3id.org/jdm-kg/guideline", "urn:jdm-kg:patient:https://example.org/load-test/P-Q1",

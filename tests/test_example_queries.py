@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import cli, run
 from rdflib import OWL, RDF, Graph
 
 from jdm_kg import load_patient_file, recommend_graph
@@ -262,7 +262,7 @@ def test_every_example_runs_as_its_header_says(tmp_path):
             if ">" in words:
                 target = tmp_path / words[words.index(">") + 1]
                 words = words[:words.index(">")]
-            proc = run(*[str(tmp_path / w) if w == "out.ttl" else w for w in words[1:]])
+            proc = cli(*[str(tmp_path / w) if w == "out.ttl" else w for w in words[1:]])  # (as run() would)
             assert proc.returncode == 0, (q.name, proc.stderr)
             if target is not None:
                 target.write_text(proc.stdout, encoding="utf-8")
@@ -286,6 +286,7 @@ def test_examples_by_file_and_in_the_list():
     assert "run: jdm-kg query examples/patients-jak-failure --data examples/fhir" in listed
 
 
+@pytest.mark.slow  # (by default: tests/test_query_determinism.py runs every example under two hash seeds, JSON)
 @pytest.mark.parametrize("name, data", [("treatment-options", []), ("patients-jak-failure", ["--data", "examples/fhir"]),
                                         ("policies", [])])
 def test_example_output_is_the_same_bytes_on_every_run(name, data):

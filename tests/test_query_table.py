@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run
+from helpers import ROOT, cli, run
 
 from jdm_kg import load_guideline
 from jdm_kg.knowledge import prefixes, query_terms
@@ -33,14 +33,10 @@ ORDER BY ?patient ?drug
 
 
 def _cli(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it, into a pipe, with COLUMNS set or not (not inherited)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    if columns is not None:
-        env["COLUMNS"] = str(columns)
-    proc = subprocess.run([sys.executable, "-m", "jdm_kg.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=300, check=False)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+    """The CLI into a pipe (in-process, :func:`helpers.cli`), with COLUMNS set or not: a pipe is
+    no terminal, so COLUMNS must not matter. On a terminal (a pseudo-terminal) and as a user runs
+    it: :func:`_terminal`, a subprocess; so is ``run`` below."""
+    return cli(*args, env={"COLUMNS": str(columns)} if columns is not None else None)
 
 
 def _long_patient(tmp_path: Path) -> Path:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import cli, run
 from rdflib import Literal, URIRef
 from rdflib.term import Node
 
@@ -208,18 +208,18 @@ def test_the_patients_cover_what_a_list_of_options_gets_wrong(cases):
 
 def test_query_prints_not_a_recommendation_with_the_rows(tmp_path):
     patient = "patient=<https://w3id.org/jdm-kg/example/patient/P-ILD>"
-    table = run("query", "option-matches", "--data", "examples/ild-predominant.ttl", "--param", patient)
+    table = cli("query", "option-matches", "--data", "examples/ild-predominant.ttl", "--param", patient)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].startswith("Guideline v")  # which guideline, then the notice
     assert lines[1].startswith("NOT A RECOMMENDATION: the guideline's sentences that match the patient's features")
     assert lines[-1].startswith("NOT A RECOMMENDATION (see the first line): `jdm-kg recommend` says which options")
-    as_csv = run("query", "option-matches", "--data", "examples/ild-predominant.ttl", "--param", patient,
+    as_csv = cli("query", "option-matches", "--data", "examples/ild-predominant.ttl", "--param", patient,
                  "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))  # stdout stays CSV
     assert {r["option"].rsplit("/", 1)[-1] for r in rows} >= {"rituximab", "infliximab", "adalimumab", "ivig"}
     assert "note: NOT A RECOMMENDATION: the guideline's sentences" in as_csv.stderr
-    plain = run("query", "patients", "--data", "examples/ild-predominant.ttl")
+    plain = cli("query", "patients", "--data", "examples/ild-predominant.ttl")
     assert "RECOMMENDATION" not in plain.stdout + plain.stderr
 
 
@@ -239,13 +239,13 @@ def test_query_list_says_what_each_query_is():
 
 def test_recommended_options_from_recommends_turtle_output_through_the_cli(tmp_path):
     out = tmp_path / "out.ttl"
-    proc = run("recommend", "examples/ild-predominant.ttl", "examples/no-jak-failure.ttl", "--format", "turtle")
+    proc = cli("recommend", "examples/ild-predominant.ttl", "examples/no-jak-failure.ttl", "--format", "turtle")
     assert proc.returncode == 0, proc.stderr
     out.write_text(proc.stdout, encoding="utf-8")
-    answer = run("query", "recommended-options", "--data", str(out), "--format", "json")
+    answer = cli("query", "recommended-options", "--data", str(out), "--format", "json")
     assert answer.returncode == 0 and "RECOMMENDATION" not in answer.stderr, answer.stderr
     rows = json.loads(answer.stdout)
-    report = json.loads(run("recommend", "examples/ild-predominant.ttl", "examples/no-jak-failure.ttl",
+    report = json.loads(cli("recommend", "examples/ild-predominant.ttl", "examples/no-jak-failure.ttl",
                             "--format", "json").stdout)
     want = [(p["patientId"], o["option"], o["status"], str(o["rank"] or ""), o["standingBand"] or "")
             for p in sorted(report, key=lambda p: p["patientId"]) for o in p["options"]]
@@ -261,10 +261,10 @@ def test_recommended_options_keeps_two_runs_for_one_patient_apart(tmp_path):
     """A Turtle record and its FHIR export name the same patient: recommend's output holds two
     runs for it, and each option row belongs to one run (it joined on the patient before)."""
     out = tmp_path / "two-runs.ttl"
-    proc = run("recommend", "examples/skin-predominant.ttl", "examples/fhir/skin-predominant.json", "--format", "turtle")
+    proc = cli("recommend", "examples/skin-predominant.ttl", "examples/fhir/skin-predominant.json", "--format", "turtle")
     assert proc.returncode == 0, proc.stderr
     out.write_text(proc.stdout)
-    rows = json.loads(run("query", "recommended-options", "--data", str(out), "--format", "json").stdout)
+    rows = json.loads(cli("query", "recommended-options", "--data", str(out), "--format", "json").stdout)
     by_run: dict[str, list[str]] = {}
     for row in rows:
         by_run.setdefault(row["run"], []).append(row["option"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fuzz.generate import write as write_corpus
-from helpers import ROOT, run
+from helpers import ROOT, cli, run  # run: a subprocess, as a user runs it; cli: in-process
 
 import jdm_kg.batch as batch
 from jdm_kg import InputError, __version__, recommend_file, validate_file
@@ -105,8 +105,8 @@ def _folder(tmp_path: Path, crashers: bool) -> Path:
 def test_batch_isolation_on_the_command_line(tmp_path: Path) -> None:
     """Good files plus one of each crashing kind: each file once in the output, the summary counts
     them all, the exit code is the worst, and the good files' results are what they are alone."""
-    mixed = run("recommend", "--format", "jsonl", "--summary", str(_folder(tmp_path, True)), tmp_path=tmp_path)
-    alone = run("recommend", "--format", "jsonl", str(_folder(tmp_path, False)), tmp_path=tmp_path)
+    mixed = cli("recommend", "--format", "jsonl", "--summary", str(_folder(tmp_path, True)))
+    alone = cli("recommend", "--format", "jsonl", str(_folder(tmp_path, False)))
     assert mixed.returncode == 2 and alone.returncode == 0
     rows = [json.loads(line) for line in mixed.stdout.splitlines()]
     errors = [line for line in mixed.stderr.splitlines() if line.startswith("error: ")]
@@ -189,11 +189,11 @@ def test_control_characters_are_escaped_on_output(tmp_path: Path) -> None:
     path = tmp_path / "esc.ttl"
     path.write_text((EX / "skin-predominant.ttl").read_text().replace('"P-SKIN"', '"P-\\u001b[2J\\u009bSKIN"'))
     for fmt in ("text", "json", "jsonl", "markdown"):
-        proc = run("recommend", "--format", fmt, str(path), tmp_path=tmp_path)
+        proc = cli("recommend", "--format", fmt, str(path))
         assert proc.returncode == 0
         assert "\x1b" not in proc.stdout and "\x9b" not in proc.stdout
         assert "\\u001b[2J" in proc.stdout or "\\\\u001b[2J" in proc.stdout
-    data = json.loads(run("recommend", "--format", "json", str(path), tmp_path=tmp_path).stdout)
+    data = json.loads(cli("recommend", "--format", "json", str(path)).stdout)
     assert data[0]["patientId"] == "P-\x1b[2J\x9bSKIN"  # JSON output still carries the exact value
 
 
@@ -282,7 +282,7 @@ def test_unreadable_folder_is_reported_in_process(tmp_path: Path, monkeypatch: p
 def test_query_with_graph_on_local_data_is_a_usage_error(tmp_path: Path) -> None:
     query = tmp_path / "g.rq"
     query.write_text("SELECT * WHERE { GRAPH <urn:x> { ?s ?p ?o } }")
-    proc = run("query", str(query), "--data", str(EX / "skin-predominant.ttl"), tmp_path=tmp_path)
+    proc = cli("query", str(query), "--data", str(EX / "skin-predominant.ttl"))
     assert proc.returncode == 2 and "the query reads named graphs (GRAPH)" in proc.stderr
 
 
@@ -365,7 +365,7 @@ def test_an_ill_typed_literal_is_in_the_turtle_report_too(tmp_path: Path) -> Non
     """The SHACL report graph (--format turtle) says what the text report says: not conforming."""
     path = tmp_path / "impossible-date.ttl"
     path.write_text(CRASHERS["impossible-date.ttl"], encoding="utf-8")
-    proc = run("validate", "--format", "turtle", str(path), tmp_path=tmp_path)
+    proc = cli("validate", "--format", "turtle", str(path))
     assert proc.returncode == 1
     assert "sh:conforms false" in proc.stdout and '"2020-02-30"^^xsd:date' in proc.stdout
     assert "sh:DatatypeConstraintComponent" in proc.stdout
